@@ -1,0 +1,180 @@
+"""The one small interface every fault-injection backend implements.
+
+Adapters know nothing of Slack or the database. The run engine drives them in
+this order: ``validate`` (at catalogue load), ``preflight`` (before any start),
+``prepare`` (pure, no I/O: a handle the engine persists *before* touching the
+backend), ``inject`` (returns the handle enriched with backend ids, persisted
+again), then ``revert`` (idempotent; works from a persisted handle alone, even
+in a new process after a crash). ``status`` reports what the backend says.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class AdapterError(Exception):
+    """A backend call failed; ``message`` is written for the person running the experiment."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class AdapterParamsError(AdapterError):
+    """The catalogue's parameters for an adapter are invalid. ``field`` is a dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class MissingSecretError(AdapterError):
+    """A ``${VAR}`` named in the catalogue is not set in the environment."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(f"environment variable {variable} is not set (named in the catalogue as ${{{variable}}})")
+        self.variable = variable
+
+
+class AdapterParams(BaseModel):
+    """Base for every adapter's parameter model. Strings may hold ``${VAR}`` references."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class FaultHandle:
+    """Everything needed to revert a fault later, JSON-serialisable, never a secret.
+
+    ``expires_at`` is when the backend heals the fault by itself (None when it never does).
+    """
+
+    adapter: str
+    run_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "adapter": self.adapter,
+            "run_id": self.run_id,
+            "data": self.data,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> FaultHandle:
+        expires = raw.get("expires_at")
+        return cls(
+            adapter=raw["adapter"],
+            run_id=raw["run_id"],
+            data=dict(raw.get("data") or {}),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+
+
+@dataclass(frozen=True)
+class Preflight:
+    ok: bool
+    detail: str
+
+
+class FaultState(StrEnum):
+    ACTIVE = "active"
+    REVERTED = "reverted"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FaultStatus:
+    state: FaultState
+    detail: str = ""
+
+
+def resolve_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """Replace every ``${VAR}`` in strings (recursively through dicts and lists) from the environment.
+
+    Called at the moment of a backend call so secrets never sit in the database or a message.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise MissingSecretError(name)
+            return env[name]
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {key: resolve_env(item, env) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve_env(item, env) for item in value]
+    return value
+
+
+def env_references(value: Any) -> set[str]:
+    """Every ``${VAR}`` name used anywhere in ``value``."""
+    if isinstance(value, str):
+        return set(_ENV_REF.findall(value))
+    if isinstance(value, Mapping):
+        return set().union(*(env_references(item) for item in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(env_references(item) for item in value)) if value else set()
+    return set()
+
+
+class Adapter(ABC):
+    """A fault-injection backend. Subclasses set ``name`` and ``Params`` and implement the methods."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[AdapterParams]]
+    #: True when ``inject`` asks the backend to heal the fault by itself after the duration.
+    self_expiring: ClassVar[bool] = False
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> AdapterParams:
+        """Check catalogue parameters; raise ``AdapterParamsError`` naming the field that is wrong."""
+        try:
+            return cls.Params.model_validate(dict(params))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(part) for part in first["loc"])
+            raise AdapterParamsError(path, first["msg"]) from exc
+
+    @abstractmethod
+    def preflight(self, params: AdapterParams) -> Preflight:
+        """Check the target is reachable and the revert path works, without injecting anything."""
+
+    @abstractmethod
+    def prepare(self, params: AdapterParams, *, run_id: str, duration: timedelta) -> FaultHandle:
+        """Build the handle for a fault about to be injected. Pure: no I/O, deterministic names."""
+
+    @abstractmethod
+    def inject(self, params: AdapterParams, handle: FaultHandle, *, duration: timedelta) -> FaultHandle:
+        """Inject the fault (self-expiring after ``duration`` where the backend allows it)."""
+
+    @abstractmethod
+    def revert(self, params: AdapterParams, handle: FaultHandle) -> None:
+        """Undo the fault. Idempotent, bounded by a timeout, safe after a crash or a second call."""
+
+    @abstractmethod
+    def status(self, params: AdapterParams, handle: FaultHandle) -> FaultStatus:
+        """What the backend says about this fault now."""
+
+    def halt_all(self, params: AdapterParams) -> None:  # noqa: B027 - optional hook, default no-op
+        """Stop every fault this backend is running for us (global kill switch). Optional."""
