@@ -1,0 +1,142 @@
+"""Experiments as declarative, validated data (the playbook's catalogue)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+EXPERIMENT_ID = re.compile(r"^[A-Z][A-Z0-9]*-\d{2,}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Seconds as an int, or a string like ``90s``, ``5m``, ``2h``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        amount, unit = int(match.group(1)), match.group(2)
+        if amount > 0:
+            return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600}[unit])
+    raise ValueError("expected a positive duration such as 300, '90s', '5m' or '2h'")
+
+
+Duration = Annotated[timedelta, Field(description="seconds, or '90s' / '5m' / '2h'")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpProbe(_Strict):
+    """GET (or another method) a URL; the sample is its latency in ms, breached on a bad status or slowness."""
+
+    kind: Literal["http"]
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    max_latency_ms: float | None = Field(None, gt=0)
+
+
+class PrometheusProbe(_Strict):
+    """An instant query; the sample is the first result's value, compared with ``max`` and/or ``min``."""
+
+    kind: Literal["prometheus"]
+    url: str = Field(description="Prometheus base URL, e.g. http://prometheus:9090")
+    query: str
+    max: float | None = None
+    min: float | None = None
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _has_threshold(self) -> PrometheusProbe:
+        if self.max is None and self.min is None:
+            raise ValueError("a prometheus probe needs a threshold: max, min or both")
+        return self
+
+
+Probe = Annotated[HttpProbe | PrometheusProbe, Field(discriminator="kind")]
+
+
+class StopCondition(_Strict):
+    """A probe with a threshold: breaching it aborts the run."""
+
+    name: str = Field(min_length=1, max_length=80)
+    probe: Probe
+
+
+class Fault(_Strict):
+    adapter: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Experiment(_Strict):
+    id: str
+    title: str = Field(min_length=1, max_length=120)
+    hypothesis: str = Field(min_length=1)
+    method: str = Field(min_length=1)
+    expected_outcome: str = Field(min_length=1)
+    safeguards: list[str] = Field(min_length=1)
+    rollback_steps: list[str] = Field(min_length=1)
+    environments: list[str] = Field(min_length=1)
+    fault: Fault
+    stop_conditions: list[StopCondition] = Field(default_factory=list)
+    max_duration: Duration
+    rto: Duration
+    probe_interval: Duration = Field(default=timedelta(seconds=5))
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not EXPERIMENT_ID.match(value):
+            raise ValueError("expected an id like CE-01")
+        return value
+
+    @field_validator("max_duration", "rto", "probe_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_serializer("max_duration", "rto", "probe_interval")
+    def _seconds(self, value: timedelta) -> int:
+        return int(value.total_seconds())
+
+    @field_validator("stop_conditions")
+    @classmethod
+    def _unique_names(cls, value: list[StopCondition]) -> list[StopCondition]:
+        names = [condition.name for condition in value]
+        if len(names) != len(set(names)):
+            raise ValueError("stop condition names must be unique within an experiment")
+        return value
+
+    def snapshot(self) -> dict[str, Any]:
+        """The entry as JSON-ready data: what a run records, so a later catalogue edit changes no history."""
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Catalogue(_Strict):
+    experiments: list[Experiment]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Catalogue:
+        seen: set[str] = set()
+        for experiment in self.experiments:
+            if experiment.id in seen:
+                raise ValueError(f"experiment id {experiment.id} appears twice")
+            seen.add(experiment.id)
+        return self
+
+    def get(self, experiment_id: str) -> Experiment | None:
+        wanted = experiment_id.strip().upper()
+        return next((e for e in self.experiments if e.id == wanted), None)

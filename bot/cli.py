@@ -1,0 +1,122 @@
+"""The ``chaosbot`` command line: database, catalogue, audit and export tasks, and the entry points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bot.audit import service as audit
+from bot.catalogue.service import CatalogueError, load_catalogue
+from bot.context import build_context
+from bot.errors import ConfigurationError
+from bot.policy.service import PolicyError
+from bot.records import export_rows
+from bot.settings import load_settings
+from storage.db import Database, NotMigratedError, redact_url
+from storage.migrate import upgrade
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except (ConfigurationError, CatalogueError, PolicyError, NotMigratedError) as exc:
+        print(f"chaosbot: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaosbot", description="Chaos experiments, run from Slack.")
+    commands = parser.add_subparsers(title="commands")
+
+    db = commands.add_parser("db", help="database tasks").add_subparsers(title="db commands")
+    db.add_parser("upgrade", help="create or migrate the schema").set_defaults(handler=cmd_db_upgrade)
+
+    catalogue = commands.add_parser("catalogue", help="experiment catalogue").add_subparsers(title="catalogue")
+    validate = catalogue.add_parser("validate", help="check a catalogue file (default: the configured one)")
+    validate.add_argument("file", nargs="?", type=Path)
+    validate.set_defaults(handler=cmd_catalogue_validate)
+
+    audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(title="audit")
+    audit_cmd.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
+
+    export = commands.add_parser("export", help="write runs or audit events for the change log")
+    export.add_argument("what", nargs="?", choices=["runs", "events"], default="runs")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(handler=cmd_export)
+
+    serve = commands.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
+    serve.set_defaults(handler=_entry("bot.slack.serve", "main"))
+
+    shell = commands.add_parser("shell", help="the same commands in a terminal, no Slack workspace needed")
+    shell.add_argument("--as", dest="user", default="oliver", help="who you are (a Slack user id)")
+    shell.add_argument("--script", type=Path, help="read commands from a file instead of the terminal")
+    shell.set_defaults(handler=_entry("bot.console.shell", "main"))
+    return parser
+
+
+def _entry(module: str, name: str) -> Command:
+    """Import the entry point only when used: the CLI's quick tasks need no Slack or web server."""
+
+    def run(args: argparse.Namespace) -> int:
+        from importlib import import_module
+
+        return int(getattr(import_module(module), name)(args))
+
+    return run
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print(f"database at {redact_url(settings.database_url)} is up to date")
+    return 0
+
+
+def cmd_catalogue_validate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    path = args.file or settings.catalogue_path
+    catalogue = load_catalogue(path)
+    for experiment in catalogue.experiments:
+        environments = ", ".join(experiment.environments)
+        print(f"{experiment.id}  {experiment.title}  [{environments}]  via {experiment.fault.adapter}")
+    print(f"{len(catalogue.experiments)} experiments valid ({path or 'bundled playbook catalogue'})")
+    return 0
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = Database(settings.database_url)
+    db.check_migrated()
+    with db.transaction() as session:
+        report = audit.verify(session)
+    if report.ok:
+        print(f"audit chain intact: {report.checked} events verified")
+        return 0
+    print(f"AUDIT CHAIN BROKEN at row {report.seq}: {report.problem} ({report.checked} rows verified before it)")
+    return 3
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    context = build_context(load_settings())
+    rows = export_rows(context.db, args.what)
+    if args.output:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            audit.write_rows(rows, out, args.format)
+        print(f"wrote {len(rows)} {args.what} to {args.output}", file=sys.stderr)
+    else:
+        audit.write_rows(rows, sys.stdout, args.format)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The composition root: settings → database, catalogue, policy → the lifecycle core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.catalogue.models import Catalogue
+from bot.catalogue.service import load_catalogue
+from bot.policy.models import GroupMembers, Policy, no_groups
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle
+from bot.settings import Settings
+from storage.db import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    catalogue: Catalogue
+    policy: Policy
+    lifecycle: Lifecycle
+
+
+def build_context(
+    settings: Settings, *, members_of: GroupMembers = no_groups, check_migrated: bool = True
+) -> AppContext:
+    """Load and validate everything at start, so a bad file or an unmigrated database fails loudly now."""
+    catalogue = load_catalogue(settings.catalogue_path)
+    policy = load_policy(settings.policy_path)
+    db = Database(settings.database_url)
+    if check_migrated:
+        db.check_migrated()
+    lifecycle = Lifecycle(db, catalogue, policy, zone=settings.zone, members_of=members_of)
+    return AppContext(settings=settings, db=db, catalogue=catalogue, policy=policy, lifecycle=lifecycle)

@@ -1,0 +1,93 @@
+"""Who may approve what: roles held by Slack users or user groups, and the roles each environment needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from bot.catalogue.models import parse_duration
+
+GroupMembers = Callable[[str], frozenset[str]]
+
+
+def no_groups(_group_id: str) -> frozenset[str]:
+    return frozenset()
+
+
+class Role(StrEnum):
+    RELIABILITY_PARTNER = "reliability_partner"
+    SECURITY_SPECIALIST = "security_specialist"
+    STAKEHOLDER = "stakeholder"
+    EXECUTIVE = "executive"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleHolders(_Strict):
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    def mentions(self) -> list[str]:
+        return [f"<@{user}>" for user in self.users] + [f"<!subteam^{group}>" for group in self.groups]
+
+
+class EnvironmentRules(_Strict):
+    approvals: list[Role] = Field(min_length=1)
+
+    @field_validator("approvals")
+    @classmethod
+    def _no_repeats(cls, value: list[Role]) -> list[Role]:
+        if len(value) != len(set(value)):
+            raise ValueError("a role is listed twice")
+        return value
+
+
+class Policy(_Strict):
+    roles: dict[Role, RoleHolders]
+    environments: dict[str, EnvironmentRules] = Field(min_length=1)
+    plan_expiry: timedelta = Field(default=timedelta(hours=24), description="after the planned start")
+    start_early: timedelta = Field(default=timedelta(minutes=30), description="before the planned start")
+
+    @field_validator("plan_expiry", "start_early", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_serializer("plan_expiry", "start_early")
+    def _seconds(self, value: timedelta) -> int:
+        return int(value.total_seconds())
+
+    @model_validator(mode="after")
+    def _roles_have_holders(self) -> Policy:
+        for name, rules in self.environments.items():
+            for role in rules.approvals:
+                holders = self.roles.get(role)
+                if holders is None or not (holders.users or holders.groups):
+                    raise ValueError(f"environment {name} needs {role.value} but nobody holds that role")
+        return self
+
+    def required_roles(self, environment: str) -> list[Role]:
+        return list(self.environments[environment].approvals)
+
+    def roles_of(self, user_id: str, members_of: GroupMembers = no_groups) -> set[Role]:
+        held = set()
+        for role, holders in self.roles.items():
+            if user_id in holders.users or any(user_id in members_of(group) for group in holders.groups):
+                held.add(role)
+        return held
+
+    def is_approver(self, user_id: str, members_of: GroupMembers = no_groups) -> bool:
+        return bool(self.roles_of(user_id, members_of))
+
+    def holders(self, role: Role) -> RoleHolders:
+        return self.roles.get(role, RoleHolders())

@@ -1,0 +1,418 @@
+"""The run lifecycle: plan, edit, approve, reject, cancel, start, finish, expire.
+
+Every flow is one SQL transaction that records its audit event in the same
+transaction. A flow that loses a race re-reads the run and decides again, so the
+loser gets a clear answer ("already approved by …") instead of a second transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.audit import service as audit
+from bot.catalogue.models import Catalogue, Experiment
+from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted
+from bot.policy.models import GroupMembers, Policy, Role, no_groups
+from bot.policy.service import role_to_credit
+from bot.runs import service as runs
+from bot.runs.models import Approval, Run, RunState
+from bot.safety import killswitch
+from storage.db import Database, utcnow
+
+T = TypeVar("T")
+MAX_TEXT = 2500
+MAX_PLAN_AHEAD = timedelta(days=90)
+PAST_TOLERANCE = timedelta(minutes=5)
+_RACE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    experiment_id: str
+    environment: str | None = None
+    planned_start: datetime | None = None
+    rollback_steps: str | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Approved:
+    run: Run
+    role: Role
+    complete: bool
+
+
+class Lifecycle:
+    """The core's front door: Slack, the console, the CLI and the scheduler all call these methods."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalogue: Catalogue,
+        policy: Policy,
+        *,
+        zone: ZoneInfo,
+        members_of: GroupMembers = no_groups,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.catalogue = catalogue
+        self.policy = policy
+        self.zone = zone
+        self.members_of = members_of
+        self.clock = clock
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def run(self, run_id: int) -> Run:
+        with self.db.transaction() as session:
+            return runs.get(session, run_id=run_id)
+
+    def experiment(self, experiment_id: str) -> Experiment:
+        experiment = self.catalogue.get(experiment_id)
+        if experiment is None:
+            known = ", ".join(e.id for e in self.catalogue.experiments)
+            raise NotFound(f"There is no experiment {experiment_id!r} in the catalogue. Known: {known}.")
+        return experiment
+
+    def local(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone).strftime("%a %d %b %Y %H:%M %Z")
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan(self, actor: str, request: PlanRequest) -> Run:
+        """Create a run in state planned from a catalogue entry, recording the entry's exact content."""
+        experiment = self.experiment(request.experiment_id)
+        environment = self._environment(experiment, request.environment)
+        start = self._planned_start(request.planned_start)
+        rollback = _bounded(request.rollback_steps or default_rollback(experiment), "rollback_steps", required=True)
+        notes = _bounded(request.notes, "notes", required=False)
+        with self.db.transaction() as session:
+            run = Run(
+                experiment_id=experiment.id,
+                experiment=experiment.snapshot(),
+                experiment_hash=experiment.content_hash(),
+                environment=environment,
+                owner=actor,
+                planned_start=start,
+                rollback_steps=rollback,
+                notes=notes,
+                state=RunState.PLANNED.value,
+            )
+            session.add(run)
+            session.flush()
+            audit.append(
+                session,
+                actor=actor,
+                action="run.planned",
+                run_id=run.id,
+                payload={
+                    "experiment": experiment.id,
+                    "experiment_hash": run.experiment_hash,
+                    "environment": environment,
+                    "planned_start": start.isoformat(),
+                },
+            )
+            return run
+
+    def edit(self, actor: str, run_id: int, request: PlanRequest) -> Run:
+        """Change a plan. Approvals were given to the old plan, so they are all reset."""
+
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            if run.owner != actor:
+                raise NotPermitted(f"Only the owner (<@{run.owner}>) can edit {run.label}.")
+            self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "edit")
+            experiment = Experiment.model_validate(run.experiment)
+            changes = {
+                "environment": self._environment(experiment, request.environment or run.environment),
+                "planned_start": self._planned_start(request.planned_start or run.planned_start),
+                "rollback_steps": _bounded(request.rollback_steps or run.rollback_steps, "rollback_steps", True),
+                "notes": _bounded(request.notes, "notes", required=False),
+                "approved_at": None,
+            }
+            reset = [f"{a.role} by {a.user_id}" for a in run.approvals]
+            for approval in list(run.approvals):
+                session.delete(approval)
+            session.flush()
+            runs.transition(session, run=run, to=RunState.PLANNED, **changes)
+            audit.append(
+                session,
+                actor=actor,
+                action="run.edited",
+                run_id=run.id,
+                payload={
+                    **{k: str(v) for k, v in changes.items() if v is not None},
+                    "approvals_reset": reset,
+                },
+            )
+            return run
+
+        return self._retrying(apply)
+
+    # -- approvals -----------------------------------------------------------------------------
+
+    def approve(self, actor: str, run_id: int) -> Approved:
+        def apply(session: Session) -> Approved:
+            run = runs.get(session, run_id=run_id)
+            self._require_state(run, {RunState.PLANNED}, "approve")
+            role = role_to_credit(
+                self.policy,
+                run_label=run.label,
+                environment=run.environment,
+                owner=run.owner,
+                approver=actor,
+                approved=runs.approvals_by_role(run),
+                members_of=self.members_of,
+            )
+            session.add(Approval(run_id=run.id, role=role.value, user_id=actor, at=self.clock()))
+            session.flush()
+            session.refresh(run, ["approvals"])
+            complete = set(self.policy.required_roles(run.environment)) <= set(runs.approvals_by_role(run))
+            if complete:
+                runs.transition(session, run=run, to=RunState.APPROVED, approved_at=self.clock())
+            else:
+                runs.transition(session, run=run, to=RunState.PLANNED)
+            audit.append(session, actor=actor, action="approval.given", run_id=run.id, payload={"role": role})
+            if complete:
+                audit.append(session, actor=actor, action="run.approved", run_id=run.id)
+            return Approved(run=run, role=role, complete=complete)
+
+        return self._retrying(apply)
+
+    def missing_roles(self, run: Run) -> list[Role]:
+        approved = runs.approvals_by_role(run)
+        return [role for role in self.policy.required_roles(run.environment) if role not in approved]
+
+    def reject(self, actor: str, run_id: int, reason: str) -> Run:
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("A rejection needs a reason, so the owner knows what to change.", field="reason")
+
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "reject")
+            if actor == run.owner:
+                raise NotPermitted(f"You own {run.label}; to withdraw it, cancel it instead.")
+            if not self.policy.is_approver(actor, self.members_of):
+                raise NotPermitted(f"Only approvers can reject {run.label}; you hold no approver role.")
+            ended = {
+                "ended_at": self.clock(),
+                "ended_by": actor,
+                "end_reason": _bounded(reason, "reason", True),
+            }
+            runs.transition(session, run=run, to=RunState.REJECTED, **ended)
+            audit.append(session, actor=actor, action="run.rejected", run_id=run.id, payload={"reason": reason})
+            return run
+
+        return self._retrying(apply)
+
+    def cancel(self, actor: str, run_id: int, reason: str = "") -> Run:
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "cancel")
+            if actor != run.owner and not self.policy.is_approver(actor, self.members_of):
+                raise NotPermitted(f"Only the owner (<@{run.owner}>) or an approver can cancel {run.label}.")
+            ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason.strip() or None}
+            runs.transition(session, run=run, to=RunState.CANCELLED, **ended)
+            audit.append(session, actor=actor, action="run.cancelled", run_id=run.id, payload={"reason": reason})
+            return run
+
+        return self._retrying(apply)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def may_start(self, actor: str, run: Run) -> None:
+        """Raise unless ``actor`` may start ``run`` now (owner or approver, approved, in its window)."""
+        if actor != run.owner and not self.policy.is_approver(actor, self.members_of):
+            raise NotPermitted(f"Only the owner (<@{run.owner}>) or an approver can start {run.label}.")
+        self._require_state(run, {RunState.APPROVED}, "start")
+        now = self.clock()
+        opens = run.planned_start - self.policy.start_early
+        if now < opens:
+            raise IllegalTransition(
+                f"{run.label} is planned for {self.local(run.planned_start)}; it can start from {self.local(opens)}."
+            )
+        if now > run.planned_start + self.policy.plan_expiry:
+            raise IllegalTransition(f"{run.label}'s window has passed; plan it again.")
+
+    def begin(self, actor: str, run_id: int, *, dry_run: bool = False) -> Run:
+        """approved → running, unless the kill switch is engaged or the run is outside its window."""
+
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            self.may_start(actor, run)
+            lever = killswitch.state(session)
+            if lever.engaged:
+                raise KillSwitchEngaged(
+                    f"The global kill switch is engaged (by <@{lever.changed_by}>): nothing can start "
+                    "until an approver runs `/chaos resume`."
+                )
+            runs.transition(
+                session,
+                run=run,
+                to=RunState.RUNNING,
+                started_at=self.clock(),
+                started_by=actor,
+                dry_run=dry_run,
+            )
+            audit.append(session, actor=actor, action="run.started", run_id=run.id, payload={"dry_run": dry_run})
+            return run
+
+        return self._retrying(apply)
+
+    def finish(self, actor: str, run_id: int, result: RunState, reason: str = "") -> Run:
+        """running → completed | aborted | failed. Finishing a run that already ended is an error."""
+        if result not in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED):
+            raise ValueError(f"not a final result of a running run: {result}")
+
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            self._require_state(run, {RunState.RUNNING}, result.value.removesuffix("ed").removesuffix("e"))
+            ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason or None}
+            runs.transition(session, run=run, to=result, **ended)
+            audit.append(session, actor=actor, action=f"run.{result.value}", run_id=run.id, payload={"reason": reason})
+            return run
+
+        return self._retrying(apply)
+
+    def expire_overdue(self) -> list[Run]:
+        """Plans whose window passed without a start become expired (called by the scheduler)."""
+        expired = []
+        with self.db.transaction() as session:
+            candidates = runs.find(session, states=[RunState.PLANNED, RunState.APPROVED], limit=1000)
+        for candidate in candidates:
+            if self.clock() > candidate.planned_start + self.policy.plan_expiry:
+                try:
+                    expired.append(self._expire(candidate.id))
+                except IllegalTransition:
+                    continue  # started or ended meanwhile
+        return expired
+
+    def _expire(self, run_id: int) -> Run:
+        def apply(session: Session) -> Run:
+            run = runs.get(session, run_id=run_id)
+            self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "expire")
+            runs.transition(session, run=run, to=RunState.EXPIRED, ended_at=self.clock(), ended_by="chaosbot")
+            audit.append(session, actor="chaosbot", action="run.expired", run_id=run.id)
+            return run
+
+        return self._retrying(apply)
+
+    # -- kill switch ---------------------------------------------------------------------------
+
+    def engage_kill_switch(self, actor: str, reason: str) -> bool:
+        with self.db.transaction() as session:
+            changed = killswitch.set_engaged(session, engaged=True, actor=actor, reason=reason or None)
+            if changed:
+                audit.append(session, actor=actor, action="killswitch.engaged", payload={"reason": reason})
+            return changed
+
+    def release_kill_switch(self, actor: str) -> bool:
+        if not self.policy.is_approver(actor, self.members_of):
+            raise NotPermitted("Only an approver can resume after the global kill switch.")
+        with self.db.transaction() as session:
+            changed = killswitch.set_engaged(session, engaged=False, actor=actor, reason=None)
+            if changed:
+                audit.append(session, actor=actor, action="killswitch.released")
+            return changed
+
+    def kill_switch_engaged(self) -> bool:
+        with self.db.transaction() as session:
+            return killswitch.state(session).engaged
+
+    # -- record --------------------------------------------------------------------------------
+
+    def record(self, actor: str, action: str, run_id: int | None = None, **payload: object) -> None:
+        """Append an audit event for something that is not a transition (a command, a Slack message id)."""
+        with self.db.transaction() as session:
+            audit.append(session, actor=actor, action=action, run_id=run_id, payload=dict(payload))
+
+    def attach_message(self, run_id: int, *, channel_id: str, message_ts: str) -> None:
+        """Remember the run's plan message, the one updated in place on every change."""
+        with self.db.transaction() as session:
+            run = runs.get(session, run_id=run_id)
+            run.channel_id, run.message_ts = channel_id, message_ts
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _retrying(self, apply: Callable[[Session], T]) -> T:
+        for attempt in range(_RACE_RETRIES):
+            try:
+                with self.db.transaction() as session:
+                    return apply(session)
+            except (runs.StaleRun, IntegrityError):
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _require_state(self, run: Run, allowed: set[RunState], action: str) -> None:
+        if run.run_state in allowed:
+            return
+        raise IllegalTransition(self._why_not(run, action))
+
+    def _why_not(self, run: Run, action: str) -> str:
+        state = run.run_state
+        if state is RunState.PLANNED:
+            missing = ", ".join(role.label for role in self.missing_roles(run))
+            return f"{run.label} cannot {action} yet: it still needs approval from {missing}."
+        if state is RunState.APPROVED:
+            return f"{run.label} is already approved (since {self.local(run.approved_at or run.updated_at)})."
+        if state is RunState.RUNNING:
+            return (
+                f"{run.label} is already running: started by <@{run.started_by}> "
+                f"at {self.local(run.started_at or run.updated_at)}."
+            )
+        ended = f"{run.label} already ended: {state.value}"
+        if run.ended_by:
+            ended += f" by <@{run.ended_by}>"
+        if run.ended_at:
+            ended += f" at {self.local(run.ended_at)}"
+        return ended + (f" ({run.end_reason})." if run.end_reason else ".")
+
+    def _environment(self, experiment: Experiment, wanted: str | None) -> str:
+        environment = (wanted or experiment.environments[0]).strip().lower()
+        if environment not in experiment.environments:
+            allowed = ", ".join(experiment.environments)
+            raise InvalidInput(f"{experiment.id} may run only in: {allowed}.", field="environment")
+        if environment not in self.policy.environments:
+            raise InvalidInput(
+                f"The approvals policy has no rules for {environment}, so nobody could approve it.",
+                field="environment",
+            )
+        return environment
+
+    def _planned_start(self, wanted: datetime | None) -> datetime:
+        now = self.clock()
+        start = wanted or now
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=self.zone)
+        if start < now - PAST_TOLERANCE:
+            raise InvalidInput(f"The planned start {self.local(start)} is in the past.", field="planned_start")
+        if start > now + MAX_PLAN_AHEAD:
+            raise InvalidInput("Plan at most 90 days ahead.", field="planned_start")
+        return start
+
+
+def default_rollback(experiment: Experiment) -> str:
+    steps = [f"{i}. {step}" for i, step in enumerate(experiment.rollback_steps, start=1)]
+    return "\n".join(steps)
+
+
+def _bounded(text: str | None, field: str, required: bool) -> str:
+    value = (text or "").strip()
+    if required and not value:
+        raise InvalidInput(f"{field.replace('_', ' ').capitalize()} cannot be empty.", field=field)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(
+            f"{field.replace('_', ' ').capitalize()} is {len(value)} characters; keep it under {MAX_TEXT}.",
+            field=field,
+        )
+    return value

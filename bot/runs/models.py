@@ -1,0 +1,144 @@
+"""A run: one planned execution of one experiment, and everything recorded about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.db import Base, UTCDateTime, utcnow
+
+
+class RunState(StrEnum):
+    PLANNED = "planned"
+    APPROVED = "approved"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunState.PLANNED, RunState.APPROVED, RunState.RUNNING)
+
+
+ALLOWED: dict[RunState, frozenset[RunState]] = {
+    RunState.PLANNED: frozenset(
+        {RunState.PLANNED, RunState.APPROVED, RunState.REJECTED, RunState.CANCELLED, RunState.EXPIRED}
+    ),
+    RunState.APPROVED: frozenset(
+        {RunState.PLANNED, RunState.RUNNING, RunState.REJECTED, RunState.CANCELLED, RunState.EXPIRED}
+    ),
+    RunState.RUNNING: frozenset({RunState.COMPLETED, RunState.ABORTED, RunState.FAILED}),
+}
+
+
+def run_label(run_id: int) -> str:
+    return f"RUN-{run_id}"
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(String(32), index=True)
+    experiment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    experiment_hash: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    planned_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    rollback_steps: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True, default=RunState.PLANNED.value)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    approvals: Mapped[list[Approval]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Approval.id", lazy="selectin"
+    )
+
+    @property
+    def label(self) -> str:
+        return run_label(self.id)
+
+    @property
+    def run_state(self) -> RunState:
+        return RunState(self.state)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (
+        UniqueConstraint("run_id", "role", name="uq_approvals_run_role"),
+        UniqueConstraint("run_id", "user_id", name="uq_approvals_run_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="approvals")
+
+
+class FaultRecord(Base):
+    """A fault's persisted handle: written before the backend call, so a crash can always be reverted."""
+
+    __tablename__ = "faults"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    adapter: Mapped[str] = mapped_column(String(64))
+    handle: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="prepared")  # prepared|injected|reverted|failed
+    injected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Measurement(Base):
+    """One probe sample of one stop condition."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    condition: Mapped[str] = mapped_column(String(80))
+    phase: Mapped[str] = mapped_column(String(16))  # baseline|fault|recovery
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Outcome(Base):
+    """How a run ended, for the retrospective and the monthly summary."""
+
+    __tablename__ = "outcomes"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    result: Mapped[str] = mapped_column(String(16))  # completed|aborted|failed
+    hypothesis_held: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    recovery_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rto_seconds: Mapped[float] = mapped_column(Float)
+    breach: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

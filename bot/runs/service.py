@@ -1,0 +1,66 @@
+"""Database access for runs. Every state change goes through ``transition``, which checks the version."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.errors import IllegalTransition, NotFound
+from bot.policy.models import Role
+from bot.runs.models import ALLOWED, Run, RunState, run_label
+from storage.db import utcnow
+
+_RUN_ID = re.compile(r"^(?:RUN-?)?(\d{1,9})$", re.IGNORECASE)
+
+
+class StaleRun(Exception):
+    """Someone changed the run between our read and our write; the flow re-reads and decides again."""
+
+
+def parse_run_id(text: str) -> int:
+    match = _RUN_ID.match(text.strip())
+    if not match:
+        raise NotFound(f"{text!r} is not a run id; run ids look like RUN-42.")
+    return int(match.group(1))
+
+
+def get(session: Session, *, run_id: int) -> Run:
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"There is no {run_label(run_id)}.")
+    return run
+
+
+def find(session: Session, *, states: Iterable[RunState] | None = None, limit: int = 50) -> list[Run]:
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if states is not None:
+        query = query.where(Run.state.in_([state.value for state in states]))
+    return list(session.scalars(query))
+
+
+def approvals_by_role(run: Run) -> dict[Role, str]:
+    return {Role(approval.role): approval.user_id for approval in run.approvals}
+
+
+def transition(session: Session, *, run: Run, to: RunState, **changes: Any) -> None:
+    """Move ``run`` to ``to`` if it is still at the version we read; otherwise raise ``StaleRun``.
+
+    The conditional UPDATE is what makes two simultaneous clicks give exactly one transition.
+    """
+    current = run.run_state
+    if to not in ALLOWED.get(current, frozenset()):
+        raise IllegalTransition(f"{run.label} is {current.value}; it cannot become {to.value}.")
+    values = {"state": to.value, "version": run.version + 1, "updated_at": utcnow(), **changes}
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.version == run.version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE has rowcount
+        raise StaleRun(run.label)
+    session.refresh(run)

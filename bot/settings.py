@@ -1,0 +1,101 @@
+"""One settings object, read from the environment. Every variable is documented in README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///chaosbot-data/chaosbot.db"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    catalogue_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_CATALOGUE"))
+    policy_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_POLICY"))
+    channel: str = Field("#reliability", validation_alias=_env("CHAOSBOT_CHANNEL"))
+    timezone: str = Field("Australia/Sydney", validation_alias=_env("CHAOSBOT_TIMEZONE"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    log_format: Literal["json", "text", "auto"] = Field("auto", validation_alias=_env("CHAOSBOT_LOG_FORMAT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("CHAOSBOT_LOG_LEVEL"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; the bare scheme would make SQLAlchemy look for psycopg2.
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://HOST:PORT/DB (or rediss://, unix://)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _real_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone name such as Australia/Sydney") from None
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_shape(cls, value: str) -> str:
+        if not value or " " in value:
+            raise ValueError("expected a channel id (C0123…) or a name like #reliability")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_FIELD_TO_ENV = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]  # every field sets one alias
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; a bad value raises ``ConfigurationError`` naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # overrides are keyed by env name
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = str(error["loc"][0]) if error["loc"] else "?"
+            variable = _FIELD_TO_ENV.get(loc, loc)
+            problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')} (got {error['input']!r})")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,123 @@
+"""Fixtures shared by every suite: databases on SQLite and PostgreSQL, Redis, and the lifecycle core."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from bot.catalogue.service import load_catalogue
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle
+from storage.db import Database
+from storage.migrate import upgrade
+from tests.services import redis_client_or_skip, scratch_postgres_database
+
+DATA_TABLES = [
+    "approvals",
+    "faults",
+    "measurements",
+    "outcomes",
+    "audit_events",
+    "leases",
+    "processed_requests",
+    "runs",
+]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once; each test gets a copy, which is much faster than migrating per test."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with scratch_postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    yield database
+    database.dispose()
+
+
+def _reset_postgres(database: Database) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("UPDATE audit_head SET seq = 0, hash = :genesis"), {"genesis": "0" * 64})
+        connection.execute(text("UPDATE kill_switch SET engaged = false, changed_by = NULL, reason = NULL"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database: the same test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "chaosbot.db"
+        shutil.copy(sqlite_template, path)
+        database = Database(f"sqlite:///{path}")
+        yield database
+        database.dispose()
+        return
+    database = request.getfixturevalue("postgres_db")
+    _reset_postgres(database)
+    yield database
+
+
+@pytest.fixture
+def pg_db(postgres_db: Database) -> Database:
+    """PostgreSQL only: for races that need real row locks across connections."""
+    _reset_postgres(postgres_db)
+    return postgres_db
+
+
+@pytest.fixture
+def redis_client():  # type: ignore[no-untyped-def]  # redis.Redis is generic over its response type
+    client = redis_client_or_skip()
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def make_lifecycle(clock: Clock) -> Callable[[Database], Lifecycle]:
+    catalogue, policy = load_catalogue(), load_policy()
+
+    def build(database: Database) -> Lifecycle:
+        return Lifecycle(database, catalogue, policy, zone=ZoneInfo("Australia/Sydney"), clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def lifecycle(db: Database, make_lifecycle: Callable[[Database], Lifecycle]) -> Lifecycle:
+    return make_lifecycle(db)
