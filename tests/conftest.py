@@ -18,6 +18,8 @@ from storage.db import Database
 from storage.migrate import upgrade
 from tests.services import redis_client_or_skip, scratch_postgres_database
 
+pytest_plugins = ["tests.fakeslack.fixtures"]
+
 DATA_TABLES = [
     "approvals",
     "faults",

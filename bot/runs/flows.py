@@ -43,6 +43,15 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
+class ValidPlan:
+    experiment: Experiment
+    environment: str
+    planned_start: datetime
+    rollback_steps: str
+    notes: str
+
+
+@dataclass(frozen=True)
 class Approved:
     run: Run
     role: Role
@@ -87,13 +96,21 @@ class Lifecycle:
 
     # -- planning ------------------------------------------------------------------------------
 
+    def check_plan(self, request: PlanRequest) -> ValidPlan:
+        """Validate a plan without touching the database (fast enough to answer inside Slack's ack)."""
+        experiment = self.experiment(request.experiment_id)
+        return ValidPlan(
+            experiment=experiment,
+            environment=self._environment(experiment, request.environment),
+            planned_start=self._planned_start(request.planned_start),
+            rollback_steps=_bounded(request.rollback_steps or default_rollback(experiment), "rollback_steps", True),
+            notes=_bounded(request.notes, "notes", required=False),
+        )
+
     def plan(self, actor: str, request: PlanRequest) -> Run:
         """Create a run in state planned from a catalogue entry, recording the entry's exact content."""
-        experiment = self.experiment(request.experiment_id)
-        environment = self._environment(experiment, request.environment)
-        start = self._planned_start(request.planned_start)
-        rollback = _bounded(request.rollback_steps or default_rollback(experiment), "rollback_steps", required=True)
-        notes = _bounded(request.notes, "notes", required=False)
+        valid = self.check_plan(request)
+        experiment, environment, start = valid.experiment, valid.environment, valid.planned_start
         with self.db.transaction() as session:
             run = Run(
                 experiment_id=experiment.id,
@@ -102,8 +119,8 @@ class Lifecycle:
                 environment=environment,
                 owner=actor,
                 planned_start=start,
-                rollback_steps=rollback,
-                notes=notes,
+                rollback_steps=valid.rollback_steps,
+                notes=valid.notes,
                 state=RunState.PLANNED.value,
             )
             session.add(run)

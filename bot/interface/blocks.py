@@ -1,0 +1,374 @@
+"""Block Kit for every message kind, built in one place from plain data. Slack and the console share it.
+
+Limits kept here (Slack's documented ones): section text ≤ 3000, button text ≤ 75,
+header ≤ 150, ≤ 50 blocks per message and ≤ 100 per modal or Home tab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.catalogue.models import Catalogue, Experiment
+from bot.interface.metadata import PlanMeta, RunRef
+from bot.policy.models import Role
+from bot.runs.cards import RunCard
+from bot.runs.models import Run, RunState
+
+Block = dict[str, Any]
+SECTION_LIMIT = 3000
+STATE_EMOJI = {
+    RunState.PLANNED: ":hourglass_flowing_sand:",
+    RunState.APPROVED: ":white_check_mark:",
+    RunState.RUNNING: ":red_circle:",
+    RunState.COMPLETED: ":checkered_flag:",
+    RunState.ABORTED: ":octagonal_sign:",
+    RunState.FAILED: ":x:",
+    RunState.REJECTED: ":no_entry_sign:",
+    RunState.CANCELLED: ":heavy_minus_sign:",
+    RunState.EXPIRED: ":zzz:",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+def clip(text: str, limit: int = SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}, **extra}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t)} for t in texts[:10]]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None, confirm: Block | None = None) -> Block:
+    element: Block = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    return element
+
+
+def local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
+
+
+def duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+# -- the run message ---------------------------------------------------------------------------
+
+
+def run_message(card: RunCard, zone: ZoneInfo) -> Message:
+    """The run's one message in the channel, updated in place on every change."""
+    run, experiment = card.run, card.experiment
+    state = run.run_state
+    title = f"{run.label} · {experiment.id} {experiment.title}"
+    blocks: list[Block] = [
+        header(clip(title, 150)),
+        section(f"{STATE_EMOJI[state]} *{_state_line(card, zone)}*"),
+        section(
+            f"*Hypothesis:* {experiment.hypothesis}\n*Method:* {experiment.method}\n"
+            f"*Expected outcome:* {experiment.expected_outcome}"
+        ),
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Environment*\n{run.environment}"},
+                {"type": "mrkdwn", "text": f"*Owner*\n<@{run.owner}>"},
+                {"type": "mrkdwn", "text": f"*Planned start*\n{local(run.planned_start, zone)}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Max duration · RTO*\n{duration(experiment.max_duration)} · {duration(experiment.rto)}",
+                },
+            ],
+        },
+        section("*Safeguards*\n" + "\n".join(f"• {s}" for s in experiment.safeguards)),
+        section(f"*Rollback steps*\n{run.rollback_steps}"),
+    ]
+    if run.notes:
+        blocks.append(section(f"*Notes*\n{run.notes}"))
+    blocks.append(section(_approvals_text(card)))
+    blocks.extend(_progress_blocks(card))
+    if card.outcome is not None:
+        blocks.append(section(_outcome_text(card)))
+    actions = _actions(run)
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"run-{run.id}-actions", "elements": actions})
+    blocks.append(context(f"{experiment.id} catalogue entry `{run.experiment_hash[:12]}` · {run.label}"))
+    return Message(text=f"{title}: {_state_line(card, zone)}", blocks=blocks)
+
+
+def _state_line(card: RunCard, zone: ZoneInfo) -> str:
+    run = card.run
+    state = run.run_state
+    if state is RunState.PLANNED:
+        return "Planned: waiting for approval"
+    if state is RunState.APPROVED:
+        return "Approved: ready to start"
+    if state is RunState.RUNNING:
+        dry = " (dry run)" if run.dry_run else ""
+        return f"Running{dry} since {local(run.started_at or card.now, zone)}, started by <@{run.started_by}>"
+    by = f" by <@{run.ended_by}>" if run.ended_by else ""
+    reason = f": {run.end_reason}" if run.end_reason else ""
+    return f"{state.value.capitalize()}{by}{reason}"
+
+
+def _approvals_text(card: RunCard) -> str:
+    lines = ["*Approvals*"]
+    for role in card.required:
+        if role in card.approvals:
+            lines.append(f":white_check_mark: {role.label}: <@{card.approvals[role]}>")
+        else:
+            holders = ", ".join(card.holders.get(role, [])) or "nobody"
+            lines.append(f":white_square: {role.label} ({holders})")
+    return "\n".join(lines)
+
+
+def _progress_blocks(card: RunCard) -> list[Block]:
+    if card.elapsed is None:
+        return []
+    lines = [f"*Progress* {duration(card.elapsed)} of {duration(card.experiment.max_duration)}"]
+    for sample in card.samples:
+        mark = ":large_green_circle:" if sample.ok else ":red_circle:"
+        value = "n/a" if sample.value is None else f"{sample.value:.4g}"
+        lines.append(f"{mark} {sample.condition}: {value} (threshold {sample.threshold}) {sample.detail}".rstrip())
+    if not card.experiment.stop_conditions:
+        lines.append("No stop conditions: the run ends at its maximum duration.")
+    return [section("\n".join(lines))]
+
+
+def _outcome_text(card: RunCard) -> str:
+    outcome = card.outcome
+    assert outcome is not None
+    held = {True: "held", False: "refuted", None: "not evaluated"}[outcome.hypothesis_held]
+    recovery = "not measured" if outcome.recovery_seconds is None else f"{outcome.recovery_seconds:.1f}s"
+    lines = [
+        f"*Outcome:* {outcome.result} · hypothesis {held}",
+        f"Recovery {recovery} vs RTO {outcome.rto_seconds:.0f}s",
+    ]
+    if outcome.breach:
+        lines.append(f"Breach: {outcome.breach}")
+    return "\n".join(lines)
+
+
+ABORT_CONFIRM: Block = {
+    "title": plain("Abort this run?", 100),
+    "text": {"type": "mrkdwn", "text": "The fault is reverted at once and the run ends as aborted."},
+    "confirm": plain("Abort now", 30),
+    "deny": plain("Keep running", 30),
+    "style": "danger",
+}
+
+
+def _actions(run: Run) -> list[Block]:
+    ref = RunRef(run=run.id).dump()
+    state = run.run_state
+    if state is RunState.PLANNED:
+        return [button("Approve", "run.approve", ref, "primary"), button("Reject", "run.reject", ref)]
+    if state is RunState.APPROVED:
+        return [button("Start", "run.start", ref, "primary"), button("Cancel", "run.cancel", ref)]
+    if state is RunState.RUNNING:
+        return [button("Abort", "run.abort", ref, "danger", ABORT_CONFIRM)]
+    return []
+
+
+# -- short messages ----------------------------------------------------------------------------
+
+USAGE = """*chaosbot* runs the playbook's chaos experiments. Commands:
+• `/chaos list`: the experiment catalogue
+• `/chaos plan CE-03 [staging|production]`: plan a run (opens a form)
+• `/chaos status [RUN-n]`: active runs, or one run
+• `/chaos start RUN-n [--dry-run]`: start an approved run
+• `/chaos abort [RUN-n|all] [reason]`: kill switch; `all` also blocks new starts
+• `/chaos resume`: release the global kill switch (approvers)
+• `/chaos cancel RUN-n [reason]`: withdraw a plan
+• `/chaos help`: this text"""
+
+
+def usage(problem: str | None = None) -> Message:
+    text = f":warning: {problem}\n\n{USAGE}" if problem else USAGE
+    return Message(text=text, blocks=[section(text)])
+
+
+def notice(text: str) -> Message:
+    return Message(text=text, blocks=[section(text)])
+
+
+def catalogue_message(catalogue: Catalogue) -> Message:
+    blocks: list[Block] = [header("Experiment catalogue")]
+    for experiment in catalogue.experiments[:45]:
+        blocks.append(
+            section(
+                f"*{experiment.id}* {experiment.title}\n{experiment.hypothesis}\n"
+                f"_{', '.join(experiment.environments)} · {experiment.fault.adapter} · "
+                f"max {duration(experiment.max_duration)}_"
+            )
+        )
+    blocks.append(context("Plan one with `/chaos plan CE-xx`."))
+    return Message(text=f"{len(catalogue.experiments)} experiments in the catalogue", blocks=blocks)
+
+
+def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool) -> Message:
+    lines = [":rotating_light: *Global kill switch engaged*: no run can start." if kill_switch else ""]
+    if not runs:
+        lines.append("No active runs. Plan one with `/chaos plan CE-xx`.")
+    for run in runs[:40]:
+        lines.append(
+            f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} in {run.environment}: "
+            f"{run.state}, planned {local(run.planned_start, zone)}, owner <@{run.owner}>"
+        )
+    text = "\n".join(line for line in lines if line)
+    return Message(text=text, blocks=[section(text)])
+
+
+# -- modals ------------------------------------------------------------------------------------
+
+
+def plan_modal(experiment: Experiment, environment: str, start: datetime, rollback: str, meta: PlanMeta) -> Block:
+    options = [{"text": plain(env), "value": env} for env in experiment.environments]
+    chosen = next((o for o in options if o["value"] == environment), options[0])
+    return {
+        "type": "modal",
+        "callback_id": "plan.submit",
+        "private_metadata": meta.dump(),
+        "title": plain(f"Plan {experiment.id}", 24),
+        "submit": plain("Plan run", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            section(f"*{experiment.title}*\n{experiment.hypothesis}\n_Method:_ {experiment.method}"),
+            {
+                "type": "input",
+                "block_id": "environment",
+                "label": plain("Environment", 2000),
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    "initial_option": chosen,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "planned_start",
+                "label": plain("Planned start", 2000),
+                "hint": plain("Schedule off-peak; the team's time zone applies to messages.", 2000),
+                "element": {
+                    "type": "datetimepicker",
+                    "action_id": "value",
+                    "initial_date_time": int(start.timestamp()),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "rollback_steps",
+                "label": plain("Rollback steps", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 2500,
+                    "initial_value": clip(rollback, 2500),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "notes",
+                "optional": True,
+                "label": plain("Notes", 2000),
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2500},
+            },
+        ],
+    }
+
+
+def reject_modal(run: Run) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": "reject.submit",
+        "private_metadata": RunRef(run=run.id).dump(),
+        "title": plain(f"Reject {run.label}", 24),
+        "submit": plain("Reject", 24),
+        "close": plain("Back", 24),
+        "blocks": [
+            section(f"Rejecting *{run.label}* ({run.experiment_id} in {run.environment}). Tell the owner why."),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": plain("Reason", 2000),
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2000},
+            },
+        ],
+    }
+
+
+# -- App Home ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeData:
+    kill_switch: bool
+    running: list[Run]
+    awaiting_you: list[tuple[Run, list[Role]]]
+    upcoming: list[Run]
+
+
+def home_view(data: HomeData, zone: ZoneInfo) -> Block:
+    blocks: list[Block] = [header("chaosbot")]
+    if data.kill_switch:
+        blocks.append(section(":rotating_light: *Global kill switch engaged*: no run can start until `/chaos resume`."))
+    else:
+        blocks.append(section(":large_green_circle: Global kill switch released."))
+    blocks.append(header("Running now"))
+    if not data.running:
+        blocks.append(context("Nothing is running."))
+    for run in data.running[:20]:
+        blocks.append(
+            section(
+                f":red_circle: *{run.label}* {run.experiment_id} in {run.environment}, started by <@{run.started_by}>",
+                accessory=button("Abort", "run.abort", RunRef(run=run.id).dump(), "danger", ABORT_CONFIRM),
+            )
+        )
+    blocks.append(header("Waiting for your approval"))
+    if not data.awaiting_you:
+        blocks.append(context("Nothing waits for you."))
+    for run, roles in data.awaiting_you[:20]:
+        blocks.append(
+            section(
+                f"*{run.label}* {run.experiment_id} in {run.environment}, planned {local(run.planned_start, zone)}"
+                f" · you can approve as {', '.join(r.label for r in roles)}",
+                accessory=button("Approve", "run.approve", RunRef(run=run.id).dump(), "primary"),
+            )
+        )
+    blocks.append(header("Upcoming"))
+    if not data.upcoming:
+        blocks.append(context("No upcoming runs."))
+    for run in data.upcoming[:20]:
+        blocks.append(
+            section(
+                f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} ({run.state}), "
+                f"{local(run.planned_start, zone)}"
+            )
+        )
+    return {"type": "home", "blocks": blocks[:100]}

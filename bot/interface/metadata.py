@@ -1,0 +1,31 @@
+"""Typed data carried in a button's ``value`` or a modal's ``private_metadata``: validated, never hand-parsed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.errors import InvalidInput
+
+
+class _Meta(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def dump(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def load(cls, raw: str):  # type: ignore[no-untyped-def]  # returns cls; Self needs 3.11 typing_extensions
+        try:
+            return cls.model_validate_json(raw or "{}")
+        except ValidationError:
+            raise InvalidInput("That button or form is from an older chaosbot; run the command again.") from None
+
+
+class RunRef(_Meta):
+    run: int
+
+
+class PlanMeta(_Meta):
+    experiment: str
+    channel: str | None = None
+    run: int | None = None  # set when the modal edits an existing plan

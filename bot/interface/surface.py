@@ -1,0 +1,39 @@
+"""What a handler can do to the people it talks to. Slack and the console each implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.interface.blocks import Message
+
+Background = Callable[[Callable[[], None]], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who asked, and from where. ``user`` comes only from a verified payload."""
+
+    user: str
+    channel: str | None = None
+    trigger_id: str | None = None
+
+
+class Surface(Protocol):
+    def ephemeral(self, channel: str | None, user: str, message: Message) -> None:
+        """Only ``user`` sees it (a DM when there is no channel, e.g. from App Home)."""
+
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> tuple[str, str]:
+        """Post and return (channel id, message ts)."""
+
+    def update(self, channel: str, ts: str, message: Message) -> None: ...
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None: ...
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
+
+
+def run_inline(work: Callable[[], None]) -> None:
+    """The console's "background": do it now, so output appears in order."""
+    work()

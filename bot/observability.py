@@ -1,0 +1,62 @@
+"""Metrics (Prometheus) and structured logs, shared by every entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("chaosbot_requests_total", "Slack requests handled", ["kind", "outcome"])
+ACK_SECONDS = Histogram(
+    "chaosbot_ack_seconds",
+    "Time from a Slack request arriving to its HTTP response (the ack)",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0),
+)
+REVERTS = Counter("chaosbot_reverts_total", "Faults reverted", ["adapter"])
+REVERT_FAILURES = Counter("chaosbot_revert_failures_total", "Reverts that failed after every retry", ["adapter"])
+SLACK_API_ERRORS = Counter("chaosbot_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"])
+SLACK_API_RETRIES = Counter("chaosbot_slack_api_retries_total", "Slack Web API calls retried", ["reason"])
+
+_CONTEXT_FIELDS = ("run_id", "user", "request_kind", "error_id")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the run id and Slack user whenever the call site gave them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _CONTEXT_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if hasattr(record, name))
+        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = f"{line} [{context}]" if context else line
+        return line + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # slack_sdk logs request bodies at DEBUG, and bodies can carry tokens in form posts.
+    logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,142 @@
+"""The Web API client, the Slack Surface over it, and user-group membership for the policy."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from bot.interface.blocks import Message
+from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
+
+log = logging.getLogger(__name__)
+
+
+class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        retry = super()._can_retry(state=state, request=request, response=response, error=error)
+        if retry:
+            SLACK_API_RETRIES.labels("ratelimited").inc()
+        return retry
+
+
+class _CountingServerErrorHandler(ServerErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        retry = super()._can_retry(state=state, request=request, response=response, error=error)
+        if retry:
+            SLACK_API_RETRIES.labels("server_error").inc()
+        return retry
+
+
+def web_client(token: str, base_url: str) -> WebClient:
+    """slack_sdk retries only connection errors by default; add 429 Retry-After and 5xx retries."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            _CountingRateLimitHandler(max_retry_count=3),
+            _CountingServerErrorHandler(max_retry_count=2),
+        ],
+    )
+
+
+def _counted(method: str, error: SlackApiError) -> SlackApiError:
+    SLACK_API_ERRORS.labels(method, str(error.response.get("error", "unknown"))).inc()
+    return error
+
+
+class SlackSurface:
+    """The Surface handlers talk to, over the Web API."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def ephemeral(self, channel: str | None, user: str, message: Message) -> None:
+        if channel:
+            try:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=message.text, blocks=message.blocks)
+                return
+            except SlackApiError as exc:
+                # Not in that channel (or a DM with someone else): fall back to a direct message.
+                _counted("chat.postEphemeral", exc)
+        self.client.chat_postMessage(channel=user, text=message.text, blocks=message.blocks)
+
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> tuple[str, str]:
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts
+            )
+        except SlackApiError as exc:
+            raise _counted("chat.postMessage", exc) from exc
+        return str(response["channel"]), str(response["ts"])
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+        except SlackApiError as exc:
+            raise _counted("chat.update", exc) from exc
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        try:
+            self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            raise _counted("views.open", exc) from exc
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        try:
+            self.client.views_publish(user_id=user, view=view)
+        except SlackApiError as exc:
+            raise _counted("views.publish", exc) from exc
+
+
+class SlackGroups:
+    """User-group members, cached for a few minutes; a failed lookup keeps the last known members."""
+
+    def __init__(self, client: WebClient, ttl_seconds: float = 300.0) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, group_id: str) -> frozenset[str]:
+        with self._lock:
+            cached = self._cache.get(group_id)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            users = frozenset(self.client.usergroups_users_list(usergroup=group_id).get("users", []))
+        except SlackApiError as exc:
+            _counted("usergroups.users.list", exc)
+            log.warning("could not read members of user group %s", group_id)
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._cache[group_id] = (time.monotonic(), users)
+        return users

@@ -1,0 +1,100 @@
+"""``chaosbot serve``: the Slack app over HTTP (gunicorn, gthread) or Socket Mode."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from bot.errors import ConfigurationError
+from bot.observability import configure_logging
+from bot.runtime import Runtime, build_runtime, worker_pool
+from bot.settings import Settings, load_settings
+from bot.slack.app import create_app
+from bot.slack.client import SlackGroups, SlackSurface, web_client
+from bot.slack.web import WebApp
+
+log = logging.getLogger(__name__)
+
+
+def require_slack(settings: Settings) -> tuple[str, str]:
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        )
+        if value is None
+    ]
+    if missing:
+        raise ConfigurationError(f"chaosbot serve needs {' and '.join(missing)} (see README: Settings)")
+    assert settings.slack_bot_token and settings.slack_signing_secret
+    return settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value()
+
+
+def build(settings: Settings) -> tuple[Runtime, Any]:
+    """The runtime and the Bolt app, wired to the Web API at SLACK_API_URL."""
+    token, secret = require_slack(settings)
+    client = web_client(token, settings.slack_api_url)
+    _pool, background = worker_pool()
+    runtime = build_runtime(settings, SlackSurface(client), background=background, members_of=SlackGroups(client))
+    app = create_app(
+        client=client, signing_secret=secret, handlers=runtime.handlers, ledger=runtime.ledger, background=background
+    )
+    recovered = runtime.recover_orphans()
+    if recovered:
+        log.warning("reverted runs left behind by a lost process: %s", recovered)
+    runtime.start_jobs()
+    return runtime, app
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WebApp:
+        # Runs in the worker process, so the engine's threads and leases belong to the process serving requests.
+        runtime, app = build(self.settings)
+        return WebApp(app, runtime.context.db, runtime.redis)
+
+
+def main(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    require_slack(settings)
+    if settings.slack_app_token is not None:
+        return _socket_mode(settings)
+    options = {
+        "bind": f"0.0.0.0:{settings.port}",
+        "worker_class": "gthread",
+        "workers": int(os.environ.get("CHAOSBOT_WORKERS", "1")),
+        "threads": int(os.environ.get("CHAOSBOT_THREADS", "8")),
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": None,
+        "loglevel": settings.log_level.lower(),
+    }
+    _Gunicorn(settings, options).run()
+    return 0
+
+
+def _socket_mode(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    runtime, app = build(settings)
+    assert settings.slack_app_token is not None
+    log.info("connecting to Slack in Socket Mode")
+    try:
+        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    finally:
+        runtime.close()
+    return 0
