@@ -21,8 +21,9 @@ def _env(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=False)
 
-    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
-    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    # repr=False: these URLs may carry passwords, and settings objects end up in logs and tracebacks.
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"), repr=False)
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"), repr=False)
     catalogue_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_CATALOGUE"))
     policy_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_POLICY"))
     channel: str = Field("#reliability", validation_alias=_env("CHAOSBOT_CHANNEL"))

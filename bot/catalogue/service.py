@@ -47,8 +47,13 @@ def parse_catalogue(raw: Any, *, source: str) -> Catalogue:
         raise CatalogueError(source, ["expected a mapping with a list under 'experiments'"])
     problems: list[str] = []
     experiments: list[Experiment] = []
+    first_seen: dict[str, int] = {}
     for index, entry in enumerate(raw["experiments"]):
         label = _entry_label(entry, index)
+        if label in first_seen:
+            problems.append(f"{label}: id: appears twice (entries #{first_seen[label] + 1} and #{index + 1})")
+            continue
+        first_seen.setdefault(label, index)
         try:
             experiment = Experiment.model_validate(entry)
         except ValidationError as exc:
@@ -86,5 +91,6 @@ def _check_fault(experiment: Experiment) -> list[str]:
     except UnknownAdapterError as exc:
         return [f"fault.adapter: {exc}"]
     except AdapterParamsError as exc:
-        return [f"fault.params.{exc.field}: {exc.message.split(': ', 1)[-1]}"]
+        problem = exc.message.split(": ", 1)[-1].removeprefix("Value error, ")
+        return [f"fault.params.{exc.field}: {problem}"]
     return []

@@ -15,6 +15,7 @@ from bot.catalogue.models import Catalogue, Experiment
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.policy.models import Role
 from bot.runs.cards import RunCard
+from bot.runs.flows import mention
 from bot.runs.models import Run, RunState
 
 Block = dict[str, Any]
@@ -130,7 +131,7 @@ def _state_line(card: RunCard, zone: ZoneInfo) -> str:
     if state is RunState.RUNNING:
         dry = " (dry run)" if run.dry_run else ""
         return f"Running{dry} since {local(run.started_at or card.now, zone)}, started by <@{run.started_by}>"
-    by = f" by <@{run.ended_by}>" if run.ended_by else ""
+    by = f" by {mention(run.ended_by)}" if run.ended_by else ""
     reason = f": {run.end_reason}" if run.end_reason else ""
     return f"{state.value.capitalize()}{by}{reason}"
 

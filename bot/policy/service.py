@@ -80,7 +80,11 @@ def _why_not(
     approved: Mapping[Role, str],
 ) -> str:
     still = "; ".join(f"{role.label} ({', '.join(policy.holders(role).mentions())})" for role in missing)
-    if held:
-        done = ", ".join(f"{role.label} by <@{approved[role]}>" for role in sorted(held) if role in approved)
+    already = sorted(role for role in held if role in approved)
+    if already:
+        done = ", ".join(f"{role.label} by <@{approved[role]}>" for role in already)
         return f"Your role on {run_label} is already approved ({done}). Still missing: {still}."
+    if held:
+        yours = ", ".join(role.label for role in sorted(held))
+        return f"{environment.capitalize()} runs do not need your role ({yours}). {run_label} still needs: {still}."
     return f"You hold none of the roles {run_label} ({environment}) still needs. Still missing: {still}."

@@ -31,6 +31,8 @@ MAX_TEXT = 2500
 MAX_PLAN_AHEAD = timedelta(days=90)
 PAST_TOLERANCE = timedelta(minutes=5)
 _RACE_RETRIES = 5
+SYSTEM_ACTOR = "chaosbot"
+_VERB = {RunState.COMPLETED: "complete", RunState.ABORTED: "abort", RunState.FAILED: "fail"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class PlanRequest:
     environment: str | None = None
     planned_start: datetime | None = None
     rollback_steps: str | None = None
-    notes: str = ""
+    notes: str | None = None  # None: keep what the plan has (on edit); "" clears
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Lifecycle:
             environment=self._environment(experiment, request.environment),
             planned_start=self._planned_start(request.planned_start),
             rollback_steps=_bounded(request.rollback_steps or default_rollback(experiment), "rollback_steps", True),
-            notes=_bounded(request.notes, "notes", required=False),
+            notes=_bounded(request.notes or "", "notes", required=False),
         )
 
     def plan(self, actor: str, request: PlanRequest) -> Run:
@@ -150,9 +152,12 @@ class Lifecycle:
             experiment = Experiment.model_validate(run.experiment)
             changes = {
                 "environment": self._environment(experiment, request.environment or run.environment),
-                "planned_start": self._planned_start(request.planned_start or run.planned_start),
+                # An unchanged start may already be past (inside its window); only a new one is checked.
+                "planned_start": (
+                    self._planned_start(request.planned_start) if request.planned_start else run.planned_start
+                ),
                 "rollback_steps": _bounded(request.rollback_steps or run.rollback_steps, "rollback_steps", True),
-                "notes": _bounded(request.notes, "notes", required=False),
+                "notes": _bounded(run.notes if request.notes is None else request.notes, "notes", required=False),
                 "approved_at": None,
             }
             reset = [f"{a.role} by {a.user_id}" for a in run.approvals]
@@ -180,6 +185,7 @@ class Lifecycle:
         def apply(session: Session) -> Approved:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.PLANNED}, "approve")
+            self._require_window_open(run)
             role = role_to_credit(
                 self.policy,
                 run_label=run.label,
@@ -257,7 +263,10 @@ class Lifecycle:
             raise IllegalTransition(
                 f"{run.label} is planned for {self.local(run.planned_start)}; it can start from {self.local(opens)}."
             )
-        if now > run.planned_start + self.policy.plan_expiry:
+        self._require_window_open(run)
+
+    def _require_window_open(self, run: Run) -> None:
+        if self.clock() > run.planned_start + self.policy.plan_expiry:
             raise IllegalTransition(f"{run.label}'s window has passed; plan it again.")
 
     def begin(self, actor: str, run_id: int, *, dry_run: bool = False) -> Run:
@@ -292,7 +301,7 @@ class Lifecycle:
 
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
-            self._require_state(run, {RunState.RUNNING}, result.value.removesuffix("ed").removesuffix("e"))
+            self._require_state(run, {RunState.RUNNING}, _VERB[result])
             ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason or None}
             runs.transition(session, run=run, to=result, **ended)
             audit.append(session, actor=actor, action=f"run.{result.value}", run_id=run.id, payload={"reason": reason})
@@ -317,8 +326,8 @@ class Lifecycle:
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "expire")
-            runs.transition(session, run=run, to=RunState.EXPIRED, ended_at=self.clock(), ended_by="chaosbot")
-            audit.append(session, actor="chaosbot", action="run.expired", run_id=run.id)
+            runs.transition(session, run=run, to=RunState.EXPIRED, ended_at=self.clock(), ended_by=SYSTEM_ACTOR)
+            audit.append(session, actor=SYSTEM_ACTOR, action="run.expired", run_id=run.id)
             return run
 
         return self._retrying(apply)
@@ -389,7 +398,7 @@ class Lifecycle:
             )
         ended = f"{run.label} already ended: {state.value}"
         if run.ended_by:
-            ended += f" by <@{run.ended_by}>"
+            ended += f" by {mention(run.ended_by)}"
         if run.ended_at:
             ended += f" at {self.local(run.ended_at)}"
         return ended + (f" ({run.end_reason})." if run.end_reason else ".")
@@ -416,6 +425,11 @@ class Lifecycle:
         if start > now + MAX_PLAN_AHEAD:
             raise InvalidInput("Plan at most 90 days ahead.", field="planned_start")
         return start
+
+
+def mention(user_id: str) -> str:
+    """How a person appears in a message; the bot itself is named, not @-mentioned."""
+    return user_id if user_id == SYSTEM_ACTOR else f"<@{user_id}>"
 
 
 def default_rollback(experiment: Experiment) -> str:

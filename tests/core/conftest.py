@@ -1,0 +1,63 @@
+"""Fixtures for the lifecycle-core tests, on top of tests/conftest.py (db, pg_db, clock, lifecycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.catalogue.models import Catalogue
+from bot.catalogue.service import load_catalogue
+from bot.policy.models import GroupMembers, Policy, no_groups
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle
+from storage.db import Database
+from tests.conftest import Clock
+
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+BuildLifecycle = Callable[..., Lifecycle]
+
+
+@pytest.fixture(scope="session")
+def bundled_catalogue() -> Catalogue:
+    """Loaded once: both models are frozen, so sharing them between tests is safe."""
+    return load_catalogue()
+
+
+@pytest.fixture(scope="session")
+def demo_policy() -> Policy:
+    return load_policy()
+
+
+@pytest.fixture
+def make_lifecycle(clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> Callable[[Database], Lifecycle]:
+    """Same as tests/conftest.py's, without re-reading the bundled files for every test."""
+
+    def build(database: Database) -> Lifecycle:
+        return Lifecycle(database, bundled_catalogue, demo_policy, zone=SYDNEY, clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def build_lifecycle(db: Database, clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> BuildLifecycle:
+    """A Lifecycle on ``db`` with the hand-moved clock and any policy, catalogue or group resolver."""
+
+    def build(
+        *,
+        policy: Policy | None = None,
+        catalogue: Catalogue | None = None,
+        members_of: GroupMembers = no_groups,
+    ) -> Lifecycle:
+        return Lifecycle(
+            db,
+            catalogue or bundled_catalogue,
+            policy or demo_policy,
+            zone=SYDNEY,
+            members_of=members_of,
+            clock=clock,
+        )
+
+    return build
