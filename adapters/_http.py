@@ -27,6 +27,8 @@ _NOT_PROCESSED = (429, 503)
 _BODY_EXCERPT = 200
 
 Verify = bool | ssl.SSLContext
+# Building a verifying SSL context loads the CA bundle (30-90 ms); a revert must not pay that per call.
+_DEFAULT_TLS = ssl.create_default_context()
 
 
 class HttpTuning(AdapterParams):
@@ -92,7 +94,8 @@ def json_body(response: httpx.Response, label: str) -> Any:
 
 def _attempt(request: Request, timeout: float, verify: Verify) -> httpx.Response | httpx.TransportError:
     try:
-        with httpx.Client(timeout=timeout, verify=verify, follow_redirects=False) as client:
+        tls = _DEFAULT_TLS if verify is True else verify
+        with httpx.Client(timeout=timeout, verify=tls, follow_redirects=False) as client:
             return client.request(
                 request.method,
                 request.url,

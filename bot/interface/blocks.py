@@ -12,9 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import Catalogue, Experiment
+from bot.interface.cards import RunCard
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.policy.models import Role
-from bot.runs.cards import RunCard
 from bot.runs.flows import mention
 from bot.runs.models import Run, RunState
 
@@ -147,17 +147,29 @@ def _approvals_text(card: RunCard) -> str:
     return "\n".join(lines)
 
 
+PHASE = {"starting": "injecting the fault", "fault": "fault active", "recovery": "fault reverted, recovering"}
+
+
 def _progress_blocks(card: RunCard) -> list[Block]:
-    if card.elapsed is None:
+    progress = card.progress
+    if progress is None:
         return []
-    lines = [f"*Progress* {duration(card.elapsed)} of {duration(card.experiment.max_duration)}"]
-    for sample in card.samples:
-        mark = ":large_green_circle:" if sample.ok else ":red_circle:"
-        value = "n/a" if sample.value is None else f"{sample.value:.4g}"
-        lines.append(f"{mark} {sample.condition}: {value} (threshold {sample.threshold}) {sample.detail}".rstrip())
-    if not card.experiment.stop_conditions:
+    dry = " (dry run)" if progress.dry_run else ""
+    lines = [
+        f"*Progress*{dry}: {PHASE.get(progress.phase, progress.phase)}, "
+        f"{duration(progress.elapsed)} of {duration(progress.max_duration)}"
+    ]
+    for condition in progress.conditions:
+        mark = {True: ":large_green_circle:", False: ":red_circle:", None: ":white_circle:"}[condition.ok]
+        value = f"{condition.value:.4g}" if condition.value is not None else _no_value(condition.at)
+        lines.append(f"{mark} {condition.name}: {value} (threshold {condition.threshold}) {condition.detail}".rstrip())
+    if not progress.conditions:
         lines.append("No stop conditions: the run ends at its maximum duration.")
     return [section("\n".join(lines))]
+
+
+def _no_value(sampled_at: datetime | None) -> str:
+    return "not sampled yet" if sampled_at is None else "not evaluated"
 
 
 def _outcome_text(card: RunCard) -> str:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from bot.interface.blocks import Message, notice, run_message
+from bot.interface.cards import load_card
 from bot.interface.surface import Surface
-from bot.runs.cards import load_card
 from bot.runs.flows import Lifecycle
 from bot.runs.models import Run
 
@@ -42,8 +42,7 @@ class Publisher:
         self._guard = threading.Lock()
 
     def render(self, run_id: int) -> Message:
-        with self.lifecycle.db.transaction() as session:
-            card = load_card(session, self.lifecycle.policy, run_id, self.lifecycle.clock())
+        card = load_card(self.lifecycle.db, self.lifecycle.policy, run_id, self.lifecycle.clock())
         return run_message(card, self.zone)
 
     def post_plan(self, run_id: int) -> Run:

@@ -294,8 +294,19 @@ class Lifecycle:
 
         return self._retrying(apply)
 
-    def finish(self, actor: str, run_id: int, result: RunState, reason: str = "") -> Run:
-        """running → completed | aborted | failed. Finishing a run that already ended is an error."""
+    def finish(
+        self,
+        actor: str,
+        run_id: int,
+        result: RunState,
+        reason: str = "",
+        *,
+        also: Callable[[Session, Run], None] | None = None,
+    ) -> Run:
+        """running → completed | aborted | failed. Finishing a run that already ended is an error.
+
+        ``also`` runs in the same transaction (the engine stores the outcome with the transition).
+        """
         if result not in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED):
             raise ValueError(f"not a final result of a running run: {result}")
 
@@ -305,6 +316,8 @@ class Lifecycle:
             ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason or None}
             runs.transition(session, run=run, to=result, **ended)
             audit.append(session, actor=actor, action=f"run.{result.value}", run_id=run.id, payload={"reason": reason})
+            if also is not None:
+                also(session, run)
             return run
 
         return self._retrying(apply)

@@ -1,0 +1,96 @@
+"""Filling in a modal from the terminal: ``set FIELD VALUE`` into Slack's ``view.state.values`` shape."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.console.render import Block, Field, input_fields, text_of
+
+_RELATIVE = re.compile(r"^\+(\d+)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+REQUIRED = "Please complete this required field."
+
+
+class FormError(Exception):
+    """A value the form cannot take; the message is for the person typing."""
+
+
+def find_field(view: Block, key: str) -> Field:
+    """The input block named by number, block_id or label (case-insensitive)."""
+    fields = input_fields(view)
+    wanted = key.strip().lower()
+    for item in fields:
+        if wanted in (str(item.number), item.block_id.lower(), item.label.lower()):
+            return item
+    names = ", ".join(f"{item.number}={item.block_id}" for item in fields)
+    raise FormError(f"No field {key!r} in this form. Fields: {names}.")
+
+
+def parse_moment(raw: str, zone: ZoneInfo, now: datetime | None = None) -> int:
+    """A unix timestamp from ``now``, ``+30m``, ``2026-12-01 14:00``, ``14:00`` (today) or a timestamp."""
+    now = now or datetime.now(UTC)
+    text = raw.strip().lower()
+    if text == "now":
+        return int(now.timestamp())
+    relative = _RELATIVE.match(text)
+    if relative:
+        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return int((now + delta).timestamp())
+    if text.isdigit() and len(text) >= 9:
+        return int(text)
+    if re.fullmatch(r"\d{1,2}:\d{2}", text):
+        local_day = now.astimezone(zone).strftime("%Y-%m-%d")
+        text = f"{local_day} {text}"
+    for fmt in _FORMATS:
+        try:
+            return int(datetime.strptime(text, fmt).replace(tzinfo=zone).timestamp())
+        except ValueError:
+            continue
+    raise FormError(f"Not a date and time: {raw!r}. Use 2026-12-01 14:00 ({zone.key}), now, or +30m.")
+
+
+def field_state(item: Field, raw: str, zone: ZoneInfo, now: datetime | None = None) -> dict[str, Any]:
+    """The element state Slack would report after the person entered ``raw`` into ``item``."""
+    value = raw.strip()
+    kind = item.kind
+    if kind in ("static_select", "external_select"):
+        return {"type": kind, "selected_option": _option(item, value) if value else None}
+    if kind == "datetimepicker":
+        return {"type": kind, "selected_date_time": parse_moment(value, zone, now) if value else None}
+    if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
+        return {"type": kind, "value": _text(item, value)}
+    raise FormError(f"The console cannot fill in a {kind} field yet.")
+
+
+def _option(item: Field, value: str) -> Block:
+    options: list[Block] = item.element.get("options", [])
+    for number, option in enumerate(options, start=1):
+        if value.lower() in (str(option.get("value")).lower(), text_of(option.get("text")).lower(), str(number)):
+            return option
+    allowed = ", ".join(str(o.get("value")) for o in options)
+    raise FormError(f"{item.label} must be one of: {allowed}.")
+
+
+def _text(item: Field, value: str) -> str | None:
+    if item.element.get("multiline"):
+        value = value.replace("\\n", "\n")
+    limit = item.element.get("max_length")
+    if limit is not None and len(value) > int(limit):
+        raise FormError(f"{item.label} takes at most {limit} characters (got {len(value)}).")
+    return value or None
+
+
+def missing_required(view: Block, values: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Slack's own client-side check: every non-optional input needs a value before submit."""
+    errors = {}
+    for item in input_fields(view):
+        if item.optional:
+            continue
+        state = (values.get(item.block_id) or {}).get(item.action_id) or {}
+        if not any(state.get(k) not in (None, "") for k in state if k != "type"):
+            errors[item.block_id] = REQUIRED
+    return errors

@@ -1,0 +1,24 @@
+"""The run engine: starts runs, watches stop conditions, reverts, the kill switch and the dead man's switch.
+
+No Slack in here: people hear about runs through a ``bot.notify.Notifier``.
+"""
+
+from bot.engine.coordination import Coordination, DatabaseCoordination, RedisCoordination, build_coordination
+from bot.engine.engine import AbortResult, RunEngine
+from bot.engine.errors import AbortImpossible, InjectFailed, PreflightFailed, SteadyStateNotMet
+from bot.engine.progress import ConditionProgress, Progress
+
+__all__ = [
+    "AbortImpossible",
+    "AbortResult",
+    "ConditionProgress",
+    "Coordination",
+    "DatabaseCoordination",
+    "InjectFailed",
+    "PreflightFailed",
+    "Progress",
+    "RedisCoordination",
+    "RunEngine",
+    "SteadyStateNotMet",
+    "build_coordination",
+]

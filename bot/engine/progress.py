@@ -1,0 +1,78 @@
+"""A running run's progress, read from the database so any replica can render it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.catalogue.models import Experiment
+from bot.engine import records
+from bot.engine.probes import threshold_text
+from bot.runs.models import Run, RunState
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class ConditionProgress:
+    """The latest sample of one stop condition (value None: not sampled yet, or the probe errored)."""
+
+    name: str
+    threshold: str
+    value: float | None
+    ok: bool | None
+    detail: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``phase``: starting (fault prepared), fault (injected), recovery (reverted, waiting for steady state)."""
+
+    run_id: int
+    phase: str
+    elapsed: timedelta
+    max_duration: timedelta
+    rto: timedelta
+    dry_run: bool
+    conditions: tuple[ConditionProgress, ...]
+
+
+def read_progress(db: Database, run_id: int, now: Callable[[], datetime]) -> Progress | None:
+    """Progress of a running run; None when the run is not running (or does not exist)."""
+    with db.transaction() as session:
+        run = session.get(Run, run_id, populate_existing=True)
+        if run is None or run.run_state is not RunState.RUNNING:
+            return None
+        experiment = Experiment.model_validate(run.experiment)
+        faults = records.faults(session, run_id=run_id)
+        latest = records.latest_samples(session, run_id=run_id)
+        started = next((f.injected_at for f in faults if f.injected_at), None) or run.started_at or now()
+        conditions = tuple(
+            ConditionProgress(
+                name=c.name,
+                threshold=threshold_text(c),
+                value=latest[c.name].value if c.name in latest else None,
+                ok=latest[c.name].ok if c.name in latest else None,
+                detail=latest[c.name].detail if c.name in latest else "",
+                at=latest[c.name].at if c.name in latest else None,
+            )
+            for c in experiment.stop_conditions
+        )
+        return Progress(
+            run_id=run_id,
+            phase=_phase([f.state for f in faults]),
+            elapsed=max(timedelta(0), now() - started),
+            max_duration=experiment.max_duration,
+            rto=experiment.rto,
+            dry_run=run.dry_run,
+            conditions=conditions,
+        )
+
+
+def _phase(states: list[str]) -> str:
+    if not states or records.PREPARED in states:
+        return "starting"
+    if all(state == records.REVERTED for state in states):
+        return "recovery"
+    return "fault"

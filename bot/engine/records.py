@@ -1,0 +1,113 @@
+"""Database reads and writes of the run engine: fault handles, measurements and outcomes.
+
+Each function works inside the caller's session (one ``Database.transaction()``), so a caller decides what
+is atomic. ``DB_UNAVAILABLE`` lists the errors that mean "the database is unreachable right now": the engine
+retries those writes later and never lets them hold back a revert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from adapters.base import FaultHandle
+from bot.engine.probes import Sample
+from bot.runs.models import FaultRecord, Measurement, Outcome, Run, RunState
+
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+PREPARED, INJECTED, REVERTED, FAILED = "prepared", "injected", "reverted", "failed"
+
+
+def add_fault(session: Session, *, run_id: int, handle: FaultHandle) -> int:
+    """Persist a prepared handle (before the backend is touched); returns the fault id."""
+    record = FaultRecord(run_id=run_id, adapter=handle.adapter, handle=handle.to_json(), state=PREPARED)
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+def fault_injected(session: Session, *, fault_id: int, handle: FaultHandle, at: datetime) -> None:
+    record = session.get_one(FaultRecord, fault_id)
+    record.handle, record.state, record.injected_at = handle.to_json(), INJECTED, at
+    record.expires_at = handle.expires_at
+
+
+def fault_reverted(session: Session, *, fault_id: int, at: datetime) -> None:
+    record = session.get_one(FaultRecord, fault_id)
+    record.state, record.reverted_at, record.last_error = REVERTED, at, None
+
+
+def fault_failed(session: Session, *, fault_id: int, error: str) -> None:
+    record = session.get_one(FaultRecord, fault_id)
+    record.state, record.last_error = FAILED, error
+
+
+def faults(session: Session, *, run_id: int) -> list[FaultRecord]:
+    return list(session.scalars(select(FaultRecord).where(FaultRecord.run_id == run_id).order_by(FaultRecord.id)))
+
+
+def unreverted_faults(session: Session, *, run_ids: Iterable[int]) -> list[FaultRecord]:
+    """Faults of these runs that may still be active (prepared, injected, or a revert that failed)."""
+    query = (
+        select(FaultRecord)
+        .where(FaultRecord.run_id.in_(list(run_ids)), FaultRecord.state != REVERTED)
+        .order_by(FaultRecord.id)
+    )
+    return list(session.scalars(query))
+
+
+def running_runs(session: Session) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.state == RunState.RUNNING.value).order_by(Run.id)))
+
+
+def add_samples(session: Session, *, run_id: int, phase: str, samples: Iterable[Sample], at: datetime) -> None:
+    for sample in samples:
+        session.add(
+            Measurement(
+                run_id=run_id,
+                condition=sample.condition,
+                phase=phase,
+                at=at,
+                value=sample.value,
+                ok=sample.ok,
+                detail=sample.detail,
+            )
+        )
+
+
+def latest_samples(session: Session, *, run_id: int) -> dict[str, Measurement]:
+    """The newest measurement of each condition of a run."""
+    newest = (
+        select(func.max(Measurement.id)).where(Measurement.run_id == run_id).group_by(Measurement.condition)
+    ).scalar_subquery()
+    rows = session.scalars(select(Measurement).where(Measurement.id.in_(newest)))
+    return {row.condition: row for row in rows}
+
+
+def measurements(session: Session, *, run_id: int, phase: str | None = None) -> list[Measurement]:
+    query = select(Measurement).where(Measurement.run_id == run_id).order_by(Measurement.id)
+    if phase is not None:
+        query = query.where(Measurement.phase == phase)
+    return list(session.scalars(query))
+
+
+def save_outcome(session: Session, *, run_id: int, at: datetime, **fields: Any) -> None:
+    """Insert or replace the run's outcome (result, hypothesis_held, recovery_seconds, rto_seconds, breach, summary)."""
+    outcome = session.get(Outcome, run_id)
+    if outcome is None:
+        session.add(Outcome(run_id=run_id, recorded_at=at, **fields))
+        return
+    for name, value in fields.items():
+        setattr(outcome, name, value)
+    outcome.recorded_at = at
+
+
+def outcome(session: Session, *, run_id: int) -> Outcome | None:
+    return session.get(Outcome, run_id, populate_existing=True)

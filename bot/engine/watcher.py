@@ -1,0 +1,144 @@
+"""The per-run watcher thread: probe every interval, abort on a breach, revert at the maximum duration,
+then measure recovery until the steady state is back (or the watcher gives up)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from bot.catalogue.models import Experiment, StopCondition
+from bot.engine.probes import BreachJudge, Sample
+
+log = logging.getLogger(__name__)
+
+FAULT, RECOVERY = "fault", "recovery"
+RECOVERED_AFTER_OK_TICKS = 2
+MIN_RECOVERY_WATCH = timedelta(minutes=5)
+
+
+def recovery_limit(experiment: Experiment) -> timedelta:
+    """How long to wait for the steady state after the revert before calling the hypothesis refuted."""
+    return max(experiment.rto * 2, MIN_RECOVERY_WATCH)
+
+
+class WatcherHost(Protocol):
+    """What a watcher needs from the engine."""
+
+    def still_running(self, run_id: int) -> bool: ...
+    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]: ...
+    def store(self, run_id: int, phase: str, samples: list[Sample]) -> None: ...
+    def breached(self, run_id: int, reason: str) -> None: ...
+    def end_fault(self, run_id: int) -> bool: ...
+    def complete(self, run_id: int, recovery_seconds: float | None) -> None: ...
+    def ticked(self, run_id: int) -> None: ...
+    def crashed(self, run_id: int, error: Exception) -> None: ...
+    def detach(self, run_id: int, *, ended_elsewhere: bool) -> None: ...
+
+
+class Watcher:
+    """Watches one running run in its own thread; ``stop`` ends it at once, without reverting anything."""
+
+    def __init__(
+        self,
+        host: WatcherHost,
+        run_id: int,
+        experiment: Experiment,
+        *,
+        injected_at: float,
+        rehearsal: bool = False,
+    ) -> None:
+        self.host = host
+        # A rehearsal (dry run outside production) records probes it cannot evaluate but does not act on them.
+        self.rehearsal = rehearsal
+        self.run_id = run_id
+        self.experiment = experiment
+        self.injected_at = injected_at
+        self.stop = threading.Event()
+        self.phase = FAULT
+        self._judge = BreachJudge()
+        self._reverted_at = 0.0
+        self._ok_since: float | None = None
+        self._ok_ticks = 0
+        self.thread = threading.Thread(target=self._run, name=f"chaosbot-watch-{run_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        ended_elsewhere = False
+        try:
+            ended_elsewhere = not self._loop()
+        except Exception as exc:  # a bug must not leave a fault injected with nobody watching it
+            log.exception("watcher of run %s crashed", self.run_id)
+            self.host.crashed(self.run_id, exc)
+        finally:
+            self.host.detach(self.run_id, ended_elsewhere=ended_elsewhere)
+
+    def _loop(self) -> bool:
+        """Tick until the run ends here (True) or someone else ended it (False)."""
+        interval = self.experiment.probe_interval.total_seconds()
+        deadline = self.injected_at + self.experiment.max_duration.total_seconds()
+        next_tick = self.injected_at + interval
+        while True:
+            wake = min(next_tick, deadline) if self.phase == FAULT else next_tick
+            if self.stop.wait(max(0.0, wake - time.monotonic())):
+                return True
+            if not self.host.still_running(self.run_id):
+                return False
+            if self.phase == FAULT and time.monotonic() >= deadline:
+                if not self.host.end_fault(self.run_id):
+                    return True
+                self.phase, self._reverted_at = RECOVERY, time.monotonic()
+            taken = time.monotonic()
+            next_tick = taken + interval
+            if self._tick(taken):
+                return True
+
+    def _tick(self, taken: float) -> bool:
+        """Probe once and act on the samples; True when the run has ended."""
+        conditions = self.experiment.stop_conditions
+        if not conditions:
+            if self.phase == RECOVERY:
+                self.host.complete(self.run_id, None)
+                return True
+            return False
+        samples = self.host.sample(conditions)
+        if self.stop.is_set():
+            return True  # aborted while probing: the abort has already reverted; drop the samples
+        self.host.store(self.run_id, self.phase, samples)
+        samples = judged(samples, rehearsal=self.rehearsal)
+        if self.phase == FAULT:
+            reason = next((r for r in map(self._judge.breach, samples) if r), None)
+            if reason is not None:
+                self.host.breached(self.run_id, reason)
+                return True
+        elif self._recovered(taken, samples):
+            return True
+        self.host.ticked(self.run_id)
+        return False
+
+    def _recovered(self, taken: float, samples: list[Sample]) -> bool:
+        if not samples:  # a rehearsal whose probes cannot be evaluated: nothing to wait for
+            self.host.complete(self.run_id, None)
+            return True
+        if all(sample.ok for sample in samples):
+            self._ok_ticks += 1
+            self._ok_since = self._ok_since if self._ok_since is not None else taken
+        else:
+            self._ok_ticks, self._ok_since = 0, None
+        if self._ok_ticks >= RECOVERED_AFTER_OK_TICKS and self._ok_since is not None:
+            self.host.complete(self.run_id, max(0.0, self._ok_since - self._reverted_at))
+            return True
+        if taken - self._reverted_at >= recovery_limit(self.experiment).total_seconds():
+            self.host.complete(self.run_id, None)
+            return True
+        return False
+
+
+def judged(samples: list[Sample], *, rehearsal: bool) -> list[Sample]:
+    """The samples that count: in a rehearsal, a probe that could not be evaluated does not."""
+    return [sample for sample in samples if not (rehearsal and sample.error)]

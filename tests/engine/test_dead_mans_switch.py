@@ -1,0 +1,111 @@
+"""The dead man's switch: a run whose controlling process dies is reverted by another process; leases keep
+two processes from running the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from bot.engine import DatabaseCoordination, records
+from bot.errors import IllegalTransition
+from bot.runs.models import RunState
+from storage.db import Database
+from tests.engine.conftest import OWNER, World
+from tests.engine.lab import Lab, make_experiment, wait_for
+
+TTL = timedelta(seconds=1)
+
+CHILD = """
+import json, sys, time
+from datetime import timedelta
+
+import pytest
+from zoneinfo import ZoneInfo
+from bot.catalogue.models import Catalogue
+from bot.engine import RunEngine, build_coordination
+from bot.notify import RecordingNotifier
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle
+from storage.db import Database
+
+db = Database(sys.argv[1])
+catalogue = Catalogue.model_validate({"experiments": [json.loads(sys.argv[2])]})
+lifecycle = Lifecycle(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
+engine = RunEngine(lifecycle, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
+engine.start("owen", int(sys.argv[3]))
+print("running", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_whose_process_was_killed_is_reverted_by_a_new_process(db: Database, lab: Lab, make_world) -> None:  # type: ignore[no-untyped-def]
+    long_run = make_experiment(lab, max_duration=60)
+    world: World = make_world(db, long_run)
+    run_id = world.approved()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, world.db.url, json.dumps(long_run.snapshot()), str(run_id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        wait_for(lambda: world.lab.fault_on or child.poll() is not None, timeout=20, what="the child's inject")
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    killed = time.monotonic()
+    assert world.lab.fault_on and world.lab.times("revert") == []
+
+    engine = world.engine(lease_ttl=TTL)
+    recovered = wait_for(engine.recover_orphans, timeout=5, what="the lapsed lease to be noticed")
+
+    assert recovered == [run_id]
+    assert time.monotonic() - killed < TTL.total_seconds() + 1.5
+    assert not world.lab.fault_on and len(world.lab.times("revert")) == 1
+    run = world.run(run_id)
+    assert run.run_state is RunState.ABORTED and (run.end_reason or "").startswith("controller lost")
+    with world.db.transaction() as session:
+        assert [f.state for f in records.faults(session, run_id=run_id)] == ["reverted"]
+    assert "controller lost" in world.events(run_id)
+    assert [rid for rid, _ in world.notifier.alerts] == [run_id]
+    assert engine.recover_orphans() == []
+
+
+def test_a_live_lease_keeps_other_processes_away_until_its_holder_stops(db: Database, lab: Lab, make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = make_world(db, make_experiment(lab, max_duration=60))
+    holder, other = world.engine(lease_ttl=TTL), world.engine(lease_ttl=TTL)
+    run_id = world.approved()
+    holder.start(OWNER, run_id)
+
+    with pytest.raises(IllegalTransition, match="already running"):
+        other.start(OWNER, run_id)
+    time.sleep(TTL.total_seconds() * 1.5)  # longer than the TTL: only renewal keeps the lease
+    assert other.recover_orphans() == [] and world.lab.times("revert") == []
+
+    holder.close()  # stops renewing without reverting
+    assert world.lab.fault_on
+    recovered = wait_for(other.recover_orphans, timeout=4, what="the lease to lapse after close()")
+    assert recovered == [run_id] and not world.lab.fault_on
+
+
+def test_a_lease_has_one_holder_and_lapses_without_renewal(world: World) -> None:
+    coordination = DatabaseCoordination(world.db)
+    run_id = world.approved()
+
+    assert coordination.acquire(run_id, "a", TTL)
+    assert not coordination.acquire(run_id, "b", TTL)
+    assert not coordination.renew(run_id, "b", TTL)
+    assert coordination.renew(run_id, "a", TTL)
+    assert coordination.expired([run_id]) == []
+    time.sleep(TTL.total_seconds() + 0.1)
+    assert coordination.expired([run_id]) == [run_id]
+    assert coordination.acquire(run_id, "b", TTL)
+    assert not coordination.renew(run_id, "a", TTL)
