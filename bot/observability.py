@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +25,25 @@ SLACK_API_ERRORS = Counter("chaosbot_slack_api_errors_total", "Slack Web API cal
 SLACK_API_RETRIES = Counter("chaosbot_slack_api_retries_total", "Slack Web API calls retried", ["reason"])
 
 _CONTEXT_FIELDS = ("run_id", "user", "request_kind", "error_id")
+_context: ContextVar[dict[str, Any]] = ContextVar("chaosbot_log_context", default={})  # noqa: B039 - never mutated
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Every log line inside carries these fields (run_id, user), unless the call site gives its own."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,13 +72,45 @@ class TextFormatter(logging.Formatter):
         return line + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
 
 
-def configure_logging(fmt: str, level: str) -> None:
+def resolved_format(fmt: str) -> str:
     if fmt == "auto":
-        fmt = "text" if sys.stderr.isatty() else "json"
+        return "text" if sys.stderr.isatty() else "json"
+    return fmt
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    fmt = resolved_format(fmt)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # slack_sdk logs request bodies at DEBUG, and bodies can carry tokens in form posts.
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # APScheduler reports every job run at INFO: every few seconds, forever.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def gunicorn_log_config(fmt: str, level: str = "INFO") -> dict[str, Any]:
+    """A whole logging config for gunicorn, which applies it in each worker: our format for every line."""
+    formatter = "bot.observability.JsonFormatter" if fmt != "text" else "bot.observability.TextFormatter"
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "chaosbot",
+        "filters": ["context"],
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"chaosbot": {"()": formatter}},
+        "filters": {"context": {"()": "bot.observability._ContextFilter"}},
+        "handlers": {"console": handler, "error_console": handler},
+        "root": {"level": level, "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
+            "apscheduler": {"level": "WARNING"},
+        },
+    }

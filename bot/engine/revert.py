@@ -14,6 +14,7 @@ from adapters import registry
 from adapters.base import AdapterError, FaultHandle
 from bot.engine.records import DB_UNAVAILABLE
 from bot.errors import DomainError
+from bot.observability import REVERT_FAILURES, REVERTS
 from bot.runs.models import FaultRecord
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def revert_target(target: FaultTarget, *, attempts: int) -> str | None:
         try:
             adapter = registry.create(target.adapter)
             adapter.revert(adapter.validate(target.params), FaultHandle.from_json(target.handle))
+            REVERTS.labels(target.adapter).inc()
             return None
         except AdapterError as exc:
             last = exc.message
@@ -92,6 +94,7 @@ def revert_target(target: FaultTarget, *, attempts: int) -> str | None:
             last = f"{type(exc).__name__}: {exc}"
         if attempt < attempts - 1:
             time.sleep(REVERT_BACKOFF_SECONDS * 2**attempt)
+    REVERT_FAILURES.labels(target.adapter).inc()
     return last
 
 

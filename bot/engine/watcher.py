@@ -12,6 +12,7 @@ from typing import Protocol
 
 from bot.catalogue.models import Experiment, StopCondition
 from bot.engine.probes import BreachJudge, Sample
+from bot.observability import log_context
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class Watcher:
     def _run(self) -> None:
         ended_elsewhere = False
         try:
-            ended_elsewhere = not self._loop()
+            with log_context(run_id=self.run_id):
+                ended_elsewhere = not self._loop()
         except Exception as exc:  # a bug must not leave a fault injected with nobody watching it
             log.exception("watcher of run %s crashed", self.run_id)
             self.host.crashed(self.run_id, exc)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.errors import DomainError, InvalidInput, NotFound
@@ -18,7 +18,8 @@ from bot.interface import blocks
 from bot.interface.blocks import HomeData, Message
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.publisher import Publisher
-from bot.interface.surface import Background, Request, Surface
+from bot.interface.surface import Background, DeliveryFailed, Request, Surface
+from bot.observability import log_context
 from bot.runs import service as runs
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.runs.models import Run, RunState
@@ -90,6 +91,8 @@ class Handlers:
             log.warning("unknown action %s", action_id)
             return
         self.guarded(request, lambda: handler(request, RunRef.load(value).run))
+        if request.channel is None:  # clicked in App Home: show the tab as it is now
+            self.guarded(request, lambda: self.home(request.user))
 
     def submit(self, request: Request, callback_id: str, values: dict[str, Any], metadata: str) -> Submission:
         """A modal was submitted. Validation is pure so errors can go back inside the ack."""
@@ -112,9 +115,13 @@ class Handlers:
     def guarded(self, request: Request, work: Callable[[], None]) -> None:
         """Run ``work``; a domain error becomes a message to the person, anything else an apology with an id."""
         try:
-            work()
+            with log_context(user=request.user):
+                work()
         except DomainError as exc:
             self._reply(request, blocks.notice(f":warning: {exc.message}"))
+        except DeliveryFailed as exc:
+            log.warning("Slack refused a call: %s", exc.reason, extra={"user": request.user})
+            self._reply(request, blocks.notice(f":warning: {_refused(exc.reason)}"))
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("unexpected error %s", error_id, extra={"user": request.user})
@@ -148,7 +155,9 @@ class Handlers:
         from bot.runs.flows import default_rollback
 
         meta = PlanMeta(experiment=experiment.id, channel=request.channel)
-        view = blocks.plan_modal(experiment, environment, self.lifecycle.clock(), default_rollback(experiment), meta)
+        view = blocks.plan_modal(
+            experiment, environment, _default_start(self.lifecycle.clock()), default_rollback(experiment), meta
+        )
         self.surface.open_modal(request.trigger_id, view)
 
     def _status(self, request: Request, args: list[str]) -> None:
@@ -239,6 +248,7 @@ class Handlers:
     # -- forms -------------------------------------------------------------------------------
 
     def _submit_plan(self, request: Request, values: dict[str, Any], meta: PlanMeta) -> Submission:
+        request = replace(request, channel=meta.channel)  # answer where `/chaos plan` was typed
         plan = PlanRequest(
             experiment_id=meta.experiment,
             environment=_field(values, "environment"),
@@ -252,8 +262,16 @@ class Handlers:
 
         def create() -> None:
             run = self.lifecycle.plan(request.user, plan)
-            self.publisher.post_plan(run.id)
+            channel = self.publisher.channel
+            try:
+                posted = self.publisher.post_plan(run.id)
+            except DeliveryFailed as exc:
+                log.warning("could not post the plan of %s: %s", run.label, exc.reason, extra={"run_id": run.id})
+                self._reply(request, blocks.notice(_unposted(run.label, channel, exc.reason)))
+                return
             self.publisher.timeline(run.id, f"Planned by <@{request.user}>. Approvers: use the buttons above.")
+            where = _channel_link(posted.channel_id or channel)
+            self._reply(request, blocks.notice(f":clipboard: {run.label} is planned; its approvals happen in {where}."))
 
         return Submission(then=lambda: self.guarded(request, create))
 
@@ -303,6 +321,24 @@ class Handlers:
         )
 
 
+def _refused(reason: str) -> str:
+    if reason == "expired_trigger_id":
+        return "Slack's form link expired before I could open the form; run the command again."
+    return f"Slack refused that ({reason}). Try again; if it keeps failing, tell the chaosbot admins."
+
+
+def _channel_link(channel: str) -> str:
+    return channel if channel.startswith("#") else f"<#{channel}>"
+
+
+def _unposted(label: str, channel: str, reason: str) -> str:
+    return (
+        f":warning: {label} is planned, but I could not post it in {_channel_link(channel)} ({reason}). "
+        f"Invite me there with `/invite @chaosbot`: the plan appears there on its next change, "
+        f"or run `/chaos status {label}` to see it now."
+    )
+
+
 def raise_usage(problem: str) -> None:
     raise InvalidInput(problem)
 
@@ -317,6 +353,12 @@ def _looks_like_run(word: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+def _default_start(now: datetime) -> datetime:
+    """The next quarter hour at least 15 minutes away: a form left open a while is not "in the past"."""
+    later = now + timedelta(minutes=15)
+    return later.replace(minute=later.minute - later.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)
 
 
 def _field(values: dict[str, Any], block_id: str) -> str | None:

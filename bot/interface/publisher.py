@@ -89,7 +89,11 @@ class Publisher:
         with self._lock_for(run_id):
             run = self.lifecycle.run(run_id)
             if run.channel_id is None or run.message_ts is None:
-                return  # never posted (e.g. created by the CLI): nothing to update in place
+                if urgent:  # its first post failed (bot not invited yet), or the CLI created it
+                    channel, ts = self.surface.post(self.channel, self.render(run_id))
+                    self.lifecycle.attach_message(run_id, channel_id=channel, message_ts=ts)
+                    self._last_refresh[run_id] = now
+                return
             self.surface.update(run.channel_id, run.message_ts, self.render(run_id))
             self._last_refresh[run_id] = now
 

@@ -11,6 +11,14 @@ from bot.interface.blocks import Message
 Background = Callable[[Callable[[], None]], None]
 
 
+class DeliveryFailed(Exception):
+    """The chat platform refused a message or view; ``reason`` is its error code (e.g. not_in_channel)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Request:
     """Who asked, and from where. ``user`` comes only from a verified payload."""

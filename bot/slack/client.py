@@ -19,12 +19,17 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot.interface.blocks import Message
+from bot.interface.surface import DeliveryFailed
 from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
 
 log = logging.getLogger(__name__)
 
 
-class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
+class _CountsRetries:
+    """Counts each retry slack_sdk decides to make, by reason, for /metrics."""
+
+    reason = "unknown"
+
     def _can_retry(
         self,
         *,
@@ -33,25 +38,18 @@ class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        retry = super()._can_retry(state=state, request=request, response=response, error=error)
+        retry = super()._can_retry(state=state, request=request, response=response, error=error)  # type: ignore[misc]  # mixin over a RetryHandler
         if retry:
-            SLACK_API_RETRIES.labels("ratelimited").inc()
-        return retry
+            SLACK_API_RETRIES.labels(self.reason).inc()
+        return bool(retry)
 
 
-class _CountingServerErrorHandler(ServerErrorRetryHandler):
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        retry = super()._can_retry(state=state, request=request, response=response, error=error)
-        if retry:
-            SLACK_API_RETRIES.labels("server_error").inc()
-        return retry
+class _CountingRateLimitHandler(_CountsRetries, RateLimitErrorRetryHandler):
+    reason = "ratelimited"
+
+
+class _CountingServerErrorHandler(_CountsRetries, ServerErrorRetryHandler):
+    reason = "server_error"
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -68,9 +66,10 @@ def web_client(token: str, base_url: str) -> WebClient:
     )
 
 
-def _counted(method: str, error: SlackApiError) -> SlackApiError:
-    SLACK_API_ERRORS.labels(method, str(error.response.get("error", "unknown"))).inc()
-    return error
+def _counted(method: str, error: SlackApiError) -> DeliveryFailed:
+    reason = str(error.response.get("error", "unknown"))
+    SLACK_API_ERRORS.labels(method, reason).inc()
+    return DeliveryFailed(reason)
 
 
 class SlackSurface:

@@ -10,7 +10,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from bot.errors import ConfigurationError
-from bot.observability import configure_logging
+from bot.observability import configure_logging, gunicorn_log_config, resolved_format
 from bot.runtime import Runtime, build_runtime, worker_pool
 from bot.settings import Settings, load_settings
 from bot.slack.app import create_app
@@ -81,7 +81,10 @@ def main(_args: argparse.Namespace) -> int:
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
+        # gunicorn's control socket sits at one path per user: replicas on one host would fight over it.
+        "control_socket_disable": True,
         "loglevel": settings.log_level.lower(),
+        "logconfig_dict": gunicorn_log_config(resolved_format(settings.log_format), settings.log_level),
     }
     _Gunicorn(settings, options).run()
     return 0
