@@ -75,20 +75,26 @@ def build_runtime(
     settings: Settings,
     surface: Surface,
     *,
-    background: Background,
     members_of: GroupMembers = no_groups,
 ) -> Runtime:
     context = build_context(settings, members_of=members_of)
     publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
     redis = redis_client(settings.redis_url)
     engine = RunEngine(context.lifecycle, publisher, build_coordination(settings.redis_url, context.db))
-    handlers = Handlers(context.lifecycle, engine, surface, publisher, background=background)
+    handlers = Handlers(context.lifecycle, engine, surface, publisher)
     return Runtime(context, engine, publisher, handlers, RequestLedger(context.db, redis), redis)
 
 
-def worker_pool(size: int = 16) -> tuple[ThreadPoolExecutor, Background]:
-    """The app's own pool for work after the ack; every task's exception is logged, never lost."""
-    pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="chaosbot-work")
+@dataclass(frozen=True)
+class Pools:
+    """Where work after the ack runs. The kill switch has its own pool so it never queues behind other work."""
+
+    work: Background
+    urgent: Background
+
+
+def _pool(size: int, name: str) -> Background:
+    pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
 
     def submit(work: Callable[[], None]) -> None:
         def run() -> None:
@@ -99,4 +105,10 @@ def worker_pool(size: int = 16) -> tuple[ThreadPoolExecutor, Background]:
 
         pool.submit(run)
 
-    return pool, submit
+    return submit
+
+
+def worker_pools(work: int = 4, urgent: int = 16) -> Pools:
+    """Small pools on purpose: request threads share the interpreter with this work, so a big pool
+    slows every ack under a burst; aborts get their own threads and never wait for it."""
+    return Pools(work=_pool(work, "chaosbot-work"), urgent=_pool(urgent, "chaosbot-urgent"))

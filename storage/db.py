@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ class Database:
         self.url = url
         self.engine = engine or create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and every transaction here takes the write lock (BEGIN IMMEDIATE).
+        # Threads of this process queue on this lock instead of sleeping in SQLite's busy handler, which
+        # backs off up to 100 ms per try and made acks under load wait for seconds.
+        self._sqlite_turn = threading.RLock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -105,7 +110,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on a clean exit, rolled back on an exception."""
-        with self._sessions() as session, session.begin():
+        with self._sqlite_turn or nullcontext(), self._sessions() as session, session.begin():
             yield session
 
     def check_migrated(self) -> None:

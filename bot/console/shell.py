@@ -35,7 +35,7 @@ from bot.console.render import (
 from bot.errors import ConfigurationError
 from bot.interface.blocks import Message
 from bot.interface.handlers import Handlers
-from bot.interface.surface import Request, run_inline
+from bot.interface.surface import Request
 from bot.observability import TextFormatter, configure_logging
 from bot.policy.service import PolicyError
 from bot.runtime import Runtime, build_runtime
@@ -568,7 +568,7 @@ def main(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO |
 def _start(settings: Settings, surface: ConsoleSurface) -> Runtime:
     """The database ready, the shared runtime built around the console, orphaned runs recovered."""
     prepare_database(settings, surface.out)
-    runtime = build_runtime(settings, surface, background=run_inline)
+    runtime = build_runtime(settings, surface)
     recovered = runtime.recover_orphans()
     if recovered:
         surface.say(f"Reverted runs left behind by a lost process: {', '.join(f'RUN-{r}' for r in recovered)}")

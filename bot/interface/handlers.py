@@ -18,11 +18,12 @@ from bot.interface import blocks
 from bot.interface.blocks import HomeData, Message
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.publisher import Publisher
-from bot.interface.surface import Background, DeliveryFailed, Request, Surface
+from bot.interface.surface import DeliveryFailed, Request, Surface
 from bot.observability import log_context
 from bot.runs import service as runs
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.runs.models import Run, RunState
+from bot.safety import killswitch
 
 log = logging.getLogger(__name__)
 ACTIVE = [RunState.PLANNED, RunState.APPROVED, RunState.RUNNING]
@@ -56,28 +57,43 @@ class Handlers:
         engine: Engine,
         surface: Surface,
         publisher: Publisher,
-        *,
-        background: Background,
     ) -> None:
         self.lifecycle = lifecycle
         self.engine = engine
         self.surface = surface
         self.publisher = publisher
-        self.background = background
         self.zone = lifecycle.zone
+
+    @staticmethod
+    def urgent(*, command: str | None = None, action_id: str | None = None) -> bool:
+        """The kill switch: work that must never wait behind anything else."""
+        if action_id is not None:
+            return action_id == "run.abort"
+        words = (command or "").split()
+        return bool(words) and words[0].lower() == "abort"
 
     # -- entry points ------------------------------------------------------------------------
 
     def command(self, request: Request, text: str) -> None:
-        """``/chaos <text>``: called after the ack; slow work goes to the background."""
+        """``/chaos <text>``, after the ack. Every command is recorded in the audit log; the kill switch's
+        record is written after its revert, so an abort never waits for it."""
         words = text.split()
         name, args = (words[0].lower(), words[1:]) if words else ("help", [])
         handler = self._commands().get(name)
-        self.lifecycle.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
+
+        def record() -> None:
+            self.lifecycle.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
+
         if handler is None:
+            self.guarded(request, record)
             self._reply(request, blocks.usage(f"`{name}` is not a chaosbot command."))
             return
+        urgent = self.urgent(command=text)
+        if not urgent:
+            self.guarded(request, record)
         self.guarded(request, lambda: handler(request, args))
+        if urgent:
+            self.guarded(request, record)
 
     def action(self, request: Request, action_id: str, value: str) -> None:
         handler = {
@@ -166,7 +182,8 @@ class Handlers:
             return
         with self.lifecycle.db.transaction() as session:
             active = runs.find(session, states=ACTIVE)
-        self._reply(request, blocks.status_message(active, self.zone, self.lifecycle.kill_switch_engaged()))
+            engaged = killswitch.state(session).engaged
+        self._reply(request, blocks.status_message(active, self.zone, engaged))
 
     def _start_command(self, request: Request, args: list[str]) -> None:
         dry_run = "--dry-run" in args
@@ -302,6 +319,7 @@ class Handlers:
     def _home_data(self, user: str) -> HomeData:
         with self.lifecycle.db.transaction() as session:
             active = runs.find(session, states=ACTIVE, limit=200)
+            engaged = killswitch.state(session).engaged
         held = self.lifecycle.policy.roles_of(user, self.lifecycle.members_of)
         awaiting = []
         for run in active:
@@ -314,7 +332,7 @@ class Handlers:
                 if roles:
                     awaiting.append((run, roles))
         return HomeData(
-            kill_switch=self.lifecycle.kill_switch_engaged(),
+            kill_switch=engaged,
             running=[r for r in active if r.run_state is RunState.RUNNING],
             awaiting_you=awaiting,
             upcoming=sorted((r for r in active if r.run_state is not RunState.RUNNING), key=lambda r: r.planned_start),

@@ -40,8 +40,3 @@ class Surface(Protocol):
     def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None: ...
 
     def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
-
-
-def run_inline(work: Callable[[], None]) -> None:
-    """The console's "background": do it now, so output appears in order."""
-    work()

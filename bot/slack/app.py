@@ -1,7 +1,7 @@
 """The Bolt app: verify, deduplicate, ack at once, and hand the work to the shared handlers.
 
 Listeners run with ``process_before_response=True`` (the ack is the HTTP response), so
-they only parse and ack; anything slow runs in the background pool afterwards.
+they only parse and ack; everything else, including recognising a repeated delivery, runs after it.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, BoltRequest, BoltResponse
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.interface.handlers import Handlers
-from bot.interface.surface import Background, Request
+from bot.interface.surface import Request
 from bot.observability import REQUESTS
+from bot.runtime import Pools
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def create_app(
     signing_secret: str,
     handlers: Handlers,
     ledger: RequestLedger,
-    background: Background,
+    pools: Pools,
 ) -> App:
     app = App(
         client=client,
@@ -54,39 +55,52 @@ def create_app(
         token_verification_enabled=False,  # auth.test is checked once at start by serve, not per app build
         raise_error_for_unhandled_request=False,
     )
-    app.use(_deduplicate(ledger))
-    _register(app, handlers, background)
+    _register(app, handlers, _Deliveries(ledger, pools))
     return app
 
 
-def _deduplicate(ledger: RequestLedger) -> Callable[..., Any]:
-    def deduplicate(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
-        body = req.body or {}
-        key = delivery_key(body)
-        if key is not None and not ledger.first_time(key):
-            REQUESTS.labels(request_kind(body), "duplicate").inc()
-            log.info("ignored a repeated delivery %s", key)
-            return BoltResponse(status=200, body="")
-        return next()
+class _Deliveries:
+    """Runs the work of each delivery once, after the ack.
 
-    return deduplicate
+    The ledger check happens here, not in middleware before the ack: it is a database write, and under
+    a burst on SQLite it made acks queue for the write lock. A repeat is still answered 200 and dropped.
+    """
+
+    def __init__(self, ledger: RequestLedger, pools: Pools) -> None:
+        self.ledger = ledger
+        self.pools = pools
+
+    def after_ack(self, body: dict[str, Any], work: Callable[[], None], *, urgent: bool = False) -> None:
+        key, kind = delivery_key(body), request_kind(body)
+
+        def once() -> None:
+            if key is not None and not self.ledger.first_time(key):
+                REQUESTS.labels(kind, "duplicate").inc()
+                log.info("ignored a repeated delivery %s", key)
+                return
+            REQUESTS.labels(kind, "handled").inc()
+            work()
+
+        (self.pools.urgent if urgent else self.pools.work)(once)
 
 
-def _register(app: App, handlers: Handlers, background: Background) -> None:
+def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
     @app.command("/chaos")
     def on_command(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         request = Request(user=body["user_id"], channel=body.get("channel_id"), trigger_id=body.get("trigger_id"))
-        REQUESTS.labels("command", "ok").inc()
-        background(lambda: handlers.command(request, body.get("text") or ""))
+        text = body.get("text") or ""
+        deliveries.after_ack(body, lambda: handlers.command(request, text), urgent=handlers.urgent(command=text))
 
     @app.action(re.compile(r"^run\."))
     def on_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id")
         request = Request(user=body["user"]["id"], channel=channel, trigger_id=body.get("trigger_id"))
-        REQUESTS.labels("block_actions", "ok").inc()
-        background(lambda: handlers.action(request, action["action_id"], action.get("value") or ""))
+        action_id, value = action["action_id"], action.get("value") or ""
+        deliveries.after_ack(
+            body, lambda: handlers.action(request, action_id, value), urgent=handlers.urgent(action_id=action_id)
+        )
 
     @app.view(re.compile(r"^(plan|reject)\.submit$"))
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -98,14 +112,12 @@ def _register(app: App, handlers: Handlers, background: Background) -> None:
             ack(response_action="errors", errors=result.errors)
             return
         ack()
-        REQUESTS.labels("view_submission", "ok").inc()
-        if result.then is not None:
-            background(result.then)
+        then = result.then
+        deliveries.after_ack(body, then if then is not None else lambda: None)
 
     @app.event("app_home_opened")
-    def on_home(event: dict[str, Any]) -> None:
+    def on_home(body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
-        REQUESTS.labels("app_home_opened", "ok").inc()
         user = event["user"]
-        background(lambda: handlers.guarded(Request(user=user), lambda: handlers.home(user)))
+        deliveries.after_ack(body, lambda: handlers.guarded(Request(user=user), lambda: handlers.home(user)))

@@ -11,7 +11,7 @@ from gunicorn.app.base import BaseApplication
 
 from bot.errors import ConfigurationError
 from bot.observability import configure_logging, gunicorn_log_config, resolved_format
-from bot.runtime import Runtime, build_runtime, worker_pool
+from bot.runtime import Runtime, build_runtime, worker_pools
 from bot.settings import Settings, load_settings
 from bot.slack.app import create_app
 from bot.slack.client import SlackGroups, SlackSurface, web_client
@@ -39,10 +39,9 @@ def build(settings: Settings) -> tuple[Runtime, Any]:
     """The runtime and the Bolt app, wired to the Web API at SLACK_API_URL."""
     token, secret = require_slack(settings)
     client = web_client(token, settings.slack_api_url)
-    _pool, background = worker_pool()
-    runtime = build_runtime(settings, SlackSurface(client), background=background, members_of=SlackGroups(client))
+    runtime = build_runtime(settings, SlackSurface(client), members_of=SlackGroups(client))
     app = create_app(
-        client=client, signing_secret=secret, handlers=runtime.handlers, ledger=runtime.ledger, background=background
+        client=client, signing_secret=secret, handlers=runtime.handlers, ledger=runtime.ledger, pools=worker_pools()
     )
     recovered = runtime.recover_orphans()
     if recovered:

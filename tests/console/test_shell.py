@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -258,3 +260,15 @@ def test_postgres_is_never_migrated_behind_your_back(monkeypatch: pytest.MonkeyP
     settings = load_settings(DATABASE_URL="postgresql://chaos@db.example/chaos")
     with pytest.raises(NotMigratedError, match="run `chaosbot db upgrade` first"):
         shell.prepare_database(settings, io.StringIO())
+
+
+def test_every_command_is_audited_and_an_abort_reverts_before_its_record(fresh_db: Path, healthy_portal: str) -> None:
+    run_shell(DEMO)
+
+    with sqlite3.connect(fresh_db) as connection:
+        actions = connection.execute("SELECT action, payload FROM audit_events ORDER BY seq").fetchall()
+    commands = [json.loads(payload)["command"] for action, payload in actions if action == "command"]
+    assert "/chaos list" in commands and "/chaos abort RUN-1 demo over" in commands
+    order = [action if action != "command" else json.loads(payload)["command"] for action, payload in actions]
+    assert order.index("run.aborted") < order.index("/chaos abort RUN-1 demo over")
+    assert order.index("/chaos start RUN-1 --dry-run") < order.index("run.started")

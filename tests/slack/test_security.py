@@ -99,14 +99,14 @@ def test_healthz_reports_the_database(server: ChaosbotServer) -> None:
 
 def test_metrics_count_requests_and_ack_time(sqlite_bot: Bot) -> None:
     bot = sqlite_bot
-    before = metric(bot.server, "chaosbot_requests_total", kind="command", outcome="ok")
+    before = metric(bot.server, "chaosbot_requests_total", kind="command", outcome="handled")
     bot.command("help", OWNER)
     bot.ephemeral(OWNER, "/chaos list")
     answer = bot.server.get("/metrics")
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/plain")
     body = answer.body.decode()
     assert "chaosbot_requests_total" in body and "chaosbot_ack_seconds" in body
-    assert metric(bot.server, "chaosbot_requests_total", kind="command", outcome="ok") == before + 1
+    assert metric(bot.server, "chaosbot_requests_total", kind="command", outcome="handled") == before + 1
     assert metric(bot.server, "chaosbot_ack_seconds_count") >= 1
     assert bot.server.get("/nope").status == 404
 

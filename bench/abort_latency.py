@@ -1,0 +1,579 @@
+"""Abort-to-reverted latency of ``chaosbot serve`` for N concurrent runs on the http and redis adapters.
+
+For each (mode, N) and each round: plan and approve N runs directly through ``Lifecycle`` (not measured),
+start them with signed ``/chaos start RUN-n`` requests, wait until every fault is really on, then abort:
+
+- ``each``: N concurrent ``/chaos abort RUN-i`` requests; t0 of run i is taken just before its request is sent.
+- ``all``: one ``/chaos abort all``; t0 is taken just before it is sent (then an approver runs ``/chaos resume``).
+
+A fault counts as reverted when the revert reaches its backend: for http, the arrival of the revert request
+at the bench's toggle server; for redis (``CLIENT PAUSE ... WRITE`` on a dedicated redis-server per run), the
+moment a ``SET`` that a bench client issued before the abort (and that the server held back) returns.
+Latency = reverted - t0, on the bench process's monotonic clock.
+
+    .venv/bin/python bench/abort_latency.py [--database sqlite|postgres] [--mode each|all|both]
+        [--n 1,5,10] [--adapter mixed|http|redis] [--rounds 5] [--max-seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import _harness as h
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from bot.catalogue.service import load_catalogue
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle, PlanRequest
+from storage.db import Database
+from tests.fakeslack import wire
+
+HTTP_EXPERIMENT = "CE-10"
+TARGET_P99_MS = 1000.0
+STEP_TIMEOUT = 30.0  # seconds to wait for any one step of a round (start, revert, record)
+WAITER_TIMEOUT = 30.0  # socket timeout of the blocked SET: a revert that never comes fails the round
+REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
+
+
+def redis_experiment(index: int) -> str:
+    return f"CE-{11 + index}"
+
+
+# -- the fault backends the bench controls ----------------------------------------------------------------
+
+
+class ToggleServer:
+    """The http adapter's backend: PUT /flags/RUN-n/on and /off; records the monotonic arrival of each."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()
+        bench = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                arrived = time.monotonic()
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 3 and parts[0] == "flags" and parts[2] in ("on", "off"):
+                    with bench.lock:
+                        bench.arrivals.setdefault((parts[1], parts[2]), arrived)
+                    body, status = b"{}", 200
+                else:
+                    body, status = b"not found", 404
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="toggles", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def at(self, label: str, step: str) -> float | None:
+        with self.lock:
+            return self.arrivals.get((label, step))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedisTarget:
+    """One dedicated redis-server: the backend of one redis run at a time."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def client(self, timeout: float) -> redis.Redis:
+        # No client-side retries: a retry would silently wait out the pause or re-send the write.
+        return redis.Redis(
+            port=self.port, socket_timeout=timeout, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
+
+    def writes_blocked(self) -> bool:
+        """True when a SET from a new connection is held back (the server is paused for writes)."""
+        client = self.client(0.2)
+        try:
+            client.set("bench:probe", 1)
+            return False
+        except redis.TimeoutError:
+            return True
+        finally:
+            client.close()
+
+    def blocked_clients(self) -> set[str]:
+        client = self.client(2)
+        try:
+            return {
+                str(entry.get("name"))
+                for entry in client.client_list()
+                if "b" in str(entry.get("flags", "")) and str(entry.get("cmd", "")) == "set"
+            }
+        finally:
+            client.close()
+
+    def unpause(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            client = self.client(2)
+            client.execute_command("CLIENT", "UNPAUSE")
+            client.close()
+
+
+class Waiter:
+    """A client blocked on a SET that the paused server holds back; ``done`` is when the SET returned."""
+
+    def __init__(self, target: RedisTarget, label: str) -> None:
+        self.target = target
+        self.name = f"bench-waiter-{label}"
+        self.done: float | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        client = self.target.client(WAITER_TIMEOUT)
+        try:
+            client.client_setname(self.name)
+            client.set(f"bench:{self.name}", 1)
+            self.done = time.monotonic()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            client.close()
+
+
+# -- one benchmark session ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchRun:
+    id: int
+    adapter: str
+    target: RedisTarget | None = None
+    waiter: Waiter | None = None
+
+    @property
+    def label(self) -> str:
+        return f"RUN-{self.id}"
+
+
+@dataclass
+class Config:
+    mode: str
+    n: int
+    samples: list[float] = field(default_factory=list)  # seconds, one per fault
+    rounds_all_reverted: list[float] = field(default_factory=list)  # first request sent -> last fault reverted
+    ack: list[float] = field(default_factory=list)  # HTTP response time of the abort request(s)
+    by_adapter: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    skipped_rounds: int = 0
+
+
+def catalogue(toggles: ToggleServer, targets: list[RedisTarget]) -> str:
+    common = """\
+    hypothesis: Benchmark only.
+    method: Benchmark only.
+    expected_outcome: The abort reverts the fault at once.
+    safeguards: [Loopback only.]
+    rollback_steps: ["Run `/chaos abort`."]
+    environments: [staging]
+    max_duration: 10m
+    rto: 1m
+"""
+    entries = [
+        f"""\
+  - id: {HTTP_EXPERIMENT}
+    title: Benchmark toggle
+{common}    fault:
+      adapter: http
+      params:
+        inject: {{method: PUT, url: "{toggles.url}/flags/{{{{run_id}}}}/on", json: {{enabled: true}}}}
+        revert: {{method: PUT, url: "{toggles.url}/flags/{{{{run_id}}}}/off", json: {{enabled: false}}}}
+"""
+    ]
+    for index, target in enumerate(targets):
+        entries.append(
+            f"""\
+  - id: {redis_experiment(index)}
+    title: Benchmark redis pause {index}
+{common}    fault:
+      adapter: redis
+      params: {{url: "{target.url}", mode: write}}
+"""
+        )
+    return "experiments:\n" + "".join(entries)
+
+
+class Session:
+    def __init__(
+        self, args: argparse.Namespace, server: h.Chaosbot, toggles: ToggleServer, targets: list[RedisTarget]
+    ) -> None:
+        self.args = args
+        self.server = server
+        self.toggles = toggles
+        self.targets = targets
+        self.workdir = Path(server.process.log or ".").parent
+        db = Database(server.database_url)
+        self.lifecycle = Lifecycle(
+            db,
+            load_catalogue(self.workdir / "catalogue.yml"),
+            load_policy(self.workdir / "policy.yml"),
+            zone=ZoneInfo("UTC"),
+        )
+        # Plain reads (no BEGIN IMMEDIATE on SQLite) so polling never takes the server's write lock.
+        self.reader: Engine = create_engine(server.database_url, pool_size=2, max_overflow=2)
+
+    def close(self) -> None:
+        self.reader.dispose()
+        self.lifecycle.db.dispose()
+
+    # -- requests ----------------------------------------------------------------------------------------
+
+    def command(self, text_: str, user: str) -> tuple[int, float]:
+        status, elapsed = h.send(self.server.events_url, wire.slash_command(text_, user, channel_id=h.CHANNEL))
+        if status != 200:
+            raise RuntimeError(f"/chaos {text_} answered HTTP {status}")
+        return status, elapsed
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        with self.reader.connect() as connection:
+            return list(connection.execute(text(sql), params).all())
+
+    # -- a round -----------------------------------------------------------------------------------------
+
+    def plan(self, n: int, round_index: int) -> list[BenchRun]:
+        runs: list[BenchRun] = []
+        redis_used = 0
+        for i in range(n):
+            adapter = self.adapter_for(i, round_index)
+            target = None
+            experiment = HTTP_EXPERIMENT
+            if adapter == "redis":
+                target, experiment = self.targets[redis_used], redis_experiment(redis_used)
+                redis_used += 1
+            request = PlanRequest(experiment, "staging", planned_start=datetime.now(UTC))
+            run = self.lifecycle.plan(h.OWNER, request)
+            for approver in h.APPROVERS:
+                self.lifecycle.approve(approver, run.id)
+            runs.append(BenchRun(run.id, adapter, target))
+        return runs
+
+    def adapter_for(self, index: int, round_index: int) -> str:
+        if self.args.adapter != "mixed":
+            return str(self.args.adapter)
+        return "http" if (index + round_index) % 2 == 0 else "redis"  # rotates, so N=1 alternates by round
+
+    def start(self, runs: list[BenchRun]) -> None:
+        threads = h.Threads()
+        for run in runs:
+            threads.spawn(lambda run=run: self.command(f"start {run.label}", h.OWNER), f"start-{run.label}")
+        threads.join(STEP_TIMEOUT)
+        for run in runs:
+            h.wait_until(lambda run=run: self.fault_on(run), STEP_TIMEOUT, f"{run.label}'s fault to be on")
+            h.wait_until(lambda run=run: self.recorded_injected(run), STEP_TIMEOUT, f"{run.label} recorded injected")
+        time.sleep(self.args.settle)  # let the start's Slack posts and records finish: measure an idle server
+        for run in runs:
+            if run.target is not None:
+                run.waiter = Waiter(run.target, run.label)
+        for run in runs:
+            if run.waiter is not None and run.target is not None:
+                h.wait_until(
+                    lambda waiter=run.waiter, target=run.target: waiter.name in target.blocked_clients(),
+                    10,
+                    f"{run.waiter.name} blocked on SET",
+                )
+
+    def fault_on(self, run: BenchRun) -> bool:
+        if run.adapter == "http":
+            return self.toggles.at(run.label, "on") is not None
+        assert run.target is not None
+        return run.target.writes_blocked()
+
+    def recorded_injected(self, run: BenchRun) -> bool:
+        rows = self.query(
+            "SELECT r.state, f.state FROM runs r JOIN faults f ON f.run_id = r.id WHERE r.id = :id", id=run.id
+        )
+        return bool(rows) and all(state == "running" and fault == "injected" for state, fault in rows)
+
+    def reverted_at(self, run: BenchRun) -> float | None:
+        if run.adapter == "http":
+            return self.toggles.at(run.label, "off")
+        assert run.waiter is not None
+        if run.waiter.error is not None:
+            raise RuntimeError(f"{run.label}: the blocked SET failed: {run.waiter.error!r}")
+        return run.waiter.done
+
+    def abort(self, mode: str, runs: list[BenchRun]) -> tuple[dict[str, float], list[float]]:
+        """Send the abort(s); returns t0 per run label and the HTTP response times."""
+        t0: dict[str, float] = {}
+        acks: list[float] = []
+        if mode == "all":
+            t0_all = time.monotonic()
+            acks.append(self.command("abort all benchmark", h.RELIABILITY)[1])
+            return dict.fromkeys((run.label for run in runs), t0_all), acks
+        barrier = threading.Barrier(len(runs))
+        threads = h.Threads()
+
+        def abort_one(run: BenchRun) -> None:
+            request = wire.slash_command(f"abort {run.label} benchmark", h.RELIABILITY, channel_id=h.CHANNEL)
+            barrier.wait(timeout=10)
+            t0[run.label] = time.monotonic()
+            status, elapsed = h.send(self.server.events_url, request)
+            if status != 200:
+                raise RuntimeError(f"abort {run.label} answered HTTP {status}")
+            acks.append(elapsed)
+
+        for run in runs:
+            threads.spawn(lambda run=run: abort_one(run), f"abort-{run.label}")
+        threads.join(STEP_TIMEOUT)
+        return t0, acks
+
+    def round(self, config: Config, round_index: int) -> None:
+        runs = self.plan(config.n, round_index)
+        try:
+            self.start(runs)
+            t0, acks = self.abort(config.mode, runs)
+            reverted = {
+                run.label: h.wait_until(
+                    lambda run=run: self.reverted_at(run), STEP_TIMEOUT, f"{run.label}'s fault to be reverted"
+                )
+                for run in runs
+            }
+            h.wait_until(lambda: self.all_ended(runs), STEP_TIMEOUT, "every run to be recorded aborted")
+            for run in runs:
+                latency = reverted[run.label] - t0[run.label]
+                config.samples.append(latency)
+                config.by_adapter.setdefault(run.adapter, []).append(latency)
+            config.rounds_all_reverted.append(max(reverted.values()) - min(t0.values()))
+            config.ack.extend(acks)
+        finally:
+            self.clean_up(runs)
+
+    def all_ended(self, runs: list[BenchRun]) -> bool:
+        ids = ",".join(str(run.id) for run in runs)
+        rows = self.query(f"SELECT state FROM runs WHERE id IN ({ids})")
+        return all(state == "aborted" for (state,) in rows)
+
+    def clean_up(self, runs: list[BenchRun]) -> None:
+        """Leave no run running, the kill switch released and every redis server unpaused."""
+        for (run_id,) in self.query("SELECT id FROM runs WHERE state = 'running'"):
+            with contextlib.suppress(Exception):
+                self.command(f"abort RUN-{run_id} benchmark clean-up", h.RELIABILITY)
+        for (run_id,) in self.query("SELECT id FROM runs WHERE state IN ('planned', 'approved')"):
+            with contextlib.suppress(Exception):
+                self.lifecycle.cancel(h.OWNER, run_id, "benchmark clean-up")
+        if self.kill_switch_engaged():
+            self.command("resume", h.RELIABILITY)
+        h.wait_until(
+            lambda: not self.kill_switch_engaged() and not self.query("SELECT id FROM runs WHERE state = 'running'"),
+            STEP_TIMEOUT,
+            "no running run and the kill switch released",
+        )
+        for run in runs:
+            if run.target is not None:
+                run.target.unpause()
+            if run.waiter is not None:
+                run.waiter.thread.join(WAITER_TIMEOUT)
+
+    def kill_switch_engaged(self) -> bool:
+        engaged = any(bool(value) for (value,) in self.query("SELECT engaged FROM kill_switch"))
+        if self.args.redis_url:
+            client = redis.Redis.from_url(self.args.redis_url, socket_timeout=2)
+            try:
+                engaged = engaged or bool(client.exists("chaosbot:killswitch"))
+            finally:
+                client.close()
+        return engaged
+
+
+# -- main --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--mode", choices=["each", "all", "both"], default="both")
+    parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (max 10)")
+    parser.add_argument("--adapter", choices=["mixed", "http", "redis"], default="mixed")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="skip the remaining rounds after this")
+    parser.add_argument("--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort")
+    parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
+    parser.add_argument("--output", type=Path, default=h.RESULTS / "abort_latency.json")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
+    args = parser.parse_args(argv)
+    args.ns = sorted({int(n) for n in args.n.split(",")})
+    if not args.ns or min(args.ns) < 1 or max(args.ns) > 10:
+        parser.error("--n takes numbers from 1 to 10")
+    if not 1 <= args.rounds <= 50:
+        parser.error("--rounds takes 1 to 50")
+    args.modes = ["each", "all"] if args.mode == "both" else [args.mode]
+    if args.database == "sqlite":
+        args.redis_url = None
+    return args
+
+
+def redis_servers_needed(args: argparse.Namespace) -> int:
+    largest = max(args.ns)
+    return {"http": 0, "redis": largest, "mixed": math.ceil(largest / 2)}[args.adapter]
+
+
+def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> dict[str, Any]:
+    rows, results = [], []
+    for config in configs:
+        stats = h.summary_ms(config.samples) if config.samples else {"count": 0}
+        rounds = h.summary_ms(config.rounds_all_reverted) if config.rounds_all_reverted else {}
+        results.append(
+            {
+                "mode": config.mode,
+                "n": config.n,
+                **stats,
+                "all_reverted": rounds,
+                "by_adapter": {a: h.summary_ms(v) for a, v in sorted(config.by_adapter.items())},
+                "abort_request_ack": h.summary_ms(config.ack) if config.ack else {},
+                "failures": config.failures,
+                "skipped_rounds": config.skipped_rounds,
+                "samples_ms": [round(s * 1000, 2) for s in config.samples],
+            }
+        )
+        if stats["count"]:
+            rows.append(
+                [
+                    config.mode,
+                    config.n,
+                    stats["count"],
+                    stats["median_ms"],
+                    stats["p90_ms"],
+                    stats["p99_ms"],
+                    stats["max_ms"],
+                    rounds.get("median_ms", "-"),
+                    len(config.failures),
+                ]
+            )
+        else:
+            rows.append([config.mode, config.n, 0, "-", "-", "-", "-", "-", len(config.failures)])
+    every = [s for c in configs for s in c.samples]
+    overall = h.summary_ms(every) if every else {}
+    document = {
+        "benchmark": "abort_latency",
+        "complete": complete,
+        "machine": h.machine(),
+        "settings": {
+            "database": args.database,
+            "adapter": args.adapter,
+            "rounds": args.rounds,
+            "n": args.ns,
+            "modes": args.modes,
+            "settle_seconds": args.settle,
+            "server": "chaosbot serve, gunicorn gthread 1 worker x 8 threads (defaults)",
+        },
+        "measured": "client monotonic time just before the abort request is sent -> revert reaches the backend",
+        "target_p99_ms": TARGET_P99_MS,
+        "overall": overall,
+        "results": results,
+    }
+    m = document["machine"]
+    if not complete:
+        print("\nINCOMPLETE (interrupted or failed): partial figures")
+    print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
+    print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
+    headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
+    print(h.markdown_table(headers, rows))
+    if overall:
+        verdict = "met" if overall["p99_ms"] < TARGET_P99_MS else "NOT met"
+        print(f"\noverall p99 {overall['p99_ms']} ms over {overall['count']} faults: target < 1000 ms {verdict}")
+    h.write_json(args.output, document)
+    print(f"JSON: {args.output}")
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    h.terminate_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="chaosbot-bench-abort-"))
+    configs = [Config(mode, n) for mode in args.modes for n in args.ns]
+    complete = False
+    failed = False
+    began = time.monotonic()
+    try:
+        with contextlib.ExitStack() as stack:
+            toggles = ToggleServer()
+            stack.callback(toggles.close)
+            targets = [RedisTarget(h.start_redis_server(stack, workdir)) for _ in range(redis_servers_needed(args))]
+            stack.callback(lambda: [target.unpause() for target in targets])
+            slack_url, _fake = h.start_fake_slack(stack)
+            if args.database == "postgres":
+                database_url = stack.enter_context(h.scratch_postgres())
+                h.clear_redis_keys(args.redis_url)
+                stack.callback(h.clear_redis_keys, args.redis_url)
+            else:
+                database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+            server = h.start_chaosbot(
+                stack,
+                workdir,
+                slack_url=slack_url,
+                database_url=database_url,
+                catalogue=catalogue(toggles, targets),
+                redis_url=args.redis_url,
+            )
+            session = Session(args, server, toggles, targets)
+            stack.callback(session.close)
+            print(f"chaosbot serve up in {time.monotonic() - began:.1f} s (log: {workdir / 'chaosbot.log'})")
+            for config in configs:
+                for round_index in range(args.rounds):
+                    if time.monotonic() - began > args.max_seconds:
+                        config.skipped_rounds += 1
+                        continue
+                    try:
+                        session.round(config, round_index)
+                    except Exception as exc:
+                        failed = True
+                        config.failures.append(f"round {round_index}: {exc}")
+                        traceback.print_exc()
+                    done = len(config.rounds_all_reverted)
+                    last = config.rounds_all_reverted[-1] * 1000 if done else float("nan")
+                    print(f"  {config.mode:4} N={config.n:<2} round {round_index + 1}: all reverted in {last:.0f} ms")
+            complete = True
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process started was stopped; partial results follow", file=sys.stderr)
+        failed = True
+    finally:
+        report(args, configs, complete)
+        if failed or args.keep:
+            print(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if complete and not any(c.failures for c in configs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""Ack latency: a bare Bolt app (the product's reference) against the real ``chaosbot serve``, same harness.
+
+(a) ``bench/bare_app.py``: slack-bolt whose listeners only ack, gunicorn gthread 1 worker x 4 threads, Bolt's
+    WSGI adapter, ``process_before_response`` at Bolt's default. The reference figure: p99 16 ms sequential,
+    79 ms with 20 concurrent clients; chaosbot's target is to stay within 1.5x of the bare app.
+(b) ``chaosbot serve`` with default settings (1 worker x 8 threads), doing its real work: request dedup in the
+    ack path, then in its pool an audit record and an ephemeral reply (``/chaos help``, ``/chaos status``),
+    or a refused ``run.approve`` click (a database transaction, then an ephemeral reply).
+
+Measured: the HTTP response time seen by the client (connect, send, ack received), each request signed and
+on a new connection like Slack's. Sequential (``--sequential`` requests) and concurrent (``--clients`` threads
+x ``--per-client`` requests each). Between phases the bench waits until both servers and the fake Slack are
+idle (no CPU used), so each phase starts with no background work left over.
+
+    .venv/bin/python bench/ack_latency.py [--database sqlite|postgres] [--sequential 300]
+        [--clients 20] [--per-client 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import _harness as h
+
+from bot.catalogue.service import load_catalogue
+from bot.interface.metadata import RunRef
+from bot.policy.service import load_policy
+from bot.runs.flows import Lifecycle, PlanRequest
+from storage.db import Database
+from tests.fakeslack import identity, wire
+
+REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
+TARGET_RATIO = 1.5
+REFERENCE = {"sequential": 16.0, "concurrent": 79.0}  # the bare app's p99 (ms) quoted in the product target
+
+CATALOGUE = """\
+experiments:
+  - id: CE-90
+    title: Rehearsed flag flip
+    hypothesis: The portal keeps serving when the share-token flag flips.
+    method: Flip the share-token flag (rehearsed by the dry_run adapter, nothing is contacted).
+    expected_outcome: No user-visible errors.
+    safeguards: [Dry run only.]
+    rollback_steps: ["Run `/chaos abort`."]
+    environments: [staging]
+    fault:
+      adapter: dry_run
+      params:
+        would_use: http
+        params:
+          inject: {method: PUT, url: "http://127.0.0.1:9/flags/x", json: {enabled: true}}
+          revert: {method: PUT, url: "http://127.0.0.1:9/flags/x", json: {enabled: false}}
+    max_duration: 45s
+    rto: 10s
+"""
+
+
+@dataclass
+class Workload:
+    target: str  # bare | chaosbot
+    kind: str  # help | status | approve
+    url: str
+    pid: int  # the server's gunicorn master: its CPU (and its worker's) is counted per request
+    build: Callable[[], wire.SignedRequest]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# -- process CPU, to wait for idle servers ----------------------------------------------------------------
+
+
+def tree_cpu_ticks(pid: int) -> int:
+    """utime + stime of a process and all its descendants, in clock ticks."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def settle(pids: list[int], timeout: float = 30.0) -> float:
+    """Wait until the processes use (almost) no CPU for 0.3 s; returns the seconds waited."""
+    started = time.monotonic()
+    quiet_ticks = 2  # 20 ms of CPU in 300 ms: timers and scheduler jobs, not request work
+    while time.monotonic() - started < timeout:
+        before = sum(tree_cpu_ticks(pid) for pid in pids)
+        time.sleep(0.3)
+        if sum(tree_cpu_ticks(pid) for pid in pids) - before <= quiet_ticks:
+            break
+    return time.monotonic() - started
+
+
+# -- load generation ---------------------------------------------------------------------------------------
+
+
+def timed(url: str, request: wire.SignedRequest) -> tuple[float, bool]:
+    try:
+        status, elapsed = h.send(url, request, timeout=15)
+    except OSError:
+        return float("nan"), False
+    return elapsed, status == 200
+
+
+def sequential(workload: Workload, count: int) -> tuple[list[float], int, float]:
+    latencies, errors = [], 0
+    began = time.perf_counter()
+    for _ in range(count):
+        elapsed, ok = timed(workload.url, workload.build())
+        if ok:
+            latencies.append(elapsed)
+        else:
+            errors += 1
+    return latencies, errors, time.perf_counter() - began
+
+
+def concurrent(workload: Workload, clients: int, per_client: int) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        mine, failed = [], 0
+        barrier.wait(timeout=30)
+        for _ in range(per_client):
+            elapsed, ok = timed(workload.url, workload.build())
+            if ok:
+                mine.append(elapsed)
+            else:
+                failed += 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = h.Threads()
+    for i in range(clients):
+        threads.spawn(client, f"client-{i}")
+    barrier.wait(timeout=30)
+    began = time.perf_counter()
+    threads.join(timeout=clients * per_client * 15)
+    return latencies, errors[0], time.perf_counter() - began
+
+
+def measure(workload: Workload, args: argparse.Namespace, pids: list[int]) -> None:
+    sequential(workload, args.warmup)
+    settle(pids)
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    for phase in ("sequential", "concurrent"):
+        cpu_before = tree_cpu_ticks(workload.pid)
+        if phase == "sequential":
+            latencies, errors, wall = sequential(workload, args.sequential)
+        else:
+            latencies, errors, wall = concurrent(workload, args.clients, args.per_client)
+        stats = h.summary_ms(latencies) if latencies else {"count": 0}
+        waited = settle(pids)  # the server's background work for these requests is done after this
+        cpu_ms = (tree_cpu_ticks(workload.pid) - cpu_before) * tick
+        workload.results[phase] = {
+            **stats,
+            "p50_ms": stats.get("median_ms"),
+            "errors": errors,
+            "requests_per_second": round((len(latencies) + errors) / wall, 1),
+            "server_cpu_ms_per_request": round(cpu_ms / max(1, len(latencies) + errors), 2),
+            "settle_seconds_after": round(waited, 2),
+        }
+        print(
+            f"  {workload.target:8} {workload.kind:8} {phase:10} p50 {stats.get('median_ms')} ms, "
+            f"p99 {stats.get('p99_ms')} ms, {errors} errors, "
+            f"{workload.results[phase]['server_cpu_ms_per_request']} ms server CPU/request"
+        )
+
+
+# -- servers -----------------------------------------------------------------------------------------------
+
+
+def start_bare(stack: contextlib.ExitStack, workdir: Path, slack_url: str) -> tuple[h.Process, str]:
+    port = h.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAOSBOT_"))}
+    env.update(
+        SLACK_BOT_TOKEN=identity.BOT_TOKEN, SLACK_SIGNING_SECRET=identity.SIGNING_SECRET, SLACK_API_URL=slack_url
+    )
+    argv = [
+        str(h.BIN / "gunicorn"),
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(h.ROOT / "bench"),
+        "bare_app:app",
+    ]
+    process = h.Process("bare bolt app", argv, env=env, log=workdir / "bare.log")
+    stack.callback(process.stop)
+    url = f"http://127.0.0.1:{port}/slack/events"
+
+    def answers() -> bool:
+        if not process.alive():
+            raise RuntimeError(f"the bare app exited:\n{process.tail()}")
+        with contextlib.suppress(OSError):
+            return h.send(url, wire.slash_command("help"), timeout=2)[0] == 200
+        return False
+
+    h.wait_until(answers, 45, "the bare app to answer", interval=0.1)
+    return process, url
+
+
+def planned_run(database_url: str, workdir: Path) -> int:
+    """A planned run for the refused approve clicks (planned directly through the core: not measured)."""
+    db = Database(database_url)
+    try:
+        lifecycle = Lifecycle(
+            db, load_catalogue(workdir / "catalogue.yml"), load_policy(workdir / "policy.yml"), zone=ZoneInfo("UTC")
+        )
+        start = datetime.now(UTC) + timedelta(hours=1)
+        return lifecycle.plan(h.OWNER, PlanRequest("CE-90", "staging", planned_start=start)).id
+    finally:
+        db.dispose()
+
+
+# -- report ------------------------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, workloads: list[Workload], complete: bool) -> None:
+    rows = []
+    for w in workloads:
+        for phase, r in w.results.items():
+            rows.append(
+                [
+                    w.target,
+                    w.kind,
+                    phase,
+                    r.get("count", 0),
+                    r.get("median_ms", "-"),
+                    r.get("p90_ms", "-"),
+                    r.get("p99_ms", "-"),
+                    r.get("max_ms", "-"),
+                    r["requests_per_second"],
+                    r["server_cpu_ms_per_request"],
+                    r["errors"],
+                ]
+            )
+    by_key = {(w.target, w.kind): w for w in workloads}
+    ratios, ratio_rows = [], []
+    for w in workloads:
+        if w.target != "chaosbot":
+            continue
+        reference = by_key.get(("bare", "approve" if w.kind == "approve" else "help"))
+        if reference is None:
+            continue
+        for phase in ("sequential", "concurrent"):
+            ours, bare = w.results.get(phase, {}), reference.results.get(phase, {})
+            if not ours.get("count") or not bare.get("count"):
+                continue
+            p50 = round(ours["median_ms"] / bare["median_ms"], 2)
+            p99 = round(ours["p99_ms"] / bare["p99_ms"], 2)
+            within = p99 <= TARGET_RATIO
+            ratios.append({"kind": w.kind, "phase": phase, "versus": f"bare {reference.kind}", "p50": p50, "p99": p99})
+            ratio_rows.append([w.kind, phase, f"bare {reference.kind}", p50, p99, "yes" if within else "NO"])
+    document = {
+        "benchmark": "ack_latency",
+        "complete": complete,
+        "machine": h.machine(),
+        "settings": {
+            "database": args.database,
+            "sequential": args.sequential,
+            "clients": args.clients,
+            "per_client": args.per_client,
+            "warmup": args.warmup,
+            "bare": "slack-bolt, gunicorn gthread 1 worker x 4 threads, process_before_response=False (default)",
+            "chaosbot": "chaosbot serve, gunicorn gthread 1 worker x 8 threads (defaults)",
+        },
+        "measured": "client-side HTTP response time of a signed request on a new connection (connect to ack)",
+        "reference_bare_p99_ms": REFERENCE,
+        "target_ratio": TARGET_RATIO,
+        "results": [{"target": w.target, "kind": w.kind, **w.results} for w in workloads],
+        "ratios_chaosbot_over_bare": ratios,
+    }
+    m = document["machine"]
+    if not complete:
+        print("\nINCOMPLETE (interrupted or failed): partial figures")
+    print(
+        f"\nack latency ({args.database}): sequential {args.sequential}, concurrent {args.clients} x {args.per_client}"
+    )
+    print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
+    headers = [
+        "app",
+        "request",
+        "phase",
+        "count",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "req/s",
+        "CPU ms/req",
+        "errors",
+    ]
+    print(h.markdown_table(headers, rows))
+    if ratio_rows:
+        print()
+        print(
+            h.markdown_table(
+                ["chaosbot request", "phase", "versus", "p50 ratio", "p99 ratio", "p99 <= 1.5x"], ratio_rows
+            )
+        )
+    h.write_json(args.output, document)
+    print(f"JSON: {args.output}")
+
+
+# -- main --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--per-client", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--kinds", default="help,status,approve", help="chaosbot requests to measure")
+    parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
+    parser.add_argument("--output", type=Path, default=h.RESULTS / "ack_latency.json")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
+    args = parser.parse_args(argv)
+    if not (1 <= args.sequential <= 2000 and 1 <= args.clients <= 50 and 1 <= args.per_client <= 200):
+        parser.error("keep it modest: --sequential <= 2000, --clients <= 50, --per-client <= 200")
+    args.kind_list = [k for k in args.kinds.split(",") if k]
+    if not set(args.kind_list) <= {"help", "status", "approve"}:
+        parser.error("--kinds takes help, status, approve")
+    if args.database == "sqlite":
+        args.redis_url = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    h.terminate_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="chaosbot-bench-ack-"))
+    workloads: list[Workload] = []
+    complete = failed = False
+    try:
+        with contextlib.ExitStack() as stack:
+            slack_url, fake = h.start_fake_slack(stack)
+            if args.database == "postgres":
+                database_url = stack.enter_context(h.scratch_postgres())
+                h.clear_redis_keys(args.redis_url)
+                stack.callback(h.clear_redis_keys, args.redis_url)
+            else:
+                database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+            bare, bare_url = start_bare(stack, workdir, slack_url)
+            server = h.start_chaosbot(
+                stack,
+                workdir,
+                slack_url=slack_url,
+                database_url=database_url,
+                catalogue=CATALOGUE,
+                redis_url=args.redis_url,
+            )
+            run_id = planned_run(database_url, workdir)
+            value = RunRef(run=run_id).dump()
+            requests: dict[str, Callable[[], wire.SignedRequest]] = {
+                "help": lambda: wire.slash_command("help", h.OWNER, channel_id=h.CHANNEL),
+                "status": lambda: wire.slash_command("status", h.OWNER, channel_id=h.CHANNEL),
+                "approve": lambda: wire.block_action("run.approve", value, h.OUTSIDER, channel_id=h.CHANNEL),
+            }
+            workloads = [Workload("bare", kind, bare_url, bare.pid, requests[kind]) for kind in ("help", "approve")]
+            workloads += [
+                Workload("chaosbot", kind, server.events_url, server.process.pid, requests[kind])
+                for kind in args.kind_list
+            ]
+            pids = [bare.pid, server.process.pid, fake.pid]
+            print(f"servers up; work directory {workdir}")
+            for workload in workloads:
+                measure(workload, args, pids)
+            complete = True
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process started was stopped; partial results follow", file=sys.stderr)
+        failed = True
+    except Exception:
+        traceback.print_exc()
+        failed = True
+    finally:
+        report(args, workloads, complete)
+        if failed or args.keep:
+            print(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
