@@ -32,12 +32,13 @@ from bot.console.render import (
     render_modal,
     text_of,
 )
-from bot.errors import ConfigurationError
+from bot.errors import ConfigurationError, DomainError
 from bot.interface.blocks import Message
 from bot.interface.handlers import Handlers
 from bot.interface.surface import Request
 from bot.observability import TextFormatter, configure_logging
 from bot.policy.service import PolicyError
+from bot.runs.service import parse_run_id
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from storage.db import Database, NotMigratedError, redact_url
@@ -51,9 +52,11 @@ HELP = """Commands:
   home                  your App Home
   messages              every message in the channel, with its thread
   show RUN-n            one run's message and its thread
+  wait RUN-n [SECONDS]  wait (up to 120 s, or SECONDS) until the run has ended
   help · quit
 In a form:  set FIELD VALUE (field by number or name) · submit · cancel · show"""
 Reader = Callable[[str], "str | None"]
+MAX_WAIT_SECONDS = 120.0
 FORM_HELP = "A form is open: set FIELD VALUE, submit or cancel it first (show prints it again)."
 
 
@@ -297,6 +300,7 @@ class Shell:
             "home": lambda _rest: self.home(),
             "messages": lambda _rest: self.messages(),
             "show": self.show,
+            "wait": self.wait,
         }
 
     def _trigger(self) -> str:
@@ -308,6 +312,28 @@ class Shell:
         """``/chaos …`` exactly as the slash command would arrive from Slack."""
         request = Request(user=self.user, channel=CHANNEL, trigger_id=self._trigger())
         self.handlers.command(request, text)
+
+    def wait(self, rest: str) -> None:
+        """``wait RUN-n [SECONDS]``: let the engine work (it runs in the background) until the run ends."""
+        words = rest.split()
+        try:
+            run_id = parse_run_id(words[0]) if words else None
+            limit = min(float(words[1]), MAX_WAIT_SECONDS) if len(words) > 1 else MAX_WAIT_SECONDS
+        except (DomainError, ValueError):
+            run_id = None
+        if run_id is None:
+            self.surface.say("Use: wait RUN-n [SECONDS]")
+            return
+        deadline = time.monotonic() + limit
+        # Until the run has ended and the engine has let go of it (its last messages are out by then).
+        while time.monotonic() < deadline and (
+            not self.handlers.lifecycle.run(run_id).run_state.is_final or run_id in self.handlers.engine.running()
+        ):
+            time.sleep(0.2)
+        state = self.handlers.lifecycle.run(run_id).run_state
+        self.surface.say(
+            f"RUN-{run_id} is {state.value}." if state.is_final else f"RUN-{run_id} is still {state.value}."
+        )
 
     def switch_user(self, rest: str) -> None:
         """``as USER``: who the next lines act as."""

@@ -111,19 +111,21 @@ class RunEngine:
 
     # -- starting ------------------------------------------------------------------------------
 
-    def start(self, actor: str, run_id: int, *, dry_run: bool = False) -> Run:
+    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
         """Check, inject and start watching a run; returns the running run.
 
         Order: may_start → kill switch (Redis mirror and database) → adapter preflight → lease → baseline
         (steady state must hold) → ``lifecycle.begin`` → persist the prepared handle → inject → persist the
         injected handle → watcher. Raises a ``DomainError`` saying why when a person can do something about it.
+        ``duration`` shortens a rehearsal (``dry_run``) below the experiment's maximum.
         """
         if self._closed:
             raise IllegalTransition("This chaosbot process is shutting down; start the run again in a moment.")
         run = self.lifecycle.run(run_id)
         self.lifecycle.may_start(actor, run)
         self._refuse_when_killed()
-        experiment = Experiment.model_validate(run.experiment)
+        limit = self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
+        experiment = Experiment.model_validate(run.experiment).model_copy(update={"max_duration": limit})
         fault = _fault_of(experiment, dry_run=dry_run)
         preflight = self._preflight(run, fault, dry_run=dry_run)
         if not self.coordination.acquire(run_id, self.holder, self.lease_ttl):
@@ -131,7 +133,7 @@ class RunEngine:
         self._leases.track(run_id)
         try:
             self._baseline(run, experiment, rehearsal=_rehearsal(run, dry_run))
-            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run)
+            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run, duration=duration)
         except BaseException:
             self._let_go(run_id)
             raise
@@ -477,13 +479,17 @@ class RunEngine:
         self._let_go(run_id)
         return False
 
-    def complete(self, run_id: int, recovery_seconds: float | None) -> None:
-        """Recovery measured (None: it never came back): finish completed with the verdict on the hypothesis."""
+    def complete(self, run_id: int, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
+        """Recovery measured (None: it never came back): finish completed with the verdict on the hypothesis.
+
+        ``evaluated`` False: a rehearsal whose stop conditions could not be evaluated tested nothing.
+        """
         try:
             plan = self._cached_plan(run_id) or self._plan_from_db(run_id)
         except IllegalTransition:  # ended elsewhere meanwhile
             return
-        held, summary = _verdict(plan.rto_seconds, recovery_seconds, watched=self._has_conditions(run_id))
+        watched = self._has_conditions(run_id)
+        held, summary = _verdict(plan.rto_seconds, recovery_seconds, watched=watched, evaluated=evaluated)
         with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
             status = self._finish(
                 run_id,
@@ -684,10 +690,14 @@ def _params_for(experiment: Experiment, adapter: str) -> dict[str, Any]:
     return {"would_use": experiment.fault.adapter, "params": params}
 
 
-def _verdict(rto_seconds: float, recovery: float | None, *, watched: bool) -> tuple[bool | None, str]:
+def _verdict(
+    rto_seconds: float, recovery: float | None, *, watched: bool, evaluated: bool = True
+) -> tuple[bool | None, str]:
     rto = _seconds(rto_seconds)
     if not watched:
         return None, "no stop conditions, so recovery was not measured"
+    if not evaluated:
+        return None, "its stop conditions could not be evaluated (a rehearsal), so the hypothesis was not tested"
     if recovery is None:
         return False, f"the steady state did not come back after the revert (RTO {rto}): hypothesis refuted"
     if recovery <= rto_seconds:

@@ -63,7 +63,9 @@ def read_progress(db: Database, run_id: int, now: Callable[[], datetime]) -> Pro
             run_id=run_id,
             phase=_phase([f.state for f in faults]),
             elapsed=max(timedelta(0), now() - started),
-            max_duration=experiment.max_duration,
+            max_duration=(
+                timedelta(seconds=run.max_duration_seconds) if run.max_duration_seconds else experiment.max_duration
+            ),
             rto=experiment.rto,
             dry_run=run.dry_run,
             conditions=conditions,

@@ -213,7 +213,7 @@ USAGE = """*chaosbot* runs the playbook's chaos experiments. Commands:
 • `/chaos list`: the experiment catalogue
 • `/chaos plan CE-03 [staging|production]`: plan a run (opens a form)
 • `/chaos status [RUN-n]`: active runs, or one run
-• `/chaos start RUN-n [--dry-run]`: start an approved run
+• `/chaos start RUN-n [--dry-run [--for 30s]]`: start an approved run; a dry run rehearses, optionally shorter
 • `/chaos abort [RUN-n|all] [reason]`: kill switch; `all` also blocks new starts
 • `/chaos resume`: release the global kill switch (approvers)
 • `/chaos cancel RUN-n [reason]`: withdraw a plan

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from bot.catalogue.models import parse_duration
 from bot.errors import DomainError, InvalidInput, NotFound
 from bot.interface import blocks
 from bot.interface.blocks import HomeData, Message
@@ -36,10 +37,11 @@ class AbortOutcome(Protocol):
 
 
 class Engine(Protocol):
-    def start(self, actor: str, run_id: int, *, dry_run: bool = False) -> Run: ...
+    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run: ...
     def abort(self, actor: str, run_id: int, reason: str = "") -> AbortOutcome: ...
     def abort_all(self, actor: str, reason: str = "") -> list[AbortOutcome]: ...
     def resume(self, actor: str) -> bool: ...
+    def running(self) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -186,11 +188,23 @@ class Handlers:
         self._reply(request, blocks.status_message(active, self.zone, engaged))
 
     def _start_command(self, request: Request, args: list[str]) -> None:
-        dry_run = "--dry-run" in args
-        targets = [a for a in args if a != "--dry-run"]
+        form = "Use `/chaos start RUN-n [--dry-run [--for 30s]]`."
+        words = list(args)
+        duration = None
+        if "--for" in words:
+            at = words.index("--for")
+            if at + 1 >= len(words):
+                raise_usage(f"`--for` needs a duration such as 30s or 2m. {form}")
+            try:
+                duration = parse_duration(words[at + 1])
+            except ValueError:
+                raise InvalidInput(f"`--for {words[at + 1]}` is not a duration such as 30s or 2m. {form}") from None
+            del words[at : at + 2]
+        dry_run = "--dry-run" in words
+        targets = [word for word in words if word != "--dry-run"]
         if len(targets) != 1:
-            raise_usage("Which run? Use `/chaos start RUN-n [--dry-run]`.")
-        self._start(request, runs.parse_run_id(targets[0]), dry_run=dry_run)
+            raise_usage(f"Which run? {form}")
+        self._start(request, runs.parse_run_id(targets[0]), dry_run=dry_run, duration=duration)
 
     def _abort_command(self, request: Request, args: list[str]) -> None:
         if args and args[0].lower() == "all":
@@ -237,10 +251,13 @@ class Handlers:
             raise InvalidInput("Rejecting needs a form for the reason.")
         self.surface.open_modal(request.trigger_id, blocks.reject_modal(run))
 
-    def _start(self, request: Request, run_id: int, *, dry_run: bool = False) -> None:
+    def _start(
+        self, request: Request, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None
+    ) -> None:
         run = self.lifecycle.run(run_id)
-        self.lifecycle.may_start(request.user, run)  # quick refusal before any adapter work
-        self.engine.start(request.user, run_id, dry_run=dry_run)
+        self.lifecycle.may_start(request.user, run)  # quick refusals before any adapter work
+        self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
+        self.engine.start(request.user, run_id, dry_run=dry_run, duration=duration)
 
     def _cancel(self, request: Request, run_id: int, reason: str = "") -> None:
         run = self.lifecycle.cancel(request.user, run_id, reason)

@@ -269,7 +269,18 @@ class Lifecycle:
         if self.clock() > run.planned_start + self.policy.plan_expiry:
             raise IllegalTransition(f"{run.label}'s window has passed; plan it again.")
 
-    def begin(self, actor: str, run_id: int, *, dry_run: bool = False) -> Run:
+    def run_duration(self, run: Run, *, dry_run: bool, requested: timedelta | None) -> timedelta:
+        """How long this start may keep the fault: the experiment's maximum, or less for a rehearsal."""
+        maximum = Experiment.model_validate(run.experiment).max_duration
+        if requested is None:
+            return maximum
+        if not dry_run:
+            raise InvalidInput("Only a rehearsal (`--dry-run`) can be shorter than the experiment's maximum duration.")
+        if not timedelta(seconds=1) <= requested <= maximum:
+            raise InvalidInput(f"A rehearsal of {run.label} can last from 1s to its maximum, {_span(maximum)}.")
+        return requested
+
+    def begin(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
         """approved → running, unless the kill switch is engaged or the run is outside its window."""
 
         def apply(session: Session) -> Run:
@@ -288,8 +299,10 @@ class Lifecycle:
                 started_at=self.clock(),
                 started_by=actor,
                 dry_run=dry_run,
+                max_duration_seconds=int(self.run_duration(run, dry_run=dry_run, requested=duration).total_seconds()),
             )
-            audit.append(session, actor=actor, action="run.started", run_id=run.id, payload={"dry_run": dry_run})
+            payload = {"dry_run": dry_run, "max_duration_seconds": run.max_duration_seconds}
+            audit.append(session, actor=actor, action="run.started", run_id=run.id, payload=payload)
             return run
 
         return self._retrying(apply)
@@ -438,6 +451,11 @@ class Lifecycle:
         if start > now + MAX_PLAN_AHEAD:
             raise InvalidInput("Plan at most 90 days ahead.", field="planned_start")
         return start
+
+
+def _span(delta: timedelta) -> str:
+    minutes, seconds = divmod(int(delta.total_seconds()), 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def mention(user_id: str) -> str:

@@ -63,6 +63,8 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The maximum duration this run was started with: the experiment's, or shorter for a rehearsal.
+    max_duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

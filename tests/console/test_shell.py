@@ -160,39 +160,56 @@ def test_reject_goes_through_its_form(fresh_db: Path) -> None:
     assert "Traceback" not in transcript
 
 
-def test_demo_script_runs_end_to_end(fresh_db: Path, healthy_portal: str) -> None:
+def test_demo_runs_a_rehearsal_to_completion_and_measures_recovery(fresh_db: Path, healthy_portal: str) -> None:
     transcript = run_shell(DEMO)
 
     assert "Traceback" not in transcript
     assert "Sorry, that failed" not in transcript
-    start = after(transcript, "oliver> /chaos start RUN-1 --dry-run")
-    assert "RUN-1 started by @oliver as a dry run" in start
+    start = after(transcript, "oliver> /chaos start RUN-1 --dry-run --for 10s")
+    assert "RUN-1 started by @oliver as a dry run: injecting redis for up to 10 s" in start
     assert "🔴 Running (dry run) since" in start
+    assert "of 10s" in start  # progress counts against the rehearsal's length, not CE-01's 5 minutes
     assert "[1] Abort" in start
-    abort = after(transcript, "oliver> /chaos abort RUN-1 demo over")
-    assert "🛑 Aborted by @oliver: demo over" in abort
-    assert "(only you) ✅ RUN-1: Fault reverted." in abort
-    assert "── App Home of @oliver ──" in abort
+    waited = after(transcript, "oliver> wait RUN-1")
+    assert "RUN-1 is completed." in waited
+    assert "hypothesis held" in waited  # the portal stayed healthy: recovered within the RTO
+    shown = after(transcript, "oliver> show RUN-1")
+    assert "🏁 Completed by chaosbot" in shown and "Outcome: completed · hypothesis held" in shown
+    assert "── App Home of @oliver ──" in transcript
     assert "Still running" not in transcript
 
 
-def test_demo_without_a_portal_rehearses_and_says_the_probe_was_not_evaluated(
+def test_demo_without_a_portal_completes_without_testing_the_hypothesis(
     fresh_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PORTAL_URL", raising=False)
     transcript = run_shell(DEMO)
 
-    start = after(transcript, "oliver> /chaos start RUN-1 --dry-run")
+    start = after(transcript, "oliver> /chaos start RUN-1 --dry-run --for 10s")
     assert "RUN-1 started by @oliver as a dry run" in start
     assert "share-link latency: not evaluated" in start
     assert "PORTAL_URL is not set" in start
-    abort = after(transcript, "oliver> /chaos abort RUN-1 demo over")
-    assert "🛑 Aborted by @oliver: demo over" in abort
+    waited = after(transcript, "oliver> wait RUN-1")
+    assert "RUN-1 is completed." in waited
+    assert "Outcome: completed · hypothesis not evaluated" in waited
     assert "Traceback" not in transcript
 
 
-def test_quitting_with_a_running_run_says_what_happens_to_it(fresh_db: Path, healthy_portal: str) -> None:
-    script = DEMO.read_text(encoding="utf-8").replace("/chaos abort RUN-1 demo over", "# (no abort)")
+def test_a_rehearsal_cannot_outlast_the_experiment_and_only_rehearsals_are_shortened(fresh_db: Path) -> None:
+    script = DEMO.read_text(encoding="utf-8").split("/chaos start RUN-1")[0] + (
+        "/chaos start RUN-1 --for 10s\n/chaos start RUN-1 --dry-run --for 6m\n/chaos start RUN-1 --dry-run --for\n"
+        "/chaos status\n"
+    )
+    transcript = run_shell(script)
+
+    assert "Only a rehearsal (`--dry-run`) can be shorter" in transcript
+    assert "can last from 1s to its maximum, 5m 00s" in transcript
+    assert "`--for` needs a duration" in transcript
+    assert "RUN-1 CE-01 in staging: approved" in after(transcript, "oliver> /chaos status")
+
+
+def test_quitting_with_a_running_run_says_what_happens_to_it(fresh_db: Path) -> None:
+    script = DEMO.read_text(encoding="utf-8").replace("wait RUN-1", "# (no wait)")
     transcript = run_shell(script)
 
     assert "Still running: RUN-1." in transcript
@@ -262,8 +279,8 @@ def test_postgres_is_never_migrated_behind_your_back(monkeypatch: pytest.MonkeyP
         shell.prepare_database(settings, io.StringIO())
 
 
-def test_every_command_is_audited_and_an_abort_reverts_before_its_record(fresh_db: Path, healthy_portal: str) -> None:
-    run_shell(DEMO)
+def test_every_command_is_audited_and_an_abort_reverts_before_its_record(fresh_db: Path) -> None:
+    run_shell(DEMO.read_text(encoding="utf-8").replace("wait RUN-1", "/chaos abort RUN-1 demo over"))
 
     with sqlite3.connect(fresh_db) as connection:
         actions = connection.execute("SELECT action, payload FROM audit_events ORDER BY seq").fetchall()
@@ -271,4 +288,4 @@ def test_every_command_is_audited_and_an_abort_reverts_before_its_record(fresh_d
     assert "/chaos list" in commands and "/chaos abort RUN-1 demo over" in commands
     order = [action if action != "command" else json.loads(payload)["command"] for action, payload in actions]
     assert order.index("run.aborted") < order.index("/chaos abort RUN-1 demo over")
-    assert order.index("/chaos start RUN-1 --dry-run") < order.index("run.started")
+    assert order.index("/chaos start RUN-1 --dry-run --for 10s") < order.index("run.started")

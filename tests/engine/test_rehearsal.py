@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.engine import SteadyStateNotMet, records
+from bot.errors import InvalidInput
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
@@ -33,7 +36,10 @@ def test_a_dry_run_starts_and_ends_although_its_probe_cannot_be_evaluated(unset_
     wait_for(lambda: unset_world.run(run_id).run_state is RunState.COMPLETED, what="the rehearsal to complete")
     with unset_world.db.transaction() as session:
         samples = records.measurements(session, run_id=run_id)
+        outcome = records.outcome(session, run_id=run_id)
     assert samples and all(not s.ok and "CHAOSBOT_TEST_UNSET_PORTAL" in s.detail for s in samples)
+    assert outcome is not None and outcome.hypothesis_held is None  # nothing was tested, nothing refuted
+    assert "could not be evaluated" in unset_world.events(run_id)
 
 
 def test_a_real_start_with_a_probe_that_cannot_be_evaluated_is_refused(unset_world: World) -> None:
@@ -62,3 +68,30 @@ def test_a_dry_run_whose_steady_state_is_really_broken_is_refused(world: World) 
 
     with pytest.raises(SteadyStateNotMet):
         engine.start(OWNER, run_id, dry_run=True)
+
+
+def test_a_rehearsal_can_be_shorter_than_the_experiment(sqlite_db: Database, make_world, lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(sqlite_db, make_experiment(lab, max_duration=60, conditions=[]))
+    engine = world.engine()
+    run_id = world.approved()
+
+    engine.start(OWNER, run_id, dry_run=True, duration=timedelta(seconds=1))
+
+    assert world.run(run_id).max_duration_seconds == 1
+    progress = engine.progress(run_id)
+    assert progress is None or progress.max_duration == timedelta(seconds=1)
+    wait_for(lambda: world.run(run_id).run_state is RunState.COMPLETED, what="the 1 s rehearsal to complete")
+
+
+def test_a_real_run_keeps_the_experiments_maximum_and_cannot_be_shortened(world: World) -> None:
+    engine = world.engine()
+    run_id = world.approved()
+
+    with pytest.raises(InvalidInput, match="Only a rehearsal"):
+        engine.start(OWNER, run_id, duration=timedelta(seconds=1))
+    with pytest.raises(InvalidInput, match="from 1s to its maximum"):
+        engine.start(OWNER, run_id, dry_run=True, duration=timedelta(minutes=10))
+    assert world.run(run_id).run_state is RunState.APPROVED and not world.lab.fault_on
+
+    engine.start(OWNER, run_id)
+    assert world.run(run_id).max_duration_seconds == 2  # the lab experiment's maximum

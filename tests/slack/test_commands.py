@@ -58,7 +58,7 @@ def test_usage(sqlite_bot: Bot, text: str, problem: str | None) -> None:
         ("plan", ":warning: Which experiment? Use `/chaos plan CE-03 [environment]`."),
         ("plan CE-99", ":warning: There is no experiment 'CE-99' in the catalogue. Known: CE-90, CE-91, CE-92."),
         ("plan CE-91 production", ":warning: CE-91 may run only in: staging."),
-        ("start", ":warning: Which run? Use `/chaos start RUN-n [--dry-run]`."),
+        ("start", ":warning: Which run? Use `/chaos start RUN-n [--dry-run [--for 30s]]`."),
         ("start RUN-999", ":warning: There is no RUN-999."),
         ("start banana", ":warning: 'banana' is not a run id; run ids look like RUN-42."),
         ("abort", ":warning: Nothing is running, so there is nothing to abort."),
