@@ -44,13 +44,13 @@ from bot.engine.watcher import Watcher, judged
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
 from bot.notify import Notifier
 from bot.runs import service as runs
-from bot.runs.flows import Lifecycle
+from bot.runs.flows import SYSTEM_ACTOR, Lifecycle, mention
 from bot.runs.models import Run, RunState, run_label
 from storage.db import utcnow
 
 log = logging.getLogger(__name__)
 
-ENGINE_ACTOR = "chaosbot"
+ENGINE_ACTOR = SYSTEM_ACTOR  # the bot itself, named (not @-mentioned) in messages
 DRY_RUN_ADAPTER = "dry_run"
 READ_DEADLINE_SECONDS = 0.5  # an abort waits this long for the database before using its cached handles
 
@@ -263,7 +263,7 @@ class RunEngine:
                 return AbortResult(run_id, report.ok, f"{_revert_text(report)} {exc.message}"), plan
             detail = _revert_text(report) + status
             said = f": {reason.rstrip('.')}." if reason else "."
-            self._tell(run_id, f"{run_label(run_id)} aborted by {_who(actor)}{said} {detail}", urgent=True)
+            self._tell(run_id, f"{run_label(run_id)} aborted by {mention(actor)}{said} {detail}", urgent=True)
             self._let_go(run_id)
             return AbortResult(run_id, report.ok, detail), plan
         finally:
@@ -305,12 +305,7 @@ class RunEngine:
     def _not_running(self, run: Run) -> str:
         if not run.run_state.is_final:
             return f"{run.label} is not running ({run.state}): there is nothing to abort. To withdraw it, cancel it."
-        text = f"{run.label} already ended: {run.state}"
-        if run.ended_by:
-            text += f" by {_who(run.ended_by)}"
-        if run.ended_at:
-            text += f" at {self.lifecycle.local(run.ended_at)}"
-        return text + (f" ({run.end_reason})." if run.end_reason else ".")
+        return self.lifecycle.ended_sentence(run)
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
         """Engage the global kill switch (database and Redis) first, then abort every running run in parallel,
@@ -711,7 +706,7 @@ def _announcement(actor: str, run: Run, experiment: Experiment, fault: _Fault, p
     if run.environment == "production" and preflight.ok:
         check += " (production: revert path and kill switch verified)"
     return (
-        f"{run.label} started by {_who(actor)}{' as a dry run' if fault.name == DRY_RUN_ADAPTER else ''}: "
+        f"{run.label} started by {mention(actor)}{' as a dry run' if fault.name == DRY_RUN_ADAPTER else ''}: "
         f"injecting {experiment.fault.adapter} for up to {_seconds(experiment.max_duration.total_seconds())}. "
         f"Stop conditions: {conditions}, probed every {_seconds(experiment.probe_interval.total_seconds())}. "
         f"Preflight {check}: {preflight.detail}"
@@ -732,10 +727,6 @@ def _revert_alert(plan: RevertPlan, report: RevertReport, attempts: int) -> str:
         f"{run_label(plan.run_id)}: the fault could NOT be reverted after {attempts} attempts "
         f"({'; '.join(report.failures())}). Roll it back by hand now:\n{plan.rollback_steps}"
     )
-
-
-def _who(actor: str) -> str:
-    return actor if actor == ENGINE_ACTOR else f"<@{actor}>"
 
 
 def _seconds(value: float) -> str:

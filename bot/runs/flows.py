@@ -422,7 +422,11 @@ class Lifecycle:
                 f"{run.label} is already running: started by <@{run.started_by}> "
                 f"at {self.local(run.started_at or run.updated_at)}."
             )
-        ended = f"{run.label} already ended: {state.value}"
+        return self.ended_sentence(run)
+
+    def ended_sentence(self, run: Run) -> str:
+        """ "RUN-4 already ended: aborted by @sam at … (reason)." for a run in a final state."""
+        ended = f"{run.label} already ended: {run.state}"
         if run.ended_by:
             ended += f" by {mention(run.ended_by)}"
         if run.ended_at:
