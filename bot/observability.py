@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,32 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+_SECRETS = [
+    (re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+"), "[redacted]"),
+    # Slack's legacy verification token rides in every payload; Bolt logs whole bodies it refuses.
+    (re.compile(r"(\btoken=)[^&\s]+"), r"\1[redacted]"),
+    (re.compile(r"(%22token%22%3A%22)[^%]+"), r"\1[redacted]"),
+    (re.compile(r'("token"\s*:\s*")[^"]+'), r"\1[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class _RedactFilter(logging.Filter):
+    """Tokens never reach a log line, whoever logs them (our code, Bolt, slack_sdk, gunicorn)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 class _ContextFilter(logging.Filter):
@@ -83,6 +110,7 @@ def configure_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
+    handler.addFilter(_RedactFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -98,14 +126,17 @@ def gunicorn_log_config(fmt: str, level: str = "INFO") -> dict[str, Any]:
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "chaosbot",
-        "filters": ["context"],
+        "filters": ["context", "redact"],
         "stream": "ext://sys.stderr",
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"chaosbot": {"()": formatter}},
-        "filters": {"context": {"()": "bot.observability._ContextFilter"}},
+        "filters": {
+            "context": {"()": "bot.observability._ContextFilter"},
+            "redact": {"()": "bot.observability._RedactFilter"},
+        },
         "handlers": {"console": handler, "error_console": handler},
         "root": {"level": level, "handlers": ["console"]},
         "loggers": {

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.observability import JsonFormatter, _ContextFilter, gunicorn_log_config, log_context
+from bot.observability import JsonFormatter, _ContextFilter, _RedactFilter, gunicorn_log_config, log_context
 
 
 @pytest.fixture
@@ -19,6 +19,7 @@ def captured() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(_ContextFilter())
+    handler.addFilter(_RedactFilter())
     logger = logging.getLogger("chaosbot.test")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -62,6 +63,20 @@ def test_gunicorn_lines_use_the_same_formatter() -> None:
     config = gunicorn_log_config("json")
     assert config["formatters"]["chaosbot"]["()"] == "bot.observability.JsonFormatter"
     assert config["loggers"]["gunicorn.error"]["handlers"] == ["error_console"]
-    assert config["handlers"]["console"]["filters"] == ["context"]
+    assert config["handlers"]["console"]["filters"] == ["context", "redact"]
     logging.config.dictConfig(config)  # what gunicorn does with it in each worker: must not raise
     logging.getLogger().handlers[:] = []
+
+
+def test_tokens_in_logged_request_bodies_are_redacted(captured: io.StringIO) -> None:
+    log = logging.getLogger("chaosbot.test")
+    form = "token=verif123secret&team_id=T1&user_id=U1&text=help"
+    quoted = "payload=%7B%22type%22%3A%22block_actions%22%2C%22token%22%3A%22verif123secret%22%7D"
+    log.info("Invalid request signature detected (body: %s)", form)
+    log.info("body: %s", quoted)
+    log.info('json {"token": "verif123secret", "user": "U1"} and xoxb-111-222-abc and xapp-1-A1-xyz')
+
+    text = captured.getvalue()
+    assert "verif123secret" not in text and "xoxb-111" not in text and "xapp-1-A1" not in text
+    assert "token=[redacted]&team_id=T1&user_id=U1&text=help" in text  # the rest stays readable
+    assert "%22token%22%3A%22[redacted]" in text
