@@ -11,8 +11,8 @@ from bot.audit import service as audit
 from bot.catalogue.service import CatalogueError, load_catalogue
 from bot.context import build_context
 from bot.errors import ConfigurationError
+from bot.export import export_rows
 from bot.policy.service import PolicyError
-from bot.records import export_rows
 from bot.settings import load_settings
 from storage.db import Database, NotMigratedError, redact_url
 from storage.migrate import upgrade

@@ -27,6 +27,12 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError("expected a positive duration such as 300, '90s', '5m' or '2h'")
 
 
+def format_duration(delta: timedelta) -> str:
+    """``5m 00s`` or ``45s``: how a duration is shown to people."""
+    minutes, seconds = divmod(int(delta.total_seconds()), 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
 Duration = Annotated[timedelta, Field(description="seconds, or '90s' / '5m' / '2h'")]
 
 

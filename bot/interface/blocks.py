@@ -7,11 +7,11 @@ header ≤ 150, ≤ 50 blocks per message and ≤ 100 per modal or Home tab.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.catalogue.models import Catalogue, Experiment
+from bot.catalogue.models import Catalogue, Experiment, format_duration
 from bot.interface.cards import RunCard
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.policy.models import Role
@@ -72,12 +72,6 @@ def local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
 
 
-def duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
-
-
 # -- the run message ---------------------------------------------------------------------------
 
 
@@ -101,7 +95,8 @@ def run_message(card: RunCard, zone: ZoneInfo) -> Message:
                 {"type": "mrkdwn", "text": f"*Planned start*\n{local(run.planned_start, zone)}"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Max duration · RTO*\n{duration(experiment.max_duration)} · {duration(experiment.rto)}",
+                    "text": f"*Max duration · RTO*\n{format_duration(experiment.max_duration)}"
+                    f" · {format_duration(experiment.rto)}",
                 },
             ],
         },
@@ -157,7 +152,7 @@ def _progress_blocks(card: RunCard) -> list[Block]:
     dry = " (dry run)" if progress.dry_run else ""
     lines = [
         f"*Progress*{dry}: {PHASE.get(progress.phase, progress.phase)}, "
-        f"{duration(progress.elapsed)} of {duration(progress.max_duration)}"
+        f"{format_duration(progress.elapsed)} of {format_duration(progress.max_duration)}"
     ]
     for condition in progress.conditions:
         mark = {True: ":large_green_circle:", False: ":red_circle:", None: ":white_circle:"}[condition.ok]
@@ -236,7 +231,7 @@ def catalogue_message(catalogue: Catalogue) -> Message:
             section(
                 f"*{experiment.id}* {experiment.title}\n{experiment.hypothesis}\n"
                 f"_{', '.join(experiment.environments)} · {experiment.fault.adapter} · "
-                f"max {duration(experiment.max_duration)}_"
+                f"max {format_duration(experiment.max_duration)}_"
             )
         )
     blocks.append(context("Plan one with `/chaos plan CE-xx`."))

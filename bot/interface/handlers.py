@@ -23,7 +23,7 @@ from bot.interface.surface import DeliveryFailed, Request, Surface
 from bot.observability import log_context
 from bot.runs import service as runs
 from bot.runs.flows import Lifecycle, PlanRequest
-from bot.runs.models import Run, RunState
+from bot.runs.models import Run, RunState, run_label
 from bot.safety import killswitch
 
 log = logging.getLogger(__name__)
@@ -254,9 +254,7 @@ class Handlers:
     def _start(
         self, request: Request, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None
     ) -> None:
-        run = self.lifecycle.run(run_id)
-        self.lifecycle.may_start(request.user, run)  # quick refusals before any adapter work
-        self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
+        # The engine refuses (who may, window, kill switch, rehearsal length) before any adapter work.
         self.engine.start(request.user, run_id, dry_run=dry_run, duration=duration)
 
     def _cancel(self, request: Request, run_id: int, reason: str = "") -> None:
@@ -267,11 +265,11 @@ class Handlers:
     def _abort_one(self, request: Request, run_id: int, reason: str = "") -> None:
         result = self.engine.abort(request.user, run_id, reason)
         mark = ":white_check_mark:" if result.reverted else ":x:"
-        self._reply(request, blocks.notice(f"{mark} {runs_label(run_id)}: {result.detail}"))
+        self._reply(request, blocks.notice(f"{mark} {run_label(run_id)}: {result.detail}"))
 
     def _abort_all(self, request: Request, reason: str) -> None:
         results = self.engine.abort_all(request.user, reason)
-        lines = [f"{':white_check_mark:' if r.reverted else ':x:'} {runs_label(r.run_id)}: {r.detail}" for r in results]
+        lines = [f"{':white_check_mark:' if r.reverted else ':x:'} {run_label(r.run_id)}: {r.detail}" for r in results]
         summary = "\n".join(lines) or "No run was running."
         self._announce(
             f":octagonal_sign: <@{request.user}> pulled the global kill switch"
@@ -337,17 +335,7 @@ class Handlers:
         with self.lifecycle.db.transaction() as session:
             active = runs.find(session, states=ACTIVE, limit=200)
             engaged = killswitch.state(session).engaged
-        held = self.lifecycle.policy.roles_of(user, self.lifecycle.members_of)
-        awaiting = []
-        for run in active:
-            if (
-                run.run_state is RunState.PLANNED
-                and run.owner != user
-                and user not in runs.approvals_by_role(run).values()
-            ):
-                roles = [role for role in self.lifecycle.missing_roles(run) if role in held]
-                if roles:
-                    awaiting.append((run, roles))
+        awaiting = [(run, roles) for run in active if (roles := self.lifecycle.roles_awaiting(run, user))]
         return HomeData(
             kill_switch=engaged,
             running=[r for r in active if r.run_state is RunState.RUNNING],
@@ -376,10 +364,6 @@ def _unposted(label: str, channel: str, reason: str) -> str:
 
 def raise_usage(problem: str) -> None:
     raise InvalidInput(problem)
-
-
-def runs_label(run_id: int) -> str:
-    return f"RUN-{run_id}"
 
 
 def _looks_like_run(word: str) -> bool:

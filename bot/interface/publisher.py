@@ -50,9 +50,7 @@ class Publisher:
         with self._lock_for(run_id):
             run = self.lifecycle.run(run_id)
             if run.message_ts is None:
-                channel, ts = self.surface.post(self.channel, self.render(run_id))
-                self.lifecycle.attach_message(run_id, channel_id=channel, message_ts=ts)
-                self._last_refresh[run_id] = self.monotonic()
+                self._post_first(run_id)
             return self.lifecycle.run(run_id)
 
     def run_changed(self, run_id: int, *, urgent: bool = True) -> None:
@@ -90,12 +88,16 @@ class Publisher:
             run = self.lifecycle.run(run_id)
             if run.channel_id is None or run.message_ts is None:
                 if urgent:  # its first post failed (bot not invited yet), or the CLI created it
-                    channel, ts = self.surface.post(self.channel, self.render(run_id))
-                    self.lifecycle.attach_message(run_id, channel_id=channel, message_ts=ts)
-                    self._last_refresh[run_id] = now
+                    self._post_first(run_id)
                 return
             self.surface.update(run.channel_id, run.message_ts, self.render(run_id))
             self._last_refresh[run_id] = now
+
+    def _post_first(self, run_id: int) -> None:
+        """Post the run's one message and remember where it is (caller holds the run's lock)."""
+        channel, ts = self.surface.post(self.channel, self.render(run_id))
+        self.lifecycle.attach_message(run_id, channel_id=channel, message_ts=ts)
+        self._last_refresh[run_id] = self.monotonic()
 
     def _lock_for(self, run_id: int) -> threading.Lock:
         with self._guard:

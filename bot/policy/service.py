@@ -63,12 +63,30 @@ def role_to_credit(
         raise NotPermitted(
             f"You already approved {run_label} as {role.label}; one person's approval counts for one role."
         )
+    roles = approvable_roles(
+        policy, environment=environment, owner=owner, approver=approver, approved=approved, members_of=members_of
+    )
+    if roles:
+        return roles[0]
     missing = [role for role in policy.required_roles(environment) if role not in approved]
     held = policy.roles_of(approver, members_of)
-    for role in missing:
-        if role in held:
-            return role
     raise NotPermitted(_why_not(policy, run_label, environment, missing, held, approved))
+
+
+def approvable_roles(
+    policy: Policy,
+    *,
+    environment: str,
+    owner: str,
+    approver: str,
+    approved: Mapping[Role, str],
+    members_of: GroupMembers,
+) -> list[Role]:
+    """The still-missing required roles this person could approve now (empty when they may not approve)."""
+    if approver == owner or approver in approved.values():
+        return []
+    held = policy.roles_of(approver, members_of)
+    return [role for role in policy.required_roles(environment) if role not in approved and role in held]
 
 
 def _why_not(

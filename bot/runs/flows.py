@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
-from bot.catalogue.models import Catalogue, Experiment
+from bot.catalogue.models import Catalogue, Experiment, format_duration
 from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted
 from bot.policy.models import GroupMembers, Policy, Role, no_groups
-from bot.policy.service import role_to_credit
+from bot.policy.service import approvable_roles, role_to_credit
 from bot.runs import service as runs
 from bot.runs.models import Approval, Run, RunState
 from bot.safety import killswitch
@@ -210,6 +210,19 @@ class Lifecycle:
 
         return self._retrying(apply)
 
+    def roles_awaiting(self, run: Run, user: str) -> list[Role]:
+        """The roles ``user`` could approve on ``run`` right now (empty unless it is planned and theirs to approve)."""
+        if run.run_state is not RunState.PLANNED:
+            return []
+        return approvable_roles(
+            self.policy,
+            environment=run.environment,
+            owner=run.owner,
+            approver=user,
+            approved=runs.approvals_by_role(run),
+            members_of=self.members_of,
+        )
+
     def missing_roles(self, run: Run) -> list[Role]:
         approved = runs.approvals_by_role(run)
         return [role for role in self.policy.required_roles(run.environment) if role not in approved]
@@ -277,7 +290,9 @@ class Lifecycle:
         if not dry_run:
             raise InvalidInput("Only a rehearsal (`--dry-run`) can be shorter than the experiment's maximum duration.")
         if not timedelta(seconds=1) <= requested <= maximum:
-            raise InvalidInput(f"A rehearsal of {run.label} can last from 1s to its maximum, {_span(maximum)}.")
+            raise InvalidInput(
+                f"A rehearsal of {run.label} can last from 1s to its maximum, {format_duration(maximum)}."
+            )
         return requested
 
     def begin(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
@@ -455,11 +470,6 @@ class Lifecycle:
         if start > now + MAX_PLAN_AHEAD:
             raise InvalidInput("Plan at most 90 days ahead.", field="planned_start")
         return start
-
-
-def _span(delta: timedelta) -> str:
-    minutes, seconds = divmod(int(delta.total_seconds()), 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def mention(user_id: str) -> str:

@@ -1,4 +1,4 @@
-"""The experiment record for the change log and compliance: runs with their outcome, and audit events."""
+"""Exporting the experiment record for the change log and compliance: runs with their outcome, and audit events."""
 
 from __future__ import annotations
 
