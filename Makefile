@@ -24,9 +24,10 @@ serve: $(STAMP)  ## the Slack app (needs SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, 
 	$(BIN)/chaosbot db upgrade
 	$(BIN)/chaosbot serve
 
-test: $(STAMP)  ## lint, then every test (PostgreSQL and Redis on 127.0.0.1 are used when present)
+test: $(STAMP)  ## lint, types, then every test (PostgreSQL and Redis on 127.0.0.1 are used when present)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -122,7 +122,7 @@ def _delay(backoff: float, attempt: int, outcome: httpx.Response | httpx.Transpo
         retry_after = outcome.headers.get("Retry-After", "")
         if retry_after.strip().isdigit():
             return min(float(retry_after), MAX_DELAY_SECONDS)
-    return min(backoff * 2**attempt, MAX_DELAY_SECONDS)
+    return min(backoff * 2.0**attempt, MAX_DELAY_SECONDS)
 
 
 def _failure(

@@ -4,8 +4,17 @@ Adapters know nothing of Slack or the database. The run engine drives them in
 this order: ``validate`` (at catalogue load), ``preflight`` (before any start),
 ``prepare`` (pure, no I/O: a handle the engine persists *before* touching the
 backend), ``inject`` (returns the handle enriched with backend ids, persisted
-again), then ``revert`` (idempotent; works from a persisted handle alone, even
-in a new process after a crash). ``status`` reports what the backend says.
+again), then, while the fault is in place, ``renew`` every ``renew_every`` (only
+for adapters that set it: faults injected in short self-healing slices; renewals
+stop the moment an abort or revert begins, and when the bot stops, so the fault
+lifts by itself), then ``revert`` (idempotent; works from a persisted handle
+alone, even in a new process after a crash).
+
+Errors: raise ``AdapterError``; ``retryable=True`` when trying again may help (a
+timeout, a 5xx). The engine retries a revert with backoff only while the error is
+retryable and gives up at once on a non-retryable one. Before it gives up it asks
+``status``: a fault the backend reports ``reverted`` or ``expired`` is gone, and
+the revert counts as done. ``halt_all`` (optional) serves the global kill switch.
 """
 
 from __future__ import annotations
@@ -145,6 +154,9 @@ class Adapter(ABC):
     Params: ClassVar[type[AdapterParams]]
     #: True when ``inject`` asks the backend to heal the fault by itself after the duration.
     self_expiring: ClassVar[bool] = False
+    #: When set, the engine calls ``renew`` this often while the fault is injected, and stops the moment an
+    #: abort or revert begins: for faults injected in short self-healing slices.
+    renew_every: ClassVar[timedelta | None] = None
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> AdapterParams:
@@ -175,6 +187,9 @@ class Adapter(ABC):
     @abstractmethod
     def status(self, params: AdapterParams, handle: FaultHandle) -> FaultStatus:
         """What the backend says about this fault now."""
+
+    def renew(self, params: AdapterParams, handle: FaultHandle, *, duration: timedelta) -> None:  # noqa: B027 - optional hook, default no-op
+        """Extend a fault injected in slices by one more slice (called every ``renew_every``). Optional."""
 
     def halt_all(self, params: AdapterParams) -> None:  # noqa: B027 - optional hook, default no-op
         """Stop every fault this backend is running for us (global kill switch). Optional."""

@@ -38,6 +38,14 @@ def adapter_class(name: str) -> type[Adapter]:
         raise UnknownAdapterError(name, names()) from None
 
 
-def create(name: str) -> Adapter:
-    """A fresh adapter instance; adapters hold no per-run state, so one per call is fine."""
-    return adapter_class(name)()
+def create(name: str, *, dry_run: bool = False) -> Adapter:
+    """A fresh adapter instance; adapters hold no per-run state, so one per call is fine.
+
+    ``dry_run``: a rehearsal of adapter ``name`` that takes ``name``'s own parameters and contacts nothing
+    (``name`` may also be ``dry_run`` itself, with its ``would_use`` form).
+    """
+    if not dry_run:
+        return adapter_class(name)()
+    from adapters.dry_run import DryRunAdapter  # the dry-run adapter looks adapters up here: import late
+
+    return DryRunAdapter.wrapping(name)()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.catalogue.models import Catalogue
 from bot.catalogue.service import load_catalogue
+from bot.policy.directory import RoleDirectory
 from bot.policy.models import GroupMembers, Policy, no_groups
 from bot.policy.service import load_policy
 from bot.runs.flows import Lifecycle
@@ -19,6 +20,7 @@ class AppContext:
     db: Database
     catalogue: Catalogue
     policy: Policy
+    roles: RoleDirectory  # start() it to keep group members fresh in the background; close() it at the end
     lifecycle: Lifecycle
 
 
@@ -31,5 +33,6 @@ def build_context(
     db = Database(settings.database_url)
     if check_migrated:
         db.check_migrated()
-    lifecycle = Lifecycle(db, catalogue, policy, zone=settings.zone, members_of=members_of)
-    return AppContext(settings=settings, db=db, catalogue=catalogue, policy=policy, lifecycle=lifecycle)
+    roles = RoleDirectory(policy, members_of, ttl=settings.role_cache_seconds)
+    lifecycle = Lifecycle(db, catalogue, policy, zone=settings.zone, roles=roles)
+    return AppContext(settings=settings, db=db, catalogue=catalogue, policy=policy, roles=roles, lifecycle=lifecycle)

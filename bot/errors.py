@@ -1,18 +1,22 @@
 """Errors a person can cause. Each carries a message written for that person.
 
-Callers (Slack, console, CLI) show ``message`` as is; anything that is not a
-``DomainError`` is a bug or an outage and is answered with an apology and an id.
+The message is ``Words``: people and groups stay values, and each interface renders them (Slack as
+mentions, the console as names). ``message`` is the same as plain text, for logs and the CLI.
+Anything that is not a ``DomainError`` is a bug or an outage and is answered with an apology and an id.
 """
 
 from __future__ import annotations
+
+from bot.words import Words
 
 
 class DomainError(Exception):
     """Base of every error whose message is meant for the person who caused it."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Words) -> None:
+        self.words = message if isinstance(message, Words) else Words.of(message)
+        self.message = str(self.words)
+        super().__init__(self.message)
 
 
 class NotFound(DomainError):
@@ -22,7 +26,7 @@ class NotFound(DomainError):
 class InvalidInput(DomainError):
     """Input that cannot be accepted; ``field`` names the form field when there is one."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str | Words, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
@@ -33,6 +37,10 @@ class IllegalTransition(DomainError):
 
 class NotPermitted(DomainError):
     """The person may not do this (wrong role, own run, ...)."""
+
+
+class RolesUnavailable(DomainError):
+    """Who holds which role could not be read just now (the chat platform did not answer)."""
 
 
 class KillSwitchEngaged(DomainError):

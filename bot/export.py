@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
-from bot.runs.models import Outcome, Run
+from bot.engine.models import Outcome
+from bot.runs.models import Run
 from storage.db import Database
 
 

@@ -6,13 +6,18 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 REQUESTS = Counter("chaosbot_requests_total", "Slack requests handled", ["kind", "outcome"])
 ACK_SECONDS = Histogram(
@@ -24,6 +29,54 @@ REVERTS = Counter("chaosbot_reverts_total", "Faults reverted", ["adapter"])
 REVERT_FAILURES = Counter("chaosbot_revert_failures_total", "Reverts that failed after every retry", ["adapter"])
 SLACK_API_ERRORS = Counter("chaosbot_slack_api_errors_total", "Slack Web API calls that failed", ["method", "error"])
 SLACK_API_RETRIES = Counter("chaosbot_slack_api_retries_total", "Slack Web API calls retried", ["reason"])
+
+
+class RunsByState(Collector):
+    """Runs per state, counted at scrape time so every replica reports the shared truth.
+
+    When the database does not answer there is no sample at all (never a misleading zero), and
+    ``chaosbot_runs_count_ok`` is 0 so an alert can tell "no runs" from "cannot count".
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterable[Metric]:
+        from sqlalchemy import func, select
+
+        from bot.runs.models import Run
+
+        runs = GaugeMetricFamily("chaosbot_runs", "Runs by state", labels=["state"])
+        ok = GaugeMetricFamily("chaosbot_runs_count_ok", "1 when chaosbot_runs could be counted, 0 when not")
+        try:
+            with self.db.engine.connect() as connection:
+                rows = connection.execute(select(Run.state, func.count()).group_by(Run.state)).all()
+        except Exception:
+            logging.getLogger(__name__).warning("could not count runs for /metrics", exc_info=True)
+            ok.add_metric([], 0)
+            yield ok
+            return
+        for state, count in rows:
+            runs.add_metric([state], count)
+        ok.add_metric([], 1)
+        yield runs
+        yield ok
+
+
+class _ProcessMetrics(Collector):
+    """The process-wide counters and histograms (registered once, at import, in prometheus_client's REGISTRY)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+def metrics_registry(db: Database) -> CollectorRegistry:
+    """A registry per web app: this process's metrics plus the run counts of ``db``. Safe to build many times."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ProcessMetrics())
+    registry.register(RunsByState(db))
+    return registry
+
 
 _CONTEXT_FIELDS = ("run_id", "user", "request_kind", "error_id")
 _context: ContextVar[dict[str, Any]] = ContextVar("chaosbot_log_context", default={})  # noqa: B039 - never mutated

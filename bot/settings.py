@@ -32,7 +32,13 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    # How long a snapshot of a user group's members is used before it is read from Slack again.
+    role_cache_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("CHAOSBOT_ROLE_CACHE_SECONDS"))
     port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    # Records the database cannot take (an outage) wait here, fsynced, until they are replayed into it.
+    spool_dir: Path = Field(Path("chaosbot-data/spool"), validation_alias=_env("CHAOSBOT_SPOOL_DIR"))
+    # How long a shutting-down process waits for another replica to adopt each run before reverting it.
+    handover_seconds: float = Field(12.0, ge=0, le=20, validation_alias=_env("CHAOSBOT_HANDOVER_SECONDS"))
     log_format: Literal["json", "text", "auto"] = Field("auto", validation_alias=_env("CHAOSBOT_LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("CHAOSBOT_LOG_LEVEL"))
 

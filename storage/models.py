@@ -1,21 +1,38 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
+from bot.actions.models import ActionItem
 from bot.audit.models import AuditEvent, AuditHead
-from bot.runs.models import Approval, FaultRecord, Measurement, Outcome, Run
-from bot.safety.models import KillSwitch, Lease
+from bot.dashboards.models import DashboardAnnotation
+from bot.engine.models import FaultRecord, Lease, Measurement, Outcome, Replica, SpoolApplied
+from bot.freezes.models import Freeze, FreezeFeed
+from bot.interface.models import RunMessage
+from bot.reports import models as _report_indexes  # noqa: F401  # the indexes the summaries need, on runs
+from bot.retro.models import RetrospectivePost
+from bot.runs.models import Approval, Run
+from bot.safety.models import KillSwitch
+from bot.schedule.models import Firing
 from storage.db import Base
 from storage.dedup_models import ProcessedRequest
 
 __all__ = [
+    "ActionItem",
     "Approval",
     "AuditEvent",
     "AuditHead",
     "Base",
+    "DashboardAnnotation",
     "FaultRecord",
+    "Firing",
+    "Freeze",
+    "FreezeFeed",
     "KillSwitch",
     "Lease",
     "Measurement",
     "Outcome",
     "ProcessedRequest",
+    "Replica",
+    "RetrospectivePost",
     "Run",
+    "RunMessage",
+    "SpoolApplied",
 ]

@@ -29,6 +29,8 @@ DATA_TABLES = [
     "leases",
     "processed_requests",
     "runs",
+    "spool_applied",
+    "replicas",
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from storage.db import utcnow
 GENESIS = "0" * 64
 
 
-def canonical(payload: dict[str, Any]) -> str:
+def canonical(payload: dict[str, Any] | list[Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
@@ -148,9 +147,3 @@ def write_rows(rows: list[dict[str, Any]], out: IO[str], fmt: str) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: canonical(v) if isinstance(v, dict | list) else v for k, v in row.items()})
-
-
-def rows_to_text(rows: list[dict[str, Any]], fmt: str) -> str:
-    buffer = io.StringIO()
-    write_rows(rows, buffer, fmt)
-    return buffer.getvalue()

@@ -10,29 +10,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+# Re-exported: durations in the catalogue are read and shown the one way bot.vocabulary defines.
+from bot.vocabulary import format_duration as format_duration
+from bot.vocabulary import parse_duration as parse_duration
+
 EXPERIMENT_ID = re.compile(r"^[A-Z][A-Z0-9]*-\d{2,}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """Seconds as an int, or a string like ``90s``, ``5m``, ``2h``."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        amount, unit = int(match.group(1)), match.group(2)
-        if amount > 0:
-            return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600}[unit])
-    raise ValueError("expected a positive duration such as 300, '90s', '5m' or '2h'")
-
-
-def format_duration(delta: timedelta) -> str:
-    """``5m 00s`` or ``45s``: how a duration is shown to people."""
-    minutes, seconds = divmod(int(delta.total_seconds()), 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
-
-
 Duration = Annotated[timedelta, Field(description="seconds, or '90s' / '5m' / '2h'")]
 
 
@@ -83,6 +65,22 @@ class Fault(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class ObservabilityLink(_Strict):
+    """A dashboard, log query or trace search for the run's window: ``{start}``/``{end}`` are epoch ms,
+    ``{start:iso}``/``{end:iso}`` ISO 8601 in UTC; they are filled in the retrospective. A ``${VAR}``
+    (a base URL, never a secret: the link is shown to people) is read from the environment then."""
+
+    title: str = Field(min_length=1, max_length=80)
+    url: str = Field(min_length=8, max_length=2000)
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://", "${")):
+            raise ValueError("expected an http(s) address, or one starting with a ${VAR} base URL")
+        return value
+
+
 class Experiment(_Strict):
     id: str
     title: str = Field(min_length=1, max_length=120)
@@ -97,6 +95,7 @@ class Experiment(_Strict):
     max_duration: Duration
     rto: Duration
     probe_interval: Duration = Field(default=timedelta(seconds=5))
+    observability: list[ObservabilityLink] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -124,7 +123,10 @@ class Experiment(_Strict):
 
     def snapshot(self) -> dict[str, Any]:
         """The entry as JSON-ready data: what a run records, so a later catalogue edit changes no history."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if not data["observability"]:  # absent as before it existed, so older entries keep their content hash
+            del data["observability"]
+        return data
 
     def content_hash(self) -> str:
         canonical = json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":"))

@@ -70,8 +70,8 @@ def parse_catalogue(raw: Any, *, source: str) -> Catalogue:
 
 
 def _entry_label(entry: Any, index: int) -> str:
-    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-        return entry["id"]
+    if isinstance(entry, dict) and isinstance(label := entry.get("id"), str):
+        return label
     return f"entry #{index + 1}"
 
 

@@ -7,7 +7,6 @@ action id and value Slack would send, so a click can dispatch exactly the same p
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ EMOJI = {
     "tada": "🎉",
 }
 
-_SPECIAL = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
 _LINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^>|]+)(?:\|([^>]*))?>", re.IGNORECASE)
 _BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
@@ -90,27 +88,15 @@ def emoji(name: str) -> str:
 
 
 def mrkdwn(text: str, *, color: bool = False) -> str:
-    """Slack mrkdwn as readable text: mentions, links, emoji and bold/italic markers converted."""
-    text = _SPECIAL.sub(_special, text)
+    """Formatting as readable text: links, emoji and bold/italic markers converted.
+
+    People arrive already named: the console builds its messages with a ``NameRenderer``, so there is no
+    chat markup to parse back."""
     text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
     text = _EMOJI.sub(lambda m: emoji(m.group(1)), text)
     text = _BOLD.sub(lambda m: f"{BOLD}{m.group(1)}{RESET}" if color else m.group(1), text)
     text = _ITALIC.sub(lambda m: m.group(1), text)
-    text = _STRIKE.sub(lambda m: m.group(1), text)
-    return html.unescape(text)
-
-
-def _special(match: re.Match[str]) -> str:
-    sigil, target, label = match.group(1), match.group(2), match.group(3)
-    if sigil == "@":
-        return f"@{label or target}"
-    if sigil == "#":
-        return f"#{label or target}"
-    if target.startswith("subteam^"):
-        return label if label and label.startswith("@") else f"@{label or target.removeprefix('subteam^')}"
-    if target.startswith("date^"):
-        return label or target
-    return f"@{target}"  # <!here>, <!channel>, <!everyone>
+    return _STRIKE.sub(lambda m: m.group(1), text)
 
 
 def text_of(obj: Block | None, *, color: bool = False) -> str:
@@ -234,7 +220,7 @@ def render_home(view: Block, *, color: bool = False) -> Rendered:
 
 def input_fields(view: Block) -> list[Field]:
     """A modal's input blocks, numbered from 1 in order."""
-    fields = []
+    fields: list[Field] = []
     for block in view.get("blocks", []):
         if block.get("type") != "input":
             continue

@@ -35,12 +35,14 @@ from bot.console.render import (
 from bot.errors import ConfigurationError, DomainError
 from bot.interface.blocks import Message
 from bot.interface.handlers import Handlers
+from bot.interface.metadata import RunRef
+from bot.interface.render import NameRenderer
 from bot.interface.surface import Request
 from bot.observability import TextFormatter, configure_logging
 from bot.policy.service import PolicyError
-from bot.runs.service import parse_run_id
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
+from bot.vocabulary import parse_run_label, run_label
 from storage.db import Database, NotMigratedError, redact_url
 
 CHANNEL = "console"
@@ -99,7 +101,17 @@ class OpenForm:
 class ConsoleSurface:
     """A Surface that prints to a terminal and remembers every message by its ts."""
 
-    def __init__(self, out: TextIO, zone: ZoneInfo, *, user: str = "oliver", color: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        zone: ZoneInfo,
+        *,
+        user: str = "oliver",
+        color: bool = False,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """``names``: the console's user directory (user id → display name); ids name themselves otherwise."""
+        self.renderer = NameRenderer(names or {})
         self.out = out
         self.zone = zone
         self.user = user
@@ -317,9 +329,9 @@ class Shell:
         """``wait RUN-n [SECONDS]``: let the engine work (it runs in the background) until the run ends."""
         words = rest.split()
         try:
-            run_id = parse_run_id(words[0]) if words else None
+            run_id = parse_run_label(words[0]) if words else None
             limit = min(float(words[1]), MAX_WAIT_SECONDS) if len(words) > 1 else MAX_WAIT_SECONDS
-        except (DomainError, ValueError):
+        except ValueError:
             run_id = None
         if run_id is None:
             self.surface.say("Use: wait RUN-n [SECONDS]")
@@ -331,9 +343,8 @@ class Shell:
         ):
             time.sleep(0.2)
         state = self.handlers.lifecycle.run(run_id).run_state
-        self.surface.say(
-            f"RUN-{run_id} is {state.value}." if state.is_final else f"RUN-{run_id} is still {state.value}."
-        )
+        label = run_label(run_id)
+        self.surface.say(f"{label} is {state.value}." if state.is_final else f"{label} is still {state.value}.")
 
     def switch_user(self, rest: str) -> None:
         """``as USER``: who the next lines act as."""
@@ -398,7 +409,7 @@ class Shell:
         for button, channel in self.surface.buttons_everywhere():
             if button.label.lower() == label and (run is None or _button_run(button) == run):
                 return button, channel
-        where = f" on RUN-{run}" if run is not None else ""
+        where = f" on {run_label(run)}" if run is not None else ""
         self.surface.say(f"No {label!r} button{where} to press. (show RUN-n prints a run's buttons.)")
         return None
 
@@ -463,20 +474,16 @@ class Shell:
 
 
 def _run_number(word: str) -> int | None:
-    upper = word.upper()
-    digits = upper.removeprefix("RUN-")
-    return int(digits) if upper.startswith("RUN-") and digits.isdigit() else None
+    """A run named as ``RUN-n`` (a bare number would be a button number)."""
+    return parse_run_label(word) if word.upper().startswith("RUN") else None
 
 
 def _button_run(button: Button) -> int | None:
-    """The run a button acts on, from its RunRef value (``{"run": 4}``)."""
-    import json
-
+    """The run a button acts on, from its ``RunRef`` value."""
     try:
-        data = json.loads(button.value)
-    except ValueError:
+        return RunRef.load(button.value).run
+    except DomainError:
         return None
-    return data.get("run") if isinstance(data, dict) else None
 
 
 # -- input ------------------------------------------------------------------------------------------
@@ -597,14 +604,14 @@ def _start(settings: Settings, surface: ConsoleSurface) -> Runtime:
     runtime = build_runtime(settings, surface)
     recovered = runtime.recover_orphans()
     if recovered:
-        surface.say(f"Reverted runs left behind by a lost process: {', '.join(f'RUN-{r}' for r in recovered)}")
+        surface.say(f"Reverted runs left behind by a lost process: {', '.join(run_label(r) for r in recovered)}")
     return runtime
 
 
 def _warn_still_running(run_ids: list[int], surface: ConsoleSurface) -> None:
     """Quitting stops watching without reverting: say so, and how the fault gets reverted."""
     if run_ids:
-        labels = ", ".join(f"RUN-{r}" for r in run_ids)
+        labels = ", ".join(run_label(r) for r in run_ids)
         surface.say(
             f"Still running: {labels}. Nobody watches it once the shell exits; the next chaosbot process "
             "to start reverts and aborts it (the dead man's switch). Use /chaos abort to stop it now."

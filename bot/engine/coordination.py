@@ -10,11 +10,18 @@ Two implementations:
   is written as well: a replica that can only see the database (Redis down) must not mistake a healthy run
   for an orphan.
 
-Lease times use each process's wall clock, so replicas' clocks must agree to well within the lease TTL.
+Leases and the replica registry use one clock: the database's (``now()`` evaluated in the statement) or
+Redis's (keys with a TTL expire by Redis's clock). A replica whose wall clock is off can neither steal a live
+run nor keep a dead one.
+
+A replica that shuts down while other replicas live *hands its runs over*: it marks the lease as handed over
+and lets it lapse at once; the next dead man's switch sweep of another replica adopts the run (keeps watching
+and renewing its fault) instead of reverting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -24,17 +31,18 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Interval, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.engine.models import Lease, Replica
 from bot.engine.records import DB_UNAVAILABLE
-from bot.safety.models import Lease
-from storage.db import Database, utcnow
+from storage.db import Database, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEASE_KEY = "chaosbot:lease:{run_id}"
+REPLICA_KEY = "chaosbot:replica:{holder}"
 KILL_SWITCH_KEY = "chaosbot:killswitch"
 HANDLES_KEY = "chaosbot:faults:{run_id}"
 HANDLES_TTL = timedelta(days=7)
@@ -74,9 +82,25 @@ class Coordination(ABC):
     def expired(self, run_ids: Iterable[int]) -> list[int]:
         """Those of ``run_ids`` that nobody holds a live lease on (never guesses: unknown means held)."""
 
-    def is_held(self, run_id: int) -> bool:
-        """Whether some process holds a live lease on the run."""
-        return not self.expired([run_id])
+    @abstractmethod
+    def hand_over(self, run_id: int, holder: str) -> bool:
+        """Let our lease lapse now, marked as handed over (another replica adopts the run); False if not ours."""
+
+    @abstractmethod
+    def handed_over(self, run_ids: Iterable[int]) -> dict[int, str]:
+        """Those of ``run_ids`` whose holder handed them over, with who handed them over."""
+
+    @abstractmethod
+    def heartbeat(self, holder: str, ttl: timedelta) -> None:
+        """Say this replica is alive (and sweeping) for ``ttl``."""
+
+    @abstractmethod
+    def leave(self, holder: str) -> None:
+        """This replica stops: take it out of the registry."""
+
+    @abstractmethod
+    def live_replicas(self, *, besides: str) -> list[str]:
+        """Other replicas alive now (they can adopt a handed-over run)."""
 
     def mirror_kill_switch(self, *, engaged: bool, actor: str, reason: str = "") -> None:  # noqa: B027
         """Copy the kill switch where every replica checks it quickly (no-op: the database is the source)."""
@@ -85,45 +109,61 @@ class Coordination(ABC):
         """Whether the mirror says the kill switch is engaged (False when there is no mirror or it is down)."""
         return False
 
-    def mirror_handles(self, run_id: int, plan: Mapping[str, Any]) -> None:  # noqa: B027
-        """Keep a copy of a run's revert plan (fault handles) for when the database is unreachable."""
+    def mirror_handles(self, run_id: int, rollback: Mapping[str, Any]) -> None:  # noqa: B027
+        """Keep a copy of a run's rollback (fault handles) for when the database is unreachable."""
 
     def mirrored_handles(self, run_id: int) -> dict[str, Any] | None:
-        """The mirrored revert plan of a run, if any."""
+        """The mirrored rollback of a run, if any."""
         return None
 
     def mirrored_runs(self) -> list[int]:
-        """Run ids that have a mirrored revert plan (used by ``abort all`` when the database is down)."""
+        """Run ids that have a mirrored rollback (used by ``abort all`` when the database is down)."""
         return []
 
     def forget_handles(self, run_id: int) -> None:  # noqa: B027
-        """Drop a run's mirrored plan once it has ended."""
+        """Drop a run's mirrored rollback once it has ended."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""
 
 
 class DatabaseCoordination(Coordination):
-    """Leases as heartbeat rows in ``leases``; no mirrors (the database already holds everything)."""
+    """Leases and the replica registry as rows with an expiry; no mirrors (the database already holds everything).
+
+    Every expiry is computed and compared by the database's clock inside the statement (PostgreSQL ``now()``),
+    so replicas' wall clocks never meet. SQLite serves one host, where this process's clock (``now``) is the
+    database's clock.
+    """
 
     def __init__(self, db: Database, *, now: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self._now = now
 
+    def _clock(self) -> ColumnElement[datetime]:
+        if self.db.dialect == "postgresql":
+            return func.now()
+        return literal(self._now(), UTCDateTime())
+
+    def _in(self, ttl: timedelta) -> ColumnElement[datetime]:
+        if self.db.dialect == "postgresql":
+            return func.now() + literal(ttl, Interval())
+        return literal(self._now() + ttl, UTCDateTime())
+
     def acquire(self, run_id: int, holder: str, ttl: timedelta) -> bool:
+        with self.db.transaction() as session:
+            taken = session.execute(
+                update(Lease)
+                .where(Lease.run_id == run_id, or_(Lease.holder == holder, Lease.expires_at <= self._clock()))
+                .values(holder=holder, expires_at=self._in(ttl), handed_over_by=None)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(taken) == 1:
+                return True
         try:
             with self.db.transaction() as session:
-                query = select(Lease).where(Lease.run_id == run_id).with_for_update()
-                lease = session.execute(query).scalar_one_or_none()
-                now = self._now()
-                if lease is None:
-                    session.add(Lease(run_id=run_id, holder=holder, expires_at=now + ttl))
-                    return True
-                if lease.holder != holder and lease.expires_at > now:
-                    return False
-                lease.holder, lease.expires_at = holder, now + ttl
-                return True
-        except IntegrityError:  # another process inserted the row first
+                session.execute(insert(Lease).values(run_id=run_id, holder=holder, expires_at=self._in(ttl)))
+            return True
+        except IntegrityError:  # a live lease of someone else (or another process inserted first)
             return False
 
     def renew(self, run_id: int, holder: str, ttl: timedelta) -> bool:
@@ -131,10 +171,10 @@ class DatabaseCoordination(Coordination):
             result = session.execute(
                 update(Lease)
                 .where(Lease.run_id == run_id, Lease.holder == holder)
-                .values(expires_at=self._now() + ttl)
+                .values(expires_at=self._in(ttl))
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            if _rowcount(result) == 1:
                 return True
         # Our row is gone (released by a recoverer): take it back only if nobody else holds it.
         return self.acquire(run_id, holder, ttl)
@@ -153,8 +193,52 @@ class DatabaseCoordination(Coordination):
     def live(self, run_ids: Iterable[int]) -> set[int]:
         """Run ids among ``run_ids`` with an unexpired lease row."""
         with self.db.transaction() as session:
-            query = select(Lease.run_id).where(Lease.run_id.in_(list(run_ids)), Lease.expires_at > self._now())
+            query = select(Lease.run_id).where(Lease.run_id.in_(list(run_ids)), Lease.expires_at > self._clock())
             return set(session.scalars(query))
+
+    def hand_over(self, run_id: int, holder: str) -> bool:
+        with self.db.transaction() as session:
+            result = session.execute(
+                update(Lease)
+                .where(Lease.run_id == run_id, Lease.holder == holder)
+                .values(handed_over_by=holder, expires_at=self._clock())
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(result) == 1
+
+    def handed_over(self, run_ids: Iterable[int]) -> dict[int, str]:
+        wanted = list(run_ids)
+        if not wanted:
+            return {}
+        with self.db.transaction() as session:
+            query = select(Lease.run_id, Lease.handed_over_by).where(
+                Lease.run_id.in_(wanted), Lease.handed_over_by.is_not(None)
+            )
+            return {run_id: str(by) for run_id, by in session.execute(query)}
+
+    def heartbeat(self, holder: str, ttl: timedelta) -> None:
+        with self.db.transaction() as session:
+            beat = session.execute(
+                update(Replica)
+                .where(Replica.holder == holder)
+                .values(expires_at=self._in(ttl))
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(beat) == 1:
+                return
+            session.execute(delete(Replica).where(Replica.expires_at <= self._clock()))  # the long dead
+        # A concurrent first beat of the same holder (IntegrityError): the row is there, which is all we need.
+        with contextlib.suppress(IntegrityError), self.db.transaction() as session:
+            session.execute(insert(Replica).values(holder=holder, expires_at=self._in(ttl)))
+
+    def leave(self, holder: str) -> None:
+        with self.db.transaction() as session:
+            session.execute(delete(Replica).where(Replica.holder == holder))
+
+    def live_replicas(self, *, besides: str) -> list[str]:
+        with self.db.transaction() as session:
+            query = select(Replica.holder).where(Replica.holder != besides, Replica.expires_at > self._clock())
+            return sorted(session.scalars(query))
 
 
 class _RedisDown(Exception):
@@ -165,9 +249,15 @@ class RedisCoordination(Coordination):
     """Redis first, the database whenever Redis fails; see the module docstring."""
 
     def __init__(
-        self, client: Any, fallback: DatabaseCoordination, *, cooldown_seconds: float = REDIS_COOLDOWN_SECONDS
+        self,
+        client: Any,
+        fallback: DatabaseCoordination,
+        *,
+        cooldown_seconds: float = REDIS_COOLDOWN_SECONDS,
+        owns_client: bool = False,
     ) -> None:
         self.client = client
+        self.owns_client = owns_client
         self.fallback = fallback
         self.cooldown_seconds = cooldown_seconds
         self._down_until = 0.0
@@ -222,6 +312,40 @@ class RedisCoordination(Coordination):
         live = (in_redis or set()) | (in_db or set())
         return [run_id for run_id in wanted if run_id not in live]
 
+    def hand_over(self, run_id: int, holder: str) -> bool:
+        # The database row carries the mark (and lapses now); the Redis key goes, so the run looks expired.
+        marked = self.fallback.hand_over(run_id, holder)
+        if marked:
+            self._quietly(lambda r: self._release(keys=[_lease(run_id)], args=[holder]))
+        return marked
+
+    def handed_over(self, run_ids: Iterable[int]) -> dict[int, str]:
+        return self.fallback.handed_over(run_ids)
+
+    def heartbeat(self, holder: str, ttl: timedelta) -> None:
+        self._quietly(lambda r: r.set(REPLICA_KEY.format(holder=holder), "1", px=_ms(ttl)))
+        try:
+            self.fallback.heartbeat(holder, ttl)
+        except DB_UNAVAILABLE:
+            log.warning("could not write this replica's heartbeat to the database; Redis has it")
+
+    def leave(self, holder: str) -> None:
+        self._quietly(lambda r: r.delete(REPLICA_KEY.format(holder=holder)))
+        try:
+            self.fallback.leave(holder)
+        except DB_UNAVAILABLE:
+            log.warning("could not leave the replica registry in the database; the entry lapses by itself")
+
+    def live_replicas(self, *, besides: str) -> list[str]:
+        prefix = REPLICA_KEY.format(holder="")
+        keys = self._quietly(lambda r: list(r.scan_iter(match=REPLICA_KEY.format(holder="*"), count=500)))
+        in_redis = {_text(key).removeprefix(prefix) for key in keys or []}
+        try:
+            in_db = set(self.fallback.live_replicas(besides=besides))
+        except DB_UNAVAILABLE:
+            in_db = set()
+        return sorted((in_redis | in_db) - {besides})
+
     # -- mirrors -------------------------------------------------------------------------------
 
     def mirror_kill_switch(self, *, engaged: bool, actor: str, reason: str = "") -> None:
@@ -234,8 +358,8 @@ class RedisCoordination(Coordination):
     def kill_switch_mirrored(self) -> bool:
         return bool(self._quietly(lambda r: r.exists(KILL_SWITCH_KEY)))
 
-    def mirror_handles(self, run_id: int, plan: Mapping[str, Any]) -> None:
-        value = json.dumps(dict(plan), default=str)
+    def mirror_handles(self, run_id: int, rollback: Mapping[str, Any]) -> None:
+        value = json.dumps(dict(rollback), default=str)
         self._quietly(lambda r: r.set(HANDLES_KEY.format(run_id=run_id), value, px=_ms(HANDLES_TTL)))
 
     def mirrored_handles(self, run_id: int) -> dict[str, Any] | None:
@@ -251,7 +375,9 @@ class RedisCoordination(Coordination):
         self._quietly(lambda r: r.delete(HANDLES_KEY.format(run_id=run_id)))
 
     def close(self) -> None:
-        self._quietly(lambda r: r.close())
+        """Close the Redis client when this coordination built it (a shared one is closed by its owner)."""
+        if self.owns_client:
+            self._quietly(lambda r: r.close())
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -276,20 +402,31 @@ class RedisCoordination(Coordination):
             return None
 
 
-def build_coordination(redis_url: str | None, db: Database) -> Coordination:
-    """Redis-backed coordination (with the database as fallback) when ``redis_url`` is set, else database only."""
-    fallback = DatabaseCoordination(db)
-    if not redis_url:
-        return fallback
+def connect_redis(url: str) -> Any:
+    """The process's one Redis client (leases, mirrors and the request ledger share it).
+
+    Short timeouts and no client retries: a dead Redis must cost an abort milliseconds, not seconds.
+    """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    # Short timeouts and no client retries: a dead Redis must cost an abort milliseconds, not seconds.
-    client = redis.Redis.from_url(
-        redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    return redis.Redis.from_url(
+        url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0), health_check_interval=30
     )
-    return RedisCoordination(client, fallback)
+
+
+def build_coordination(redis: str | Any | None, db: Database) -> Coordination:
+    """Redis-backed coordination (the database as fallback) given a Redis URL or client, else database only.
+
+    A client passed in stays its owner's to close; one built here from a URL is closed by ``close()``.
+    """
+    fallback = DatabaseCoordination(db)
+    if redis is None or redis == "":
+        return fallback
+    if isinstance(redis, str):
+        return RedisCoordination(connect_redis(redis), fallback, owns_client=True)
+    return RedisCoordination(redis, fallback)
 
 
 def _lease(run_id: int) -> str:
@@ -298,6 +435,11 @@ def _lease(run_id: int) -> str:
 
 def _ms(ttl: timedelta) -> int:
     return max(1, int(ttl.total_seconds() * 1000))
+
+
+def _rowcount(result: Any) -> int:
+    """The rows an UPDATE matched (``Result`` types it loosely; an UPDATE's is a ``CursorResult``)."""
+    return int(result.rowcount)
 
 
 def _exists(client: Any, run_ids: list[int]) -> list[int]:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from bot.catalogue.models import Experiment
 from bot.engine import records
+from bot.engine.models import FaultState, Outcome
 from bot.engine.probes import threshold_text
 from bot.runs.models import Run, RunState
 from storage.db import Database
@@ -73,8 +74,14 @@ def read_progress(db: Database, run_id: int, now: Callable[[], datetime]) -> Pro
 
 
 def _phase(states: list[str]) -> str:
-    if not states or records.PREPARED in states:
+    if not states or FaultState.PREPARED in states:
         return "starting"
-    if all(state == records.REVERTED for state in states):
+    if all(state == FaultState.REVERTED for state in states):
         return "recovery"
     return "fault"
+
+
+def read_outcome(db: Database, run_id: int) -> Outcome | None:
+    """How a run ended, once the engine has recorded it (what its card shows)."""
+    with db.transaction() as session:
+        return records.outcome(session, run_id=run_id)

@@ -17,17 +17,18 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from adapters.base import FaultHandle
+from bot.engine.models import FaultRecord, FaultState, Measurement, MeasurementPhase, Outcome
 from bot.engine.probes import Sample
-from bot.runs.models import FaultRecord, Measurement, Outcome, Run, RunState
+from bot.runs.models import Run, RunState
 
 DB_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
-
-PREPARED, INJECTED, REVERTED, FAILED = "prepared", "injected", "reverted", "failed"
 
 
 def add_fault(session: Session, *, run_id: int, handle: FaultHandle) -> int:
     """Persist a prepared handle (before the backend is touched); returns the fault id."""
-    record = FaultRecord(run_id=run_id, adapter=handle.adapter, handle=handle.to_json(), state=PREPARED)
+    record = FaultRecord(
+        run_id=run_id, adapter=handle.adapter, handle=handle.to_json(), state=FaultState.PREPARED.value
+    )
     session.add(record)
     session.flush()
     return record.id
@@ -35,18 +36,18 @@ def add_fault(session: Session, *, run_id: int, handle: FaultHandle) -> int:
 
 def fault_injected(session: Session, *, fault_id: int, handle: FaultHandle, at: datetime) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.handle, record.state, record.injected_at = handle.to_json(), INJECTED, at
+    record.handle, record.state, record.injected_at = handle.to_json(), FaultState.INJECTED.value, at
     record.expires_at = handle.expires_at
 
 
 def fault_reverted(session: Session, *, fault_id: int, at: datetime) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.state, record.reverted_at, record.last_error = REVERTED, at, None
+    record.state, record.reverted_at, record.last_error = FaultState.REVERTED.value, at, None
 
 
 def fault_failed(session: Session, *, fault_id: int, error: str) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.state, record.last_error = FAILED, error
+    record.state, record.last_error = FaultState.FAILED.value, error
 
 
 def faults(session: Session, *, run_id: int) -> list[FaultRecord]:
@@ -57,7 +58,7 @@ def unreverted_faults(session: Session, *, run_ids: Iterable[int]) -> list[Fault
     """Faults of these runs that may still be active (prepared, injected, or a revert that failed)."""
     query = (
         select(FaultRecord)
-        .where(FaultRecord.run_id.in_(list(run_ids)), FaultRecord.state != REVERTED)
+        .where(FaultRecord.run_id.in_(list(run_ids)), FaultRecord.state != FaultState.REVERTED.value)
         .order_by(FaultRecord.id)
     )
     return list(session.scalars(query))
@@ -67,13 +68,15 @@ def running_runs(session: Session) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.state == RunState.RUNNING.value).order_by(Run.id)))
 
 
-def add_samples(session: Session, *, run_id: int, phase: str, samples: Iterable[Sample], at: datetime) -> None:
+def add_samples(
+    session: Session, *, run_id: int, phase: MeasurementPhase, samples: Iterable[Sample], at: datetime
+) -> None:
     for sample in samples:
         session.add(
             Measurement(
                 run_id=run_id,
                 condition=sample.condition,
-                phase=phase,
+                phase=phase.value,
                 at=at,
                 value=sample.value,
                 ok=sample.ok,
@@ -91,10 +94,10 @@ def latest_samples(session: Session, *, run_id: int) -> dict[str, Measurement]:
     return {row.condition: row for row in rows}
 
 
-def measurements(session: Session, *, run_id: int, phase: str | None = None) -> list[Measurement]:
+def measurements(session: Session, *, run_id: int, phase: MeasurementPhase | str | None = None) -> list[Measurement]:
     query = select(Measurement).where(Measurement.run_id == run_id).order_by(Measurement.id)
     if phase is not None:
-        query = query.where(Measurement.phase == phase)
+        query = query.where(Measurement.phase == str(phase))
     return list(session.scalars(query))
 
 

@@ -1,74 +1,45 @@
-"""Revert plans (what must be undone for a run) and the revert itself: direct, retried with backoff."""
+"""The revert itself: every fault of a rollback at once, each retried with backoff while its error is retryable.
+
+``Reverter`` adds what every caller needs around it: record each fault's new state (through the pending
+writes, so a database outage never holds a revert back), update the kept rollback, alert loudly on failure.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from adapters import registry
-from adapters.base import AdapterError, FaultHandle
-from bot.engine.records import DB_UNAVAILABLE
-from bot.errors import DomainError
+from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle
+from adapters.base import FaultState as BackendState
+from bot.engine import applying, wording
+from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
+from bot.engine.writes import PendingWrites
+from bot.notify import Notifier
 from bot.observability import REVERT_FAILURES, REVERTS
-from bot.runs.models import FaultRecord
+from bot.words import Words
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 REVERT_BACKOFF_SECONDS = 0.2
-WRITE_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30, 30, 30, 60, 60, 60)  # about five minutes in all
-
-
-@dataclass(frozen=True)
-class FaultTarget:
-    """One fault to revert: the adapter, its catalogue params (``${VAR}`` unresolved) and the persisted handle."""
-
-    fault_id: int | None
-    adapter: str
-    params: dict[str, Any]
-    handle: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RevertPlan:
-    """Everything needed to revert a run's faults without the database (also mirrored in Redis)."""
-
-    run_id: int
-    rollback_steps: str
-    rto_seconds: float
-    targets: tuple[FaultTarget, ...] = ()
-
-    def with_target(self, target: FaultTarget) -> RevertPlan:
-        others = tuple(t for t in self.targets if t.fault_id != target.fault_id)
-        return replace(self, targets=(*others, target))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "rollback_steps": self.rollback_steps,
-            "rto_seconds": self.rto_seconds,
-            "targets": [vars(target) for target in self.targets],
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> RevertPlan:
-        targets = tuple(FaultTarget(**target) for target in raw.get("targets", []))
-        return cls(int(raw["run_id"]), str(raw["rollback_steps"]), float(raw["rto_seconds"]), targets)
-
-
-def targets_from(records: Iterable[FaultRecord], params: dict[str, Any]) -> tuple[FaultTarget, ...]:
-    return tuple(FaultTarget(r.id, r.adapter, params, dict(r.handle)) for r in records)
+GONE = (BackendState.REVERTED, BackendState.EXPIRED)
 
 
 @dataclass(frozen=True)
 class RevertReport:
-    """Per fault: None when reverted, else the last error."""
+    """Per fault: None when reverted, else the last error; and how many revert calls were made."""
 
     errors: dict[int | None, str | None]
+    tries: dict[int | None, int] = field(default_factory=dict)
+
+    @property
+    def most_tries(self) -> int:
+        return max(self.tries.values(), default=0)
 
     @property
     def ok(self) -> bool:
@@ -77,58 +48,106 @@ class RevertReport:
     def failures(self) -> list[str]:
         return [error for error in self.errors.values() if error is not None]
 
+    def words(self) -> Words:
+        return wording.reverted(anything=bool(self.errors), ok=self.ok, failures=self.failures())
 
-def revert_target(target: FaultTarget, *, attempts: int) -> str | None:
-    """Revert one fault, retrying with exponential backoff; None on success, else the last error."""
-    last = "not attempted"
+
+def adapter_for(target: FaultTarget) -> Adapter:
+    """The adapter that reverts this fault, rebuilt from the record alone (a rehearsal's wraps the real one)."""
+    return registry.create(target.adapter, dry_run=target.dry_run)
+
+
+def revert_target(target: FaultTarget, *, attempts: int) -> tuple[str | None, int]:
+    """Revert one fault: (None on success, else the last error; the number of revert calls made).
+
+    Retries with exponential backoff only while the adapter says the error is ``retryable``; a
+    non-retryable error ends the attempts at once. Before giving up, the backend's ``status`` is asked:
+    a fault it reports reverted or expired is gone, whatever the revert call said.
+    """
+    last, tries = "not attempted", 0
+    try:
+        adapter = adapter_for(target)
+        params = adapter.validate(target.params)
+        handle = FaultHandle.from_json(target.handle)
+    except Exception as exc:  # unknown adapter or params: no retry can help
+        return _gave_up(target, exc.message if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"), 0
     for attempt in range(max(1, attempts)):
+        tries += 1
         try:
-            adapter = registry.create(target.adapter)
-            adapter.revert(adapter.validate(target.params), FaultHandle.from_json(target.handle))
+            adapter.revert(params, handle)
             REVERTS.labels(target.adapter).inc()
-            return None
+            return None, tries
         except AdapterError as exc:
             last = exc.message
+            if not exc.retryable:
+                break
         except Exception as exc:  # any failure must end in the loud alert, never in a lost revert
             log.exception("revert of fault %s raised", target.fault_id)
             last = f"{type(exc).__name__}: {exc}"
         if attempt < attempts - 1:
             time.sleep(REVERT_BACKOFF_SECONDS * 2**attempt)
-    REVERT_FAILURES.labels(target.adapter).inc()
-    return last
+    if _already_gone(adapter, params, handle, target):
+        REVERTS.labels(target.adapter).inc()
+        return None, tries
+    return _gave_up(target, last), tries
 
 
-def revert_plan(plan: RevertPlan, *, attempts: int) -> RevertReport:
-    """Revert every target of the plan at once (in parallel when there are several)."""
-    if len(plan.targets) <= 1:
-        return RevertReport({t.fault_id: revert_target(t, attempts=attempts) for t in plan.targets})
-    with ThreadPoolExecutor(max_workers=len(plan.targets), thread_name_prefix="chaosbot-revert") as pool:
-        results = pool.map(lambda t: revert_target(t, attempts=attempts), plan.targets)
-        return RevertReport(dict(zip([t.fault_id for t in plan.targets], results, strict=True)))
-
-
-def write_soon(write: Callable[[], None], *, what: str) -> None:
-    """Try ``write`` now; if the database is unreachable, keep retrying it in a background thread."""
+def _already_gone(adapter: Adapter, params: AdapterParams, handle: FaultHandle, target: FaultTarget) -> bool:
     try:
-        write()
-    except DB_UNAVAILABLE as exc:
-        log.warning("database unavailable while %s (%s); retrying in the background", what, exc)
-        threading.Thread(target=_retry, args=(write, what), name="chaosbot-record", daemon=True).start()
+        status = adapter.status(params, handle)
+    except Exception:  # status is a second opinion; its failure changes nothing
+        return False
+    if status.state in GONE:
+        log.warning(
+            "revert of fault %s failed, but the backend says %s: %s", target.fault_id, status.state, status.detail
+        )
+        return True
+    return False
 
 
-def _retry(write: Callable[[], None], what: str) -> None:
-    for delay in WRITE_RETRY_DELAYS:
-        time.sleep(delay)
-        try:
-            write()
-            log.info("recorded after a database outage: %s", what)
-            return
-        except DB_UNAVAILABLE:
-            continue
-        except DomainError as exc:  # e.g. another replica ended the run meanwhile
-            log.info("not recording %s: %s", what, exc.message)
-            return
-        except Exception:
-            log.exception("giving up %s", what)
-            return
-    log.error("database still unavailable; could not record: %s", what)
+def _gave_up(target: FaultTarget, error: str) -> str:
+    REVERT_FAILURES.labels(target.adapter).inc()
+    return error
+
+
+def revert_rollback(rollback: Rollback, *, attempts: int) -> RevertReport:
+    """Revert every target at once (in parallel when there are several)."""
+    if len(rollback.targets) <= 1:
+        results = [revert_target(t, attempts=attempts) for t in rollback.targets]
+    else:
+        with ThreadPoolExecutor(max_workers=len(rollback.targets), thread_name_prefix="chaosbot-revert") as pool:
+            results = list(pool.map(lambda t: revert_target(t, attempts=attempts), rollback.targets))
+    ids = [t.fault_id for t in rollback.targets]
+    return RevertReport(
+        {i: error for i, (error, _) in zip(ids, results, strict=True)},
+        {i: tries for i, (_, tries) in zip(ids, results, strict=True)},
+    )
+
+
+class Reverter:
+    """Revert a rollback, record each fault's state, update the kept copy, alert people on failure."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: RollbackStore,
+        writes: PendingWrites,
+        notify: Callable[[Callable[[Notifier], None]], None],
+        *,
+        attempts: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db, self.store, self.writes, self.notify = db, store, writes, notify
+        self.attempts = attempts
+        self.clock = clock
+
+    def __call__(self, rollback: Rollback) -> RevertReport:
+        report = revert_rollback(rollback, attempts=self.attempts)
+        if any(fault_id is not None for fault_id in report.errors):
+            self.writes.write(applying.faults_reverted(rollback.run_id, report.errors, self.clock()))
+        if report.ok:
+            self.store.reverted(rollback)
+        else:
+            alert = wording.revert_alert(rollback.run_id, report.failures(), report.most_tries, rollback.rollback_steps)
+            self.notify(lambda n: n.alert(rollback.run_id, alert))
+        return report

@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.catalogue.models import Experiment, StopCondition
+from bot.engine.models import MeasurementPhase
 from bot.engine.probes import BreachJudge, Sample
 from bot.observability import log_context
 
 log = logging.getLogger(__name__)
 
-FAULT, RECOVERY = "fault", "recovery"
+FAULT, RECOVERY = MeasurementPhase.FAULT, MeasurementPhase.RECOVERY
 RECOVERED_AFTER_OK_TICKS = 2
 MIN_RECOVERY_WATCH = timedelta(minutes=5)
 
@@ -27,11 +28,11 @@ def recovery_limit(experiment: Experiment) -> timedelta:
 
 
 class WatcherHost(Protocol):
-    """What a watcher needs from the engine."""
+    """What a watcher needs from whoever supervises it (``bot.engine.supervisor.Supervisor``)."""
 
     def still_running(self, run_id: int) -> bool: ...
     def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]: ...
-    def store(self, run_id: int, phase: str, samples: list[Sample]) -> None: ...
+    def save_samples(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None: ...
     def breached(self, run_id: int, reason: str) -> None: ...
     def end_fault(self, run_id: int) -> bool: ...
     def complete(self, run_id: int, recovery_seconds: float | None, *, evaluated: bool = True) -> None: ...
@@ -59,7 +60,7 @@ class Watcher:
         self.experiment = experiment
         self.injected_at = injected_at
         self.stop = threading.Event()
-        self.phase = FAULT
+        self.phase: MeasurementPhase = FAULT
         self._judge = BreachJudge()
         self._reverted_at = 0.0
         self._ok_since: float | None = None
@@ -68,6 +69,10 @@ class Watcher:
 
     def start(self) -> None:
         self.thread.start()
+
+    def recovering_since(self, reverted_at: float) -> None:
+        """Start in the recovery phase (an adopted run whose fault was already reverted)."""
+        self.phase, self._reverted_at = RECOVERY, reverted_at
 
     def _run(self) -> None:
         ended_elsewhere = False
@@ -111,7 +116,7 @@ class Watcher:
         samples = self.host.sample(conditions)
         if self.stop.is_set():
             return True  # aborted while probing: the abort has already reverted; drop the samples
-        self.host.store(self.run_id, self.phase, samples)
+        self.host.save_samples(self.run_id, self.phase, samples)
         samples = judged(samples, rehearsal=self.rehearsal)
         if self.phase == FAULT:
             reason = next((r for r in map(self._judge.breach, samples) if r), None)

@@ -11,12 +11,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.catalogue.models import Catalogue, Experiment, format_duration
+from bot.catalogue.models import Catalogue, Experiment
+from bot.interface import ids
 from bot.interface.cards import RunCard
 from bot.interface.metadata import PlanMeta, RunRef
-from bot.policy.models import Role
-from bot.runs.flows import mention
+from bot.interface.render import Renderer
+from bot.runs.flows import Home
 from bot.runs.models import Run, RunState
+from bot.vocabulary import format_duration, format_local
+from bot.words import Person, Words, listing, who
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -69,20 +72,20 @@ def button(text: str, action_id: str, value: str, style: str | None = None, conf
 
 
 def local(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
+    return format_local(moment, zone)
 
 
 # -- the run message ---------------------------------------------------------------------------
 
 
-def run_message(card: RunCard, zone: ZoneInfo) -> Message:
+def run_message(card: RunCard, zone: ZoneInfo, say: Renderer) -> Message:
     """The run's one message in the channel, updated in place on every change."""
     run, experiment = card.run, card.experiment
     state = run.run_state
     title = f"{run.label} · {experiment.id} {experiment.title}"
     blocks: list[Block] = [
         header(clip(title, 150)),
-        section(f"{STATE_EMOJI[state]} *{_state_line(card, zone)}*"),
+        section(f"{STATE_EMOJI[state]} *{say(_state_line(card, zone))}*"),
         section(
             f"*Hypothesis:* {experiment.hypothesis}\n*Method:* {experiment.method}\n"
             f"*Expected outcome:* {experiment.expected_outcome}"
@@ -91,7 +94,7 @@ def run_message(card: RunCard, zone: ZoneInfo) -> Message:
             "type": "section",
             "fields": [
                 {"type": "mrkdwn", "text": f"*Environment*\n{run.environment}"},
-                {"type": "mrkdwn", "text": f"*Owner*\n<@{run.owner}>"},
+                {"type": "mrkdwn", "text": f"*Owner*\n{say(Words.of(Person(run.owner)))}"},
                 {"type": "mrkdwn", "text": f"*Planned start*\n{local(run.planned_start, zone)}"},
                 {
                     "type": "mrkdwn",
@@ -101,11 +104,11 @@ def run_message(card: RunCard, zone: ZoneInfo) -> Message:
             ],
         },
         section("*Safeguards*\n" + "\n".join(f"• {s}" for s in experiment.safeguards)),
-        section(f"*Rollback steps*\n{run.rollback_steps}"),
+        section(f"*Rollback steps*\n{say(run.rollback_steps)}"),
     ]
     if run.notes:
-        blocks.append(section(f"*Notes*\n{run.notes}"))
-    blocks.append(section(_approvals_text(card)))
+        blocks.append(section(f"*Notes*\n{say(run.notes)}"))
+    blocks.append(section(_approvals_text(card, say)))
     blocks.extend(_progress_blocks(card))
     if card.outcome is not None:
         blocks.append(section(_outcome_text(card)))
@@ -113,31 +116,32 @@ def run_message(card: RunCard, zone: ZoneInfo) -> Message:
     if actions:
         blocks.append({"type": "actions", "block_id": f"run-{run.id}-actions", "elements": actions})
     blocks.append(context(f"{experiment.id} catalogue entry `{run.experiment_hash[:12]}` · {run.label}"))
-    return Message(text=f"{title}: {_state_line(card, zone)}", blocks=blocks)
+    return Message(text=f"{title}: {say(_state_line(card, zone))}", blocks=blocks)
 
 
-def _state_line(card: RunCard, zone: ZoneInfo) -> str:
+def _state_line(card: RunCard, zone: ZoneInfo) -> Words:
     run = card.run
     state = run.run_state
     if state is RunState.PLANNED:
-        return "Planned: waiting for approval"
+        return Words.of("Planned: waiting for approval")
     if state is RunState.APPROVED:
-        return "Approved: ready to start"
+        return Words.of("Approved: ready to start")
     if state is RunState.RUNNING:
         dry = " (dry run)" if run.dry_run else ""
-        return f"Running{dry} since {local(run.started_at or card.now, zone)}, started by <@{run.started_by}>"
-    by = f" by {mention(run.ended_by)}" if run.ended_by else ""
+        since = local(run.started_at or card.now, zone)
+        return Words.of(f"Running{dry} since {since}, started by ", who(run.started_by or ""))
+    by = Words.of(" by ", who(run.ended_by)) if run.ended_by else Words()
     reason = f": {run.end_reason}" if run.end_reason else ""
-    return f"{state.value.capitalize()}{by}{reason}"
+    return Words.of(state.value.capitalize(), by, reason)
 
 
-def _approvals_text(card: RunCard) -> str:
+def _approvals_text(card: RunCard, say: Renderer) -> str:
     lines = ["*Approvals*"]
     for role in card.required:
         if role in card.approvals:
-            lines.append(f":white_check_mark: {role.label}: <@{card.approvals[role]}>")
+            lines.append(f":white_check_mark: {role.label}: {say(Words.of(Person(card.approvals[role])))}")
         else:
-            holders = ", ".join(card.holders.get(role, [])) or "nobody"
+            holders = say(listing(card.holders.get(role, []))) or "nobody"
             lines.append(f":white_square: {role.label} ({holders})")
     return "\n".join(lines)
 
@@ -194,11 +198,11 @@ def _actions(run: Run) -> list[Block]:
     ref = RunRef(run=run.id).dump()
     state = run.run_state
     if state is RunState.PLANNED:
-        return [button("Approve", "run.approve", ref, "primary"), button("Reject", "run.reject", ref)]
+        return [button("Approve", ids.APPROVE, ref, "primary"), button("Reject", ids.REJECT, ref)]
     if state is RunState.APPROVED:
-        return [button("Start", "run.start", ref, "primary"), button("Cancel", "run.cancel", ref)]
+        return [button("Start", ids.START, ref, "primary"), button("Cancel", ids.CANCEL, ref)]
     if state is RunState.RUNNING:
-        return [button("Abort", "run.abort", ref, "danger", ABORT_CONFIRM)]
+        return [button("Abort", ids.ABORT, ref, "danger", ABORT_CONFIRM)]
     return []
 
 
@@ -238,14 +242,14 @@ def catalogue_message(catalogue: Catalogue) -> Message:
     return Message(text=f"{len(catalogue.experiments)} experiments in the catalogue", blocks=blocks)
 
 
-def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool) -> Message:
+def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool, say: Renderer) -> Message:
     lines = [":rotating_light: *Global kill switch engaged*: no run can start." if kill_switch else ""]
     if not runs:
         lines.append("No active runs. Plan one with `/chaos plan CE-xx`.")
     for run in runs[:40]:
         lines.append(
             f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} in {run.environment}: "
-            f"{run.state}, planned {local(run.planned_start, zone)}, owner <@{run.owner}>"
+            f"{run.state}, planned {local(run.planned_start, zone)}, owner {say(Words.of(Person(run.owner)))}"
         )
     text = "\n".join(line for line in lines if line)
     return Message(text=text, blocks=[section(text)])
@@ -259,7 +263,7 @@ def plan_modal(experiment: Experiment, environment: str, start: datetime, rollba
     chosen = next((o for o in options if o["value"] == environment), options[0])
     return {
         "type": "modal",
-        "callback_id": "plan.submit",
+        "callback_id": ids.PLAN_SUBMIT,
         "private_metadata": meta.dump(),
         "title": plain(f"Plan {experiment.id}", 24),
         "submit": plain("Plan run", 24),
@@ -314,7 +318,7 @@ def plan_modal(experiment: Experiment, environment: str, start: datetime, rollba
 def reject_modal(run: Run) -> Block:
     return {
         "type": "modal",
-        "callback_id": "reject.submit",
+        "callback_id": ids.REJECT_SUBMIT,
         "private_metadata": RunRef(run=run.id).dump(),
         "title": plain(f"Reject {run.label}", 24),
         "submit": plain("Reject", 24),
@@ -334,15 +338,7 @@ def reject_modal(run: Run) -> Block:
 # -- App Home ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HomeData:
-    kill_switch: bool
-    running: list[Run]
-    awaiting_you: list[tuple[Run, list[Role]]]
-    upcoming: list[Run]
-
-
-def home_view(data: HomeData, zone: ZoneInfo) -> Block:
+def home_view(data: Home, zone: ZoneInfo, say: Renderer) -> Block:
     blocks: list[Block] = [header("chaosbot")]
     if data.kill_switch:
         blocks.append(section(":rotating_light: *Global kill switch engaged*: no run can start until `/chaos resume`."))
@@ -354,8 +350,9 @@ def home_view(data: HomeData, zone: ZoneInfo) -> Block:
     for run in data.running[:20]:
         blocks.append(
             section(
-                f":red_circle: *{run.label}* {run.experiment_id} in {run.environment}, started by <@{run.started_by}>",
-                accessory=button("Abort", "run.abort", RunRef(run=run.id).dump(), "danger", ABORT_CONFIRM),
+                f":red_circle: *{run.label}* {run.experiment_id} in {run.environment}, started by "
+                + say(Words.of(who(run.started_by or ""))),
+                accessory=button("Abort", ids.ABORT, RunRef(run=run.id).dump(), "danger", ABORT_CONFIRM),
             )
         )
     blocks.append(header("Waiting for your approval"))
@@ -366,7 +363,7 @@ def home_view(data: HomeData, zone: ZoneInfo) -> Block:
             section(
                 f"*{run.label}* {run.experiment_id} in {run.environment}, planned {local(run.planned_start, zone)}"
                 f" · you can approve as {', '.join(r.label for r in roles)}",
-                accessory=button("Approve", "run.approve", RunRef(run=run.id).dump(), "primary"),
+                accessory=button("Approve", ids.APPROVE, RunRef(run=run.id).dump(), "primary"),
             )
         )
     blocks.append(header("Upcoming"))

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.catalogue.models import Experiment
-from bot.engine.progress import Progress, read_progress
-from bot.policy.models import Policy, Role
+from bot.engine.models import Outcome
+from bot.engine.progress import Progress, read_outcome, read_progress
+from bot.policy.models import Role
 from bot.runs import service as runs
-from bot.runs.models import Outcome, Run
-from storage.db import Database
+from bot.runs.flows import Lifecycle
+from bot.runs.models import Run
+from bot.words import Part
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class RunCard:
     experiment: Experiment
     required: list[Role]
     approvals: dict[Role, str]
-    holders: dict[Role, list[str]]
+    holders: dict[Role, list[Part]]
     progress: Progress | None
     outcome: Outcome | None
     now: datetime
@@ -29,19 +31,18 @@ class RunCard:
         return [role for role in self.required if role not in self.approvals]
 
 
-def load_card(db: Database, policy: Policy, run_id: int, now: datetime) -> RunCard:
-    with db.transaction() as session:
-        run = runs.get(session, run_id=run_id)
-        outcome = session.get(Outcome, run.id)
-    experiment = Experiment.model_validate(run.experiment)
+def load_card(lifecycle: Lifecycle, run_id: int) -> RunCard:
+    """Read through the core and the engine's records, so every replica renders the same card."""
+    run = lifecycle.run(run_id)
+    policy, now = lifecycle.policy, lifecycle.clock()
     required = policy.required_roles(run.environment) if run.environment in policy.environments else []
     return RunCard(
         run=run,
-        experiment=experiment,
+        experiment=Experiment.model_validate(run.experiment),
         required=required,
         approvals=runs.approvals_by_role(run),
-        holders={role: policy.holders(role).mentions() for role in required},
-        progress=read_progress(db, run_id, lambda: now),
-        outcome=outcome,
+        holders={role: policy.holders(role).who() for role in required},
+        progress=read_progress(lifecycle.db, run_id, lambda: now),
+        outcome=read_outcome(lifecycle.db, run_id),
         now=now,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.errors import InvalidInput
@@ -14,7 +16,7 @@ class _Meta(BaseModel):
         return self.model_dump_json()
 
     @classmethod
-    def load(cls, raw: str):  # type: ignore[no-untyped-def]  # returns cls; Self needs 3.11 typing_extensions
+    def load(cls, raw: str) -> Self:
         try:
             return cls.model_validate_json(raw or "{}")
         except ValidationError:
@@ -28,4 +30,3 @@ class RunRef(_Meta):
 class PlanMeta(_Meta):
     experiment: str
     channel: str | None = None
-    run: int | None = None  # set when the modal edits an existing plan

@@ -5,17 +5,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.interface.blocks import Message, notice, run_message
 from bot.interface.cards import load_card
+from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.flows import Lifecycle
-from bot.runs.models import Run
+from bot.vocabulary import run_label
+from bot.words import Words
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 12.0  # seconds between progress refreshes: within chat.update's rate limit
+TRACKED_RUNS = 256  # per-run locks and refresh times kept; the least recently used beyond this are dropped
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_refresh: float = 0.0
 
 
 class Publisher:
@@ -30,28 +41,33 @@ class Publisher:
         zone: ZoneInfo,
         progress_interval: float = PROGRESS_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
+        tracked: int = TRACKED_RUNS,
     ) -> None:
         self.lifecycle = lifecycle
         self.surface = surface
+        self.say = surface.renderer
+        self.messages = RunMessages(lifecycle.db)
         self.channel = channel
         self.zone = zone
         self.progress_interval = progress_interval
         self.monotonic = monotonic
-        self._last_refresh: dict[int, float] = {}
-        self._locks: dict[int, threading.Lock] = {}
+        self.tracked = tracked
+        self._slots: OrderedDict[int, _Slot] = OrderedDict()
         self._guard = threading.Lock()
 
-    def render(self, run_id: int) -> Message:
-        card = load_card(self.lifecycle.db, self.lifecycle.policy, run_id, self.lifecycle.clock())
-        return run_message(card, self.zone)
+    @property
+    def tracked_runs(self) -> int:
+        """How many runs' locks and refresh times are held (at most ``tracked``)."""
+        with self._guard:
+            return len(self._slots)
 
-    def post_plan(self, run_id: int) -> Run:
-        """Post the run's message (once) and remember where it is."""
-        with self._lock_for(run_id):
-            run = self.lifecycle.run(run_id)
-            if run.message_ts is None:
-                self._post_first(run_id)
-            return self.lifecycle.run(run_id)
+    def render(self, run_id: int) -> Message:
+        return run_message(load_card(self.lifecycle, run_id), self.zone, self.say)
+
+    def post_plan(self, run_id: int) -> Where:
+        """Post the run's message (once) and return where it is."""
+        with self._slot(run_id).lock:
+            return self.messages.find(run_id) or self._post_first(run_id)
 
     def run_changed(self, run_id: int, *, urgent: bool = True) -> None:
         try:
@@ -59,46 +75,54 @@ class Publisher:
         except Exception:
             log.exception("could not update the run message", extra={"run_id": run_id})
 
-    def timeline(self, run_id: int, text: str) -> None:
+    def timeline(self, run_id: int, text: Words) -> None:
         try:
-            run = self.lifecycle.run(run_id)
-            if run.channel_id and run.message_ts:
-                self.surface.post(run.channel_id, notice(text), thread_ts=run.message_ts)
+            where = self.messages.find(run_id)
+            if where is not None:
+                self.surface.post(where.channel_id, notice(self.say(text)), thread_ts=where.message_ts)
             else:
-                self.surface.post(self.channel, notice(f"{run.label}: {text}"))
+                self.surface.post(self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"))
         except Exception:
             log.exception("could not post a timeline event", extra={"run_id": run_id})
 
-    def alert(self, run_id: int | None, text: str) -> None:
+    def alert(self, run_id: int | None, text: Words) -> None:
         try:
-            prefix = "<!here> :rotating_light: "
-            channel = self.channel
-            if run_id is not None:
-                run = self.lifecycle.run(run_id)
-                channel = run.channel_id or self.channel
-            self.surface.post(channel, notice(prefix + text))
+            where = self.messages.find(run_id) if run_id is not None else None
+            channel = where.channel_id if where is not None else self.channel
+            self.surface.post(channel, notice(f"{self.say.here} :rotating_light: {self.say(text)}"))
         except Exception:
             log.exception("could not post an alert", extra={"run_id": run_id})
 
+    def announce(self, text: str) -> None:
+        """A message for the whole channel (already rendered: the kill switch pulled or released)."""
+        self.surface.post(self.channel, notice(text))
+
     def _refresh(self, run_id: int, urgent: bool) -> None:
+        slot = self._slot(run_id)
         now = self.monotonic()
-        if not urgent and now - self._last_refresh.get(run_id, 0.0) < self.progress_interval:
+        if not urgent and now - slot.last_refresh < self.progress_interval:
             return
-        with self._lock_for(run_id):
-            run = self.lifecycle.run(run_id)
-            if run.channel_id is None or run.message_ts is None:
+        with slot.lock:
+            where = self.messages.find(run_id)
+            if where is None:
                 if urgent:  # its first post failed (bot not invited yet), or the CLI created it
                     self._post_first(run_id)
                 return
-            self.surface.update(run.channel_id, run.message_ts, self.render(run_id))
-            self._last_refresh[run_id] = now
+            message = self.render(run_id)
+            self.surface.update(where.channel_id, where.message_ts, message)
+            slot.last_refresh = now
 
-    def _post_first(self, run_id: int) -> None:
+    def _post_first(self, run_id: int) -> Where:
         """Post the run's one message and remember where it is (caller holds the run's lock)."""
         channel, ts = self.surface.post(self.channel, self.render(run_id))
-        self.lifecycle.attach_message(run_id, channel_id=channel, message_ts=ts)
-        self._last_refresh[run_id] = self.monotonic()
+        self.messages.attach(run_id, channel_id=channel, message_ts=ts)
+        self._slot(run_id).last_refresh = self.monotonic()
+        return Where(channel, ts)
 
-    def _lock_for(self, run_id: int) -> threading.Lock:
+    def _slot(self, run_id: int) -> _Slot:
         with self._guard:
-            return self._locks.setdefault(run_id, threading.Lock())
+            slot = self._slots.pop(run_id, None) or _Slot()
+            self._slots[run_id] = slot  # most recently used last
+            while len(self._slots) > self.tracked:
+                self._slots.popitem(last=False)
+            return slot

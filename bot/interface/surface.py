@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.interface.blocks import Message
+from bot.interface.render import Renderer
 
 Background = Callable[[Callable[[], None]], None]
 
@@ -29,6 +30,10 @@ class Request:
 
 
 class Surface(Protocol):
+    @property
+    def renderer(self) -> Renderer:
+        """How this surface shows people and typed text (Slack mentions, console names)."""
+
     def ephemeral(self, channel: str | None, user: str, message: Message) -> None:
         """Only ``user`` sees it (a DM when there is no channel, e.g. from App Home)."""
 

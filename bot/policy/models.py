@@ -9,7 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from bot.catalogue.models import parse_duration
+from bot.backlog.models import BacklogConfig
+from bot.freezes.config import FreezeCalendar
+from bot.reports.config import Reporting
+from bot.schedule.windows import Window
+from bot.vocabulary import parse_duration
+from bot.words import Group, Part, Person
 
 GroupMembers = Callable[[str], frozenset[str]]
 
@@ -37,12 +42,16 @@ class RoleHolders(_Strict):
     users: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
 
-    def mentions(self) -> list[str]:
-        return [f"<@{user}>" for user in self.users] + [f"<!subteam^{group}>" for group in self.groups]
+    def who(self) -> list[Part]:
+        """The holders as people and groups (each interface renders them its own way)."""
+        people: list[Part] = [Person(user) for user in self.users]
+        return people + [Group(group) for group in self.groups]
 
 
 class EnvironmentRules(_Strict):
     approvals: list[Role] = Field(min_length=1)
+    # When runs may start (team time zone); none: any time.
+    windows: list[Window] = Field(default_factory=list)
 
     @field_validator("approvals")
     @classmethod
@@ -57,13 +66,17 @@ class Policy(_Strict):
     environments: dict[str, EnvironmentRules] = Field(min_length=1)
     plan_expiry: timedelta = Field(default=timedelta(hours=24), description="after the planned start")
     start_early: timedelta = Field(default=timedelta(minutes=30), description="before the planned start")
+    backlog: BacklogConfig | None = Field(default=None, description="where action items are filed (optional)")
+    reporting: Reporting = Field(default_factory=Reporting, description="when and where summaries are posted")
+    notice: timedelta = Field(default=timedelta(minutes=15), description="announcement before the planned start")
+    freeze_calendars: list[FreezeCalendar] = Field(default_factory=list)
 
-    @field_validator("plan_expiry", "start_early", mode="before")
+    @field_validator("plan_expiry", "start_early", "notice", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
-    @field_serializer("plan_expiry", "start_early")
+    @field_serializer("plan_expiry", "start_early", "notice")
     def _seconds(self, value: timedelta) -> int:
         return int(value.total_seconds())
 
@@ -88,6 +101,10 @@ class Policy(_Strict):
 
     def is_approver(self, user_id: str, members_of: GroupMembers = no_groups) -> bool:
         return bool(self.roles_of(user_id, members_of))
+
+    def groups(self) -> frozenset[str]:
+        """Every user group that holds a role: what a role directory keeps a snapshot of."""
+        return frozenset(group for holders in self.roles.values() for group in holders.groups)
 
     def holders(self, role: Role) -> RoleHolders:
         return self.roles.get(role, RoleHolders())

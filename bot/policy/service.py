@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from importlib import resources
 from pathlib import Path
 
@@ -10,7 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from bot.errors import NotPermitted
-from bot.policy.models import GroupMembers, Policy, Role
+from bot.policy.models import Policy, Role
+from bot.words import Person, Words, listing
 
 BUNDLED = "demo_policy.yml"
 
@@ -50,11 +51,12 @@ def role_to_credit(
     owner: str,
     approver: str,
     approved: Mapping[Role, str],
-    members_of: GroupMembers,
+    held: Set[Role],
 ) -> Role:
     """The required, still-missing role this person's approval counts for, or ``NotPermitted`` saying why not.
 
-    ``approved`` maps each role already approved to the user who approved it.
+    ``approved`` maps each role already approved to the user who approved it; ``held`` are the approver's
+    roles, resolved before any transaction (a role directory may have to ask the chat platform).
     """
     if approver == owner:
         raise NotPermitted(f"You own {run_label}, so you cannot approve it: someone else must.")
@@ -64,12 +66,11 @@ def role_to_credit(
             f"You already approved {run_label} as {role.label}; one person's approval counts for one role."
         )
     roles = approvable_roles(
-        policy, environment=environment, owner=owner, approver=approver, approved=approved, members_of=members_of
+        policy, environment=environment, owner=owner, approver=approver, approved=approved, held=held
     )
     if roles:
         return roles[0]
     missing = [role for role in policy.required_roles(environment) if role not in approved]
-    held = policy.roles_of(approver, members_of)
     raise NotPermitted(_why_not(policy, run_label, environment, missing, held, approved))
 
 
@@ -80,12 +81,11 @@ def approvable_roles(
     owner: str,
     approver: str,
     approved: Mapping[Role, str],
-    members_of: GroupMembers,
+    held: Set[Role],
 ) -> list[Role]:
     """The still-missing required roles this person could approve now (empty when they may not approve)."""
     if approver == owner or approver in approved.values():
         return []
-    held = policy.roles_of(approver, members_of)
     return [role for role in policy.required_roles(environment) if role not in approved and role in held]
 
 
@@ -94,15 +94,17 @@ def _why_not(
     run_label: str,
     environment: str,
     missing: list[Role],
-    held: set[Role],
+    held: Set[Role],
     approved: Mapping[Role, str],
-) -> str:
-    still = "; ".join(f"{role.label} ({', '.join(policy.holders(role).mentions())})" for role in missing)
+) -> Words:
+    still = listing((Words.of(f"{role.label} (", listing(policy.holders(role).who()), ")") for role in missing), "; ")
     already = sorted(role for role in held if role in approved)
     if already:
-        done = ", ".join(f"{role.label} by <@{approved[role]}>" for role in already)
-        return f"Your role on {run_label} is already approved ({done}). Still missing: {still}."
+        done = listing(Words.of(f"{role.label} by ", Person(approved[role])) for role in already)
+        return Words.of(f"Your role on {run_label} is already approved (", done, "). Still missing: ", still, ".")
     if held:
         yours = ", ".join(role.label for role in sorted(held))
-        return f"{environment.capitalize()} runs do not need your role ({yours}). {run_label} still needs: {still}."
-    return f"You hold none of the roles {run_label} ({environment}) still needs. Still missing: {still}."
+        return Words.of(
+            f"{environment.capitalize()} runs do not need your role ({yours}). {run_label} still needs: ", still, "."
+        )
+    return Words.of(f"You hold none of the roles {run_label} ({environment}) still needs. Still missing: ", still, ".")

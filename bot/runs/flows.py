@@ -17,13 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
-from bot.catalogue.models import Catalogue, Experiment, format_duration
-from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted
+from bot.catalogue.models import Catalogue, Experiment
+from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted, RolesUnavailable
+from bot.policy.directory import UNAVAILABLE, RoleDirectory
 from bot.policy.models import GroupMembers, Policy, Role, no_groups
 from bot.policy.service import approvable_roles, role_to_credit
 from bot.runs import service as runs
 from bot.runs.models import Approval, Run, RunState
 from bot.safety import killswitch
+from bot.vocabulary import format_duration, format_local
+from bot.words import SYSTEM_ACTOR, Person, Words, who
 from storage.db import Database, utcnow
 
 T = TypeVar("T")
@@ -31,7 +34,9 @@ MAX_TEXT = 2500
 MAX_PLAN_AHEAD = timedelta(days=90)
 PAST_TOLERANCE = timedelta(minutes=5)
 _RACE_RETRIES = 5
-SYSTEM_ACTOR = "chaosbot"
+ACTIVE = (RunState.PLANNED, RunState.APPROVED, RunState.RUNNING)
+NO_ROLLBACK = "A plan needs rollback steps."
+NO_REASON = "A rejection needs a reason, so the owner knows what to change."
 _VERB = {RunState.COMPLETED: "complete", RunState.ABORTED: "abort", RunState.FAILED: "fail"}
 
 
@@ -40,7 +45,7 @@ class PlanRequest:
     experiment_id: str
     environment: str | None = None
     planned_start: datetime | None = None
-    rollback_steps: str | None = None
+    rollback_steps: str | None = None  # None: the catalogue entry's steps (or, on edit, the plan's); "" is refused
     notes: str | None = None  # None: keep what the plan has (on edit); "" clears
 
 
@@ -60,6 +65,24 @@ class Approved:
     complete: bool
 
 
+@dataclass(frozen=True)
+class Status:
+    """What ``/chaos status`` shows: the active runs, newest first, and the kill switch."""
+
+    active: list[Run]
+    kill_switch: bool
+
+
+@dataclass(frozen=True)
+class Home:
+    """What one person's App Home shows."""
+
+    kill_switch: bool
+    running: list[Run]
+    awaiting_you: list[tuple[Run, list[Role]]]
+    upcoming: list[Run]
+
+
 class Lifecycle:
     """The core's front door: Slack, the console, the CLI and the scheduler all call these methods."""
 
@@ -71,20 +94,54 @@ class Lifecycle:
         *,
         zone: ZoneInfo,
         members_of: GroupMembers = no_groups,
+        roles: RoleDirectory | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``roles`` resolves who holds which role before any transaction; without one, a directory over
+        ``members_of`` is made (not refreshed in the background: stale groups are read on demand)."""
         self.db = db
         self.catalogue = catalogue
         self.policy = policy
         self.zone = zone
-        self.members_of = members_of
+        self.roles = roles or RoleDirectory(policy, members_of)
         self.clock = clock
 
     # -- reading -------------------------------------------------------------------------------
 
     def run(self, run_id: int) -> Run:
+        """One run with its approvals."""
         with self.db.transaction() as session:
             return runs.get(session, run_id=run_id)
+
+    def active_runs(self, *, limit: int = 50) -> list[Run]:
+        """Planned, approved and running runs, newest first."""
+        with self.db.transaction() as session:
+            return runs.find(session, states=ACTIVE, limit=limit)
+
+    def running_runs(self) -> list[Run]:
+        with self.db.transaction() as session:
+            return runs.find(session, states=[RunState.RUNNING])
+
+    def status(self) -> Status:
+        with self.db.transaction() as session:
+            return Status(active=runs.find(session, states=ACTIVE), kill_switch=killswitch.state(session).engaged)
+
+    def home(self, user: str) -> Home:
+        """``user``'s App Home: what runs, what waits for their approval, what is coming."""
+        with self.db.transaction() as session:
+            active = runs.find(session, states=ACTIVE, limit=200)
+            engaged = killswitch.state(session).engaged
+        try:
+            held = self.roles.roles_of(user)
+        except RolesUnavailable:
+            held = frozenset()  # the Home tab still shows the rest; the Approve buttons are on each run's message
+        awaiting = [(run, roles) for run in active if (roles := self._awaiting(run, user, held))]
+        return Home(
+            kill_switch=engaged,
+            running=[r for r in active if r.run_state is RunState.RUNNING],
+            awaiting_you=awaiting,
+            upcoming=sorted((r for r in active if r.run_state is not RunState.RUNNING), key=lambda r: r.planned_start),
+        )
 
     def experiment(self, experiment_id: str) -> Experiment:
         experiment = self.catalogue.get(experiment_id)
@@ -94,7 +151,16 @@ class Lifecycle:
         return experiment
 
     def local(self, moment: datetime) -> str:
-        return moment.astimezone(self.zone).strftime("%a %d %b %Y %H:%M %Z")
+        return format_local(moment, self.zone)
+
+    def check_environment(self, experiment: Experiment, wanted: str | None) -> str:
+        """The environment a plan of ``experiment`` runs in, or ``InvalidInput`` (field ``environment``)."""
+        return self._environment(experiment, wanted)
+
+    @staticmethod
+    def check_reason(reason: str) -> str:
+        """A rejection's reason, trimmed, or ``InvalidInput`` (field ``reason``)."""
+        return _bounded(reason, "reason", required=True, empty=NO_REASON)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -105,7 +171,7 @@ class Lifecycle:
             experiment=experiment,
             environment=self._environment(experiment, request.environment),
             planned_start=self._planned_start(request.planned_start),
-            rollback_steps=_bounded(request.rollback_steps or default_rollback(experiment), "rollback_steps", True),
+            rollback_steps=_rollback(request.rollback_steps, default_rollback(experiment)),
             notes=_bounded(request.notes or "", "notes", required=False),
         )
 
@@ -147,7 +213,7 @@ class Lifecycle:
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
             if run.owner != actor:
-                raise NotPermitted(f"Only the owner (<@{run.owner}>) can edit {run.label}.")
+                raise NotPermitted(Words.of("Only the owner (", Person(run.owner), f") can edit {run.label}."))
             self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "edit")
             experiment = Experiment.model_validate(run.experiment)
             changes = {
@@ -156,7 +222,7 @@ class Lifecycle:
                 "planned_start": (
                     self._planned_start(request.planned_start) if request.planned_start else run.planned_start
                 ),
-                "rollback_steps": _bounded(request.rollback_steps or run.rollback_steps, "rollback_steps", True),
+                "rollback_steps": _rollback(request.rollback_steps, run.rollback_steps),
                 "notes": _bounded(run.notes if request.notes is None else request.notes, "notes", required=False),
                 "approved_at": None,
             }
@@ -182,6 +248,8 @@ class Lifecycle:
     # -- approvals -----------------------------------------------------------------------------
 
     def approve(self, actor: str, run_id: int) -> Approved:
+        held = self.roles.roles_of(actor)  # before the transaction: it may ask Slack
+
         def apply(session: Session) -> Approved:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.PLANNED}, "approve")
@@ -193,7 +261,7 @@ class Lifecycle:
                 owner=run.owner,
                 approver=actor,
                 approved=runs.approvals_by_role(run),
-                members_of=self.members_of,
+                held=held,
             )
             session.add(Approval(run_id=run.id, role=role.value, user_id=actor, at=self.clock()))
             session.flush()
@@ -212,6 +280,9 @@ class Lifecycle:
 
     def roles_awaiting(self, run: Run, user: str) -> list[Role]:
         """The roles ``user`` could approve on ``run`` right now (empty unless it is planned and theirs to approve)."""
+        return self._awaiting(run, user, self.roles.roles_of(user))
+
+    def _awaiting(self, run: Run, user: str, held: frozenset[Role]) -> list[Role]:
         if run.run_state is not RunState.PLANNED:
             return []
         return approvable_roles(
@@ -220,7 +291,7 @@ class Lifecycle:
             owner=run.owner,
             approver=user,
             approved=runs.approvals_by_role(run),
-            members_of=self.members_of,
+            held=held,
         )
 
     def missing_roles(self, run: Run) -> list[Role]:
@@ -228,22 +299,17 @@ class Lifecycle:
         return [role for role in self.policy.required_roles(run.environment) if role not in approved]
 
     def reject(self, actor: str, run_id: int, reason: str) -> Run:
-        reason = reason.strip()
-        if not reason:
-            raise InvalidInput("A rejection needs a reason, so the owner knows what to change.", field="reason")
+        reason = self.check_reason(reason)
+        approver = self._approver_or_unknown(actor)
 
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "reject")
             if actor == run.owner:
                 raise NotPermitted(f"You own {run.label}; to withdraw it, cancel it instead.")
-            if not self.policy.is_approver(actor, self.members_of):
+            if not _known(approver):
                 raise NotPermitted(f"Only approvers can reject {run.label}; you hold no approver role.")
-            ended = {
-                "ended_at": self.clock(),
-                "ended_by": actor,
-                "end_reason": _bounded(reason, "reason", True),
-            }
+            ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason}
             runs.transition(session, run=run, to=RunState.REJECTED, **ended)
             audit.append(session, actor=actor, action="run.rejected", run_id=run.id, payload={"reason": reason})
             return run
@@ -251,11 +317,15 @@ class Lifecycle:
         return self._retrying(apply)
 
     def cancel(self, actor: str, run_id: int, reason: str = "") -> Run:
+        approver = self._approver_or_unknown(actor)
+
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "cancel")
-            if actor != run.owner and not self.policy.is_approver(actor, self.members_of):
-                raise NotPermitted(f"Only the owner (<@{run.owner}>) or an approver can cancel {run.label}.")
+            if actor != run.owner and not _known(approver):
+                raise NotPermitted(
+                    Words.of("Only the owner (", Person(run.owner), f") or an approver can cancel {run.label}.")
+                )
             ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason.strip() or None}
             runs.transition(session, run=run, to=RunState.CANCELLED, **ended)
             audit.append(session, actor=actor, action="run.cancelled", run_id=run.id, payload={"reason": reason})
@@ -266,9 +336,16 @@ class Lifecycle:
     # -- running -------------------------------------------------------------------------------
 
     def may_start(self, actor: str, run: Run) -> None:
-        """Raise unless ``actor`` may start ``run`` now (owner or approver, approved, in its window)."""
-        if actor != run.owner and not self.policy.is_approver(actor, self.members_of):
-            raise NotPermitted(f"Only the owner (<@{run.owner}>) or an approver can start {run.label}.")
+        """Raise unless ``actor`` may start ``run`` now (owner or approver, approved, in its window).
+
+        Reads roles (maybe from Slack): call it outside a transaction."""
+        self._may_start(actor, run, self._approver_or_unknown(actor))
+
+    def _may_start(self, actor: str, run: Run, approver: bool | None) -> None:
+        if actor != run.owner and not _known(approver):
+            raise NotPermitted(
+                Words.of("Only the owner (", Person(run.owner), f") or an approver can start {run.label}.")
+            )
         self._require_state(run, {RunState.APPROVED}, "start")
         now = self.clock()
         opens = run.planned_start - self.policy.start_early
@@ -297,15 +374,19 @@ class Lifecycle:
 
     def begin(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
         """approved → running, unless the kill switch is engaged or the run is outside its window."""
+        approver = self._approver_or_unknown(actor)
 
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
-            self.may_start(actor, run)
+            self._may_start(actor, run, approver)
             lever = killswitch.state(session)
             if lever.engaged:
                 raise KillSwitchEngaged(
-                    f"The global kill switch is engaged (by <@{lever.changed_by}>): nothing can start "
-                    "until an approver runs `/chaos resume`."
+                    Words.of(
+                        "The global kill switch is engaged (by ",
+                        who(lever.changed_by or SYSTEM_ACTOR),
+                        "): nothing can start until an approver runs `/chaos resume`.",
+                    )
                 )
             runs.transition(
                 session,
@@ -383,7 +464,7 @@ class Lifecycle:
             return changed
 
     def release_kill_switch(self, actor: str) -> bool:
-        if not self.policy.is_approver(actor, self.members_of):
+        if not self.roles.is_approver(actor):
             raise NotPermitted("Only an approver can resume after the global kill switch.")
         with self.db.transaction() as session:
             changed = killswitch.set_engaged(session, engaged=False, actor=actor, reason=None)
@@ -402,12 +483,6 @@ class Lifecycle:
         with self.db.transaction() as session:
             audit.append(session, actor=actor, action=action, run_id=run_id, payload=dict(payload))
 
-    def attach_message(self, run_id: int, *, channel_id: str, message_ts: str) -> None:
-        """Remember the run's plan message, the one updated in place on every change."""
-        with self.db.transaction() as session:
-            run = runs.get(session, run_id=run_id)
-            run.channel_id, run.message_ts = channel_id, message_ts
-
     # -- internals -----------------------------------------------------------------------------
 
     def _retrying(self, apply: Callable[[Session], T]) -> T:
@@ -420,12 +495,19 @@ class Lifecycle:
                     raise
         raise AssertionError("unreachable")
 
+    def _approver_or_unknown(self, actor: str) -> bool | None:
+        """Whether ``actor`` holds an approver role; None when that cannot be read now (refused only if needed)."""
+        try:
+            return self.roles.is_approver(actor)
+        except RolesUnavailable:
+            return None
+
     def _require_state(self, run: Run, allowed: set[RunState], action: str) -> None:
         if run.run_state in allowed:
             return
         raise IllegalTransition(self._why_not(run, action))
 
-    def _why_not(self, run: Run, action: str) -> str:
+    def _why_not(self, run: Run, action: str) -> str | Words:
         state = run.run_state
         if state is RunState.PLANNED:
             missing = ", ".join(role.label for role in self.missing_roles(run))
@@ -433,17 +515,18 @@ class Lifecycle:
         if state is RunState.APPROVED:
             return f"{run.label} is already approved (since {self.local(run.approved_at or run.updated_at)})."
         if state is RunState.RUNNING:
-            return (
-                f"{run.label} is already running: started by <@{run.started_by}> "
-                f"at {self.local(run.started_at or run.updated_at)}."
+            return Words.of(
+                f"{run.label} is already running: started by ",
+                who(run.started_by or SYSTEM_ACTOR),
+                f" at {self.local(run.started_at or run.updated_at)}.",
             )
         return self.ended_sentence(run)
 
-    def ended_sentence(self, run: Run) -> str:
+    def ended_sentence(self, run: Run) -> Words:
         """ "RUN-4 already ended: aborted by @sam at … (reason)." for a run in a final state."""
-        ended = f"{run.label} already ended: {run.state}"
+        ended = Words.of(f"{run.label} already ended: {run.state}")
         if run.ended_by:
-            ended += f" by {mention(run.ended_by)}"
+            ended += Words.of(" by ", who(run.ended_by))
         if run.ended_at:
             ended += f" at {self.local(run.ended_at)}"
         return ended + (f" ({run.end_reason})." if run.end_reason else ".")
@@ -472,20 +555,27 @@ class Lifecycle:
         return start
 
 
-def mention(user_id: str) -> str:
-    """How a person appears in a message; the bot itself is named, not @-mentioned."""
-    return user_id if user_id == SYSTEM_ACTOR else f"<@{user_id}>"
-
-
 def default_rollback(experiment: Experiment) -> str:
     steps = [f"{i}. {step}" for i, step in enumerate(experiment.rollback_steps, start=1)]
     return "\n".join(steps)
 
 
-def _bounded(text: str | None, field: str, required: bool) -> str:
+def _known(approver: bool | None) -> bool:
+    """An approver check that was needed: unknown roles are refused with a clear "try again"."""
+    if approver is None:
+        raise RolesUnavailable(UNAVAILABLE)
+    return approver
+
+
+def _rollback(given: str | None, default: str) -> str:
+    """The one rule for rollback steps: not given means the default; given but empty is refused."""
+    return _bounded(default if given is None else given, "rollback_steps", required=True, empty=NO_ROLLBACK)
+
+
+def _bounded(text: str | None, field: str, required: bool, empty: str | None = None) -> str:
     value = (text or "").strip()
     if required and not value:
-        raise InvalidInput(f"{field.replace('_', ' ').capitalize()} cannot be empty.", field=field)
+        raise InvalidInput(empty or f"{field.replace('_', ' ').capitalize()} cannot be empty.", field=field)
     if len(value) > MAX_TEXT:
         raise InvalidInput(
             f"{field.replace('_', ' ').capitalize()} is {len(value)} characters; keep it under {MAX_TEXT}.",

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bot.vocabulary import run_label as run_label  # re-exported for callers that still import it here
 from storage.db import Base, UTCDateTime, utcnow
 
 
@@ -39,10 +40,6 @@ ALLOWED: dict[RunState, frozenset[RunState]] = {
 }
 
 
-def run_label(run_id: int) -> str:
-    return f"RUN-{run_id}"
-
-
 class Run(Base):
     __tablename__ = "runs"
 
@@ -63,13 +60,13 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Start by itself at the planned start (the scheduler's firing); untick to start by hand only.
+    auto_start: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The maximum duration this run was started with: the experiment's, or shorter for a rehearsal.
     max_duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    channel_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     approvals: Mapped[list[Approval]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Approval.id", lazy="selectin"
@@ -98,49 +95,3 @@ class Approval(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="approvals")
-
-
-class FaultRecord(Base):
-    """A fault's persisted handle: written before the backend call, so a crash can always be reverted."""
-
-    __tablename__ = "faults"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    adapter: Mapped[str] = mapped_column(String(64))
-    handle: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), default="prepared")  # prepared|injected|reverted|failed
-    injected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-class Measurement(Base):
-    """One probe sample of one stop condition."""
-
-    __tablename__ = "measurements"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    condition: Mapped[str] = mapped_column(String(80))
-    phase: Mapped[str] = mapped_column(String(16))  # baseline|fault|recovery
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    ok: Mapped[bool] = mapped_column(Boolean)
-    detail: Mapped[str] = mapped_column(Text, default="")
-
-
-class Outcome(Base):
-    """How a run ended, for the retrospective and the monthly summary."""
-
-    __tablename__ = "outcomes"
-
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    result: Mapped[str] = mapped_column(String(16))  # completed|aborted|failed
-    hypothesis_held: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    recovery_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
-    rto_seconds: Mapped[float] = mapped_column(Float)
-    breach: Mapped[str | None] = mapped_column(Text, nullable=True)
-    summary: Mapped[str] = mapped_column(Text, default="")
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

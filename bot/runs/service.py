@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,10 +10,9 @@ from sqlalchemy.orm import Session
 
 from bot.errors import IllegalTransition, NotFound
 from bot.policy.models import Role
-from bot.runs.models import ALLOWED, Run, RunState, run_label
+from bot.runs.models import ALLOWED, Run, RunState
+from bot.vocabulary import parse_run_label, run_label
 from storage.db import utcnow
-
-_RUN_ID = re.compile(r"^(?:RUN-?)?(\d{1,9})$", re.IGNORECASE)
 
 
 class StaleRun(Exception):
@@ -22,10 +20,11 @@ class StaleRun(Exception):
 
 
 def parse_run_id(text: str) -> int:
-    match = _RUN_ID.match(text.strip())
-    if not match:
-        raise NotFound(f"{text!r} is not a run id; run ids look like RUN-42.")
-    return int(match.group(1))
+    """``RUN-42`` (or ``42``) → 42; ``NotFound`` telling the person what a run id looks like."""
+    run_id = parse_run_label(text)
+    if run_id is None:
+        raise NotFound(f"{text!r} is not a run id; run ids look like {run_label(42)}.")
+    return run_id
 
 
 def get(session: Session, *, run_id: int) -> Run:

@@ -1,4 +1,4 @@
-"""Shared safety state every replica must see: the global kill switch and run leases."""
+"""Shared safety state every replica must see: the global kill switch (run leases live in ``bot.engine.models``)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,3 @@ class KillSwitch(Base):
     changed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-class Lease(Base):
-    """The database form of a run lease (used when Redis is absent): a heartbeat with an expiry."""
-
-    __tablename__ = "leases"
-
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    holder: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.interface import ids
 from bot.interface.handlers import Handlers
 from bot.interface.surface import Request
 from bot.observability import REQUESTS
@@ -92,7 +93,7 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
         text = body.get("text") or ""
         deliveries.after_ack(body, lambda: handlers.command(request, text), urgent=handlers.urgent(command=text))
 
-    @app.action(re.compile(r"^run\."))
+    @app.action(re.compile("^" + re.escape(ids.RUN_ACTION_PREFIX)))
     def on_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id")
@@ -102,7 +103,7 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
             body, lambda: handlers.action(request, action_id, value), urgent=handlers.urgent(action_id=action_id)
         )
 
-    @app.view(re.compile(r"^(plan|reject)\.submit$"))
+    @app.view(re.compile("^(" + "|".join(re.escape(form) for form in ids.FORMS) + ")$"))
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         request = Request(user=body["user"]["id"], trigger_id=body.get("trigger_id"))
         values = view.get("state", {}).get("values", {})

@@ -1,10 +1,8 @@
-"""The Web API client, the Slack Surface over it, and user-group membership for the policy."""
+"""The Web API client, the Slack Surface over it, and user-group membership for the role directory."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from slack_sdk import WebClient
@@ -19,6 +17,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot.interface.blocks import Message
+from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import DeliveryFailed
 from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
 
@@ -75,6 +74,8 @@ def _counted(method: str, error: SlackApiError) -> DeliveryFailed:
 class SlackSurface:
     """The Surface handlers talk to, over the Web API."""
 
+    renderer: Renderer = SLACK
+
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
@@ -117,25 +118,14 @@ class SlackSurface:
 
 
 class SlackGroups:
-    """User-group members, cached for a few minutes; a failed lookup keeps the last known members."""
+    """Members of a user group, read from Slack each call (``RoleDirectory`` caches them, outside any
+    transaction). A failed read raises: an empty answer would silently take everyone's group roles away."""
 
-    def __init__(self, client: WebClient, ttl_seconds: float = 300.0) -> None:
+    def __init__(self, client: WebClient) -> None:
         self.client = client
-        self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, group_id: str) -> frozenset[str]:
-        with self._lock:
-            cached = self._cache.get(group_id)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
         try:
-            users = frozenset(self.client.usergroups_users_list(usergroup=group_id).get("users", []))
+            return frozenset(self.client.usergroups_users_list(usergroup=group_id).get("users", []))
         except SlackApiError as exc:
-            _counted("usergroups.users.list", exc)
-            log.warning("could not read members of user group %s", group_id)
-            return cached[1] if cached else frozenset()
-        with self._lock:
-            self._cache[group_id] = (time.monotonic(), users)
-        return users
+            raise _counted("usergroups.users.list", exc) from exc

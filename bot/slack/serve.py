@@ -5,19 +5,27 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no type hints
 
 from bot.errors import ConfigurationError
 from bot.observability import configure_logging, gunicorn_log_config, resolved_format
-from bot.runtime import Runtime, build_runtime, worker_pools
+from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from bot.slack.app import create_app
 from bot.slack.client import SlackGroups, SlackSurface, web_client
 from bot.slack.web import WebApp
 
 log = logging.getLogger(__name__)
+
+GRACEFUL_TIMEOUT_SECONDS = 30
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    """SIGTERM (docker stop, a pod deletion) ends the main thread's wait; ``finally`` then shuts down safely."""
+    raise SystemExit(0)
 
 
 def require_slack(settings: Settings) -> tuple[str, str]:
@@ -41,7 +49,7 @@ def build(settings: Settings) -> tuple[Runtime, Any]:
     client = web_client(token, settings.slack_api_url)
     runtime = build_runtime(settings, SlackSurface(client), members_of=SlackGroups(client))
     app = create_app(
-        client=client, signing_secret=secret, handlers=runtime.handlers, ledger=runtime.ledger, pools=worker_pools()
+        client=client, signing_secret=secret, handlers=runtime.handlers, ledger=runtime.ledger, pools=runtime.pools
     )
     recovered = runtime.recover_orphans()
     if recovered:
@@ -63,7 +71,15 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
     def load(self) -> WebApp:
         # Runs in the worker process, so the engine's threads and leases belong to the process serving requests.
         runtime, app = build(self.settings)
+        self.runtime = runtime
         return WebApp(app, runtime.context.db, runtime.redis)
+
+    def worker_exit(self, _server: Any, _worker: Any) -> None:
+        """gunicorn's worker_exit hook, in the worker after it stopped taking requests (SIGTERM from the
+        master): hand each run over to another replica, or revert and abort it, before the process exits."""
+        runtime: Runtime | None = getattr(self, "runtime", None)
+        if runtime is not None:
+            runtime.shut_down()
 
 
 def main(_args: argparse.Namespace) -> int:
@@ -78,14 +94,18 @@ def main(_args: argparse.Namespace) -> int:
         "workers": int(os.environ.get("CHAOSBOT_WORKERS", "1")),
         "threads": int(os.environ.get("CHAOSBOT_THREADS", "8")),
         "timeout": 30,
-        "graceful_timeout": 10,
+        # SIGTERM → the worker hands its runs over or reverts them (worker_exit) within this; deploy
+        # manifests must give the pod more (terminationGracePeriodSeconds, docker stop -t).
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
         "accesslog": None,
         # gunicorn's control socket sits at one path per user: replicas on one host would fight over it.
         "control_socket_disable": True,
         "loglevel": settings.log_level.lower(),
         "logconfig_dict": gunicorn_log_config(resolved_format(settings.log_format), settings.log_level),
     }
-    _Gunicorn(settings, options).run()
+    server = _Gunicorn(settings, options)
+    server.cfg.set("worker_exit", server.worker_exit)
+    server.run()
     return 0
 
 
@@ -95,8 +115,13 @@ def _socket_mode(settings: Settings) -> int:
     runtime, app = build(settings)
     assert settings.slack_app_token is not None
     log.info("connecting to Slack in Socket Mode")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    handler = None
     try:
-        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+        handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        handler.start()  # type: ignore[no-untyped-call]  # slack_bolt leaves start() unannotated
     finally:
-        runtime.close()
+        if handler is not None:
+            handler.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves close() unannotated
+        runtime.shut_down()
     return 0

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from bot.observability import ACK_SECONDS
-from bot.runs.models import Run
+from bot.observability import ACK_SECONDS, metrics_registry
 from storage.db import Database
 
 StartResponse = Callable[..., Any]
@@ -41,31 +37,12 @@ def health(db: Database, redis: Any | None) -> tuple[int, dict[str, Any]]:
     return (200 if report["database"] == "ok" else 503), report
 
 
-class RunsByState(Collector):
-    """Runs per state, counted at scrape time so every replica reports the shared truth."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("chaosbot_runs", "Runs by state", labels=["state"])
-        try:
-            with self.db.engine.connect() as connection:
-                rows = connection.execute(select(Run.state, func.count()).group_by(Run.state)).all()
-        except Exception:
-            rows = []
-        for state, count in rows:
-            family.add_metric([state], count)
-        yield family
-
-
 class WebApp:
     def __init__(self, app: App, db: Database, redis: Any | None) -> None:
         self.slack = SlackRequestHandler(app)
         self.db = db
         self.redis = redis
-        with contextlib.suppress(ValueError):  # already registered by an earlier WebApp in this process
-            REGISTRY.register(RunsByState(db))
+        self.metrics = metrics_registry(db)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -79,7 +56,7 @@ class WebApp:
             status, report = health(self.db, self.redis)
             return _respond(start_response, status, json.dumps(report).encode(), "application/json")
         if path == "/metrics":
-            return _respond(start_response, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            return _respond(start_response, 200, generate_latest(self.metrics), CONTENT_TYPE_LATEST)
         return _respond(start_response, 404, b"not found\n", "text/plain")
 
 

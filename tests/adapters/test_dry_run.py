@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from adapters import dry_run
+from adapters import dry_run, registry
 from adapters.base import AdapterParamsError, FaultHandle, FaultState
 from adapters.dry_run import DryRunAdapter
 
@@ -22,13 +21,6 @@ GREMLIN = {
     "target": {"type": "Exact", "hosts": {"ids": ["web-1"]}},
     "command": {"type": "cpu", "args": ["-c", "1"]},
 }
-
-
-@pytest.fixture(autouse=True)
-def _clean_journal() -> Iterator[None]:
-    dry_run.clear_journal()
-    yield
-    dry_run.clear_journal()
 
 
 def params(would_use: str = "gremlin", inner: dict[str, Any] | None = None) -> Any:
@@ -43,7 +35,13 @@ def test_a_whole_rehearsal_is_recorded_in_the_handle_and_the_journal() -> None:
     adapter.revert(p, FaultHandle.from_json(json.loads(json.dumps(handle.to_json()))))
     assert adapter.status(p, handle).state is FaultState.REVERTED
     assert [call["action"] for call in handle.data["calls"]] == ["prepare", "inject"]
-    assert [entry["action"] for entry in dry_run.journal(RUN)] == ["prepare", "inject", "status", "revert", "status"]
+    assert [entry["action"] for entry in adapter.journal.entries(RUN)] == [
+        "prepare",
+        "inject",
+        "status",
+        "revert",
+        "status",
+    ]
     assert handle.data["needs_env"] == ["GREMLIN_API_KEY"]
     assert handle.expires_at is not None  # gremlin attacks are self-expiring, so the rehearsal is too
 
@@ -93,4 +91,42 @@ def test_the_journal_is_bounded_and_thread_safe() -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    assert len(dry_run.journal()) == dry_run.JOURNAL_SIZE
+    assert len(adapter.journal.entries()) == dry_run.JOURNAL_SIZE
+
+
+def test_a_rehearsal_wraps_the_real_adapter_and_takes_its_own_params() -> None:
+    adapter = registry.create("gremlin", dry_run=True)
+    p = adapter.validate(GREMLIN)
+    handle = adapter.inject(p, adapter.prepare(p, run_id=RUN, duration=MINUTE), duration=MINUTE)
+    assert isinstance(adapter, DryRunAdapter) and handle.adapter == "dry_run"
+    assert handle.data["would_use"] == "gremlin" and handle.expires_at is not None
+
+
+def test_a_wrapping_rehearsal_validates_with_the_real_adapters_rules() -> None:
+    with pytest.raises(AdapterParamsError) as failure:
+        registry.create("gremlin", dry_run=True).validate({**GREMLIN, "api_key": "literal"})
+    assert failure.value.field == "params.api_key"
+
+
+def test_a_rehearsal_rebuilt_in_a_new_process_reverts_a_recorded_handle() -> None:
+    first = registry.create("toxiproxy", dry_run=True)
+    toxiproxy = {"proxy": "redis", "toxic": "latency", "attributes": {"latency": 100}}
+    p = first.validate(toxiproxy)
+    stored = json.loads(
+        json.dumps(first.inject(p, first.prepare(p, run_id=RUN, duration=MINUTE), duration=MINUTE).to_json())
+    )
+    again = registry.create("toxiproxy", dry_run=True)
+    again.revert(again.validate(toxiproxy), FaultHandle.from_json(stored))
+    assert isinstance(again, DryRunAdapter)
+    assert [entry["action"] for entry in again.journal.entries(RUN)] == ["revert"]
+
+
+def test_each_adapter_keeps_its_own_journal() -> None:
+    one, two, p = DryRunAdapter(), DryRunAdapter(), params()
+    one.prepare(p, run_id=RUN, duration=MINUTE)
+    assert len(one.journal.entries()) == 1 and two.journal.entries() == []
+
+
+def test_a_catalogue_entry_naming_dry_run_is_used_as_it_is() -> None:
+    adapter = registry.create("dry_run", dry_run=True)
+    assert type(adapter) is DryRunAdapter and adapter.validate({"would_use": "gremlin", "params": GREMLIN})

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +21,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from adapters._common import utcnow
-from adapters.base import AdapterError, FaultHandle, FaultState, MissingSecretError
-from adapters.redis import RedisAdapter
+from adapters.base import AdapterParams, FaultHandle, FaultState, MissingSecretError
+from adapters.redis import RENEW_EVERY, RedisAdapter
 
 PASSWORD = "redis-s3cr3t-password"
 RUN = "RUN-1"
 LONG = timedelta(seconds=30)
+SLICE = 2.0  # the default
+MARGIN = 0.6
 
 
 def _free_port() -> int:
@@ -76,8 +81,11 @@ def redis_port() -> Iterator[int]:
 def _env_and_cleanup(redis_port: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CE01_REDIS_URL", f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/0")
     yield
-    # Waits out any ALL pause a test left behind, so the next test starts unpaused.
-    _client(redis_port, timeout=30).execute_command("CLIENT", "UNPAUSE")
+    # Cancels any renewal a failed test left queued, then waits out the slice, so the next test starts unpaused.
+    stray = FaultHandle(adapter="redis", run_id=RUN, data={"url": "${CE01_REDIS_URL}"})
+    literal = f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/0"  # the test may have unset the variable
+    RedisAdapter().revert(RedisAdapter.validate(params(url=literal, mode="all")), stray)
+    _client(redis_port, timeout=30).execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]  # redis-py
 
 
 def params(**overrides: Any) -> dict[str, Any]:
@@ -91,10 +99,47 @@ def started(raw: dict[str, Any], duration: timedelta = LONG) -> tuple[RedisAdapt
     return adapter, p, handle
 
 
+@contextmanager
+def renewing(adapter: RedisAdapter, p: AdapterParams, handle: FaultHandle) -> Iterator[None]:
+    """Plays the engine: renew every ``renew_every`` until the block ends (an abort stops renewing first)."""
+    assert RedisAdapter.renew_every == RENEW_EVERY
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(RENEW_EVERY.total_seconds()):
+            adapter.renew(p, handle, duration=LONG)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class Waiter:
+    """A new connection that sends PING at once and records when (monotonic) Redis answers it."""
+
+    def __init__(self, port: int) -> None:
+        self.answered_at: float | None = None
+        self._thread = threading.Thread(target=self._ping, args=(port,), daemon=True)
+        self._thread.start()
+
+    def _ping(self, port: int) -> None:
+        _client(port, timeout=60).ping()
+        self.answered_at = time.monotonic()
+
+    def wait(self, timeout: float = 30) -> float:
+        self._thread.join(timeout)
+        assert self.answered_at is not None, "PING never answered"
+        return self.answered_at
+
+
 def blocks(port: int, *command: Any) -> bool:
     """True when the command gets no answer in 0.3 s from a new connection (the server holds it back)."""
     try:
-        _client(port).execute_command(*command)
+        _client(port).execute_command(*command)  # type: ignore[no-untyped-call]  # redis-py
     except redis.TimeoutError:
         return True
     return False
@@ -105,7 +150,7 @@ def test_preflight_checks_ping_and_version() -> None:
     assert result.ok and "supports CLIENT PAUSE/UNPAUSE" in result.detail
     assert PASSWORD not in result.detail
     all_mode = RedisAdapter().preflight(RedisAdapter.validate(params(mode="all")))
-    assert all_mode.ok and "cannot be reverted early" in all_mode.detail
+    assert all_mode.ok and "lifts within one slice (2 s)" in all_mode.detail
 
 
 def test_write_pause_blocks_writes_until_revert(redis_port: int) -> None:
@@ -126,20 +171,97 @@ def test_revert_works_from_a_json_round_tripped_handle_in_a_fresh_instance(redis
     assert not blocks(redis_port, "SET", "cart:1", "x")
 
 
-def test_all_pause_blocks_everything_then_expires_by_itself(redis_port: int) -> None:
-    adapter, p, handle = started(params(mode="all", timeout_seconds=0.3), duration=timedelta(seconds=1.5))
+def test_all_pause_lifts_by_itself_when_nobody_renews_it(redis_port: int) -> None:
+    adapter, p, handle = started(params(mode="all", slice_seconds=SLICE))
+    injected = time.monotonic()
     assert handle.expires_at is not None and RedisAdapter.self_expiring
     assert blocks(redis_port, "GET", "cart:1")
     assert adapter.status(p, handle).state is FaultState.ACTIVE
-    # Redis postpones CLIENT UNPAUSE itself during an ALL pause: revert says so and stays retryable.
-    with pytest.raises(AdapterError) as failure:
-        adapter.revert(p, handle)
-    assert failure.value.retryable and "ends by itself" in failure.value.message
-    time.sleep(max(0.0, (handle.expires_at - utcnow()).total_seconds()) + 0.2)
-    assert not blocks(redis_port, "GET", "cart:1")
-    assert adapter.status(p, handle).state is FaultState.EXPIRED
+    lifted = Waiter(redis_port).wait()
+    # Inject queues the second slice at once, so that nothing slips through before the first renewal.
+    assert 2 * SLICE - 0.2 < lifted - injected < 2 * SLICE + MARGIN
+    assert adapter.status(p, handle).state is FaultState.REVERTED
     adapter.revert(p, handle)
     adapter.revert(p, handle)
+
+
+def test_renewals_keep_an_all_pause_on_without_a_gap_and_an_abort_lifts_it_within_one_slice(
+    redis_port: int,
+) -> None:
+    adapter, p, handle = started(params(mode="all", slice_seconds=SLICE))
+    with renewing(adapter, p, handle):
+        waiter = Waiter(redis_port)
+        time.sleep(3 * SLICE)
+        assert waiter.answered_at is None, "a PING got through between two slices"
+        assert adapter.status(p, handle).state is FaultState.ACTIVE
+        aborted = time.monotonic()
+    adapter.revert(p, handle)
+    assert waiter.wait() - aborted < SLICE + MARGIN
+    started_at = time.monotonic()
+    _client(redis_port, timeout=5).ping()
+    assert time.monotonic() - started_at < 0.2
+    assert not blocks(redis_port, "SET", "cart:1", "x")
+
+
+def test_renewals_never_pause_past_the_maximum_duration(redis_port: int) -> None:
+    duration = timedelta(seconds=2.5)
+    adapter, p, handle = started(params(mode="all", slice_seconds=SLICE), duration=duration)
+    injected = time.monotonic()
+    with renewing(adapter, p, handle):
+        lifted = Waiter(redis_port).wait()
+        assert 1.0 < lifted - injected < duration.total_seconds() + 0.3
+        time.sleep(2 * RENEW_EVERY.total_seconds())
+        assert not blocks(redis_port, "GET", "cart:1")
+
+
+def test_a_renewal_after_revert_never_pauses_again(redis_port: int) -> None:
+    adapter, p, handle = started(params(slice_seconds=SLICE))
+    adapter.revert(p, handle)
+    adapter.renew(p, handle, duration=LONG)
+    adapter.renew(p, handle, duration=LONG)
+    assert not blocks(redis_port, "SET", "cart:1", "x")
+
+
+def test_write_pause_is_renewed_and_reverted_at_once(redis_port: int) -> None:
+    adapter, p, handle = started(params(slice_seconds=SLICE))
+    with renewing(adapter, p, handle):
+        time.sleep(2 * SLICE)
+        assert blocks(redis_port, "SET", "cart:1", "x")
+        assert not blocks(redis_port, "GET", "cart:1")
+    reverting = time.monotonic()
+    adapter.revert(p, handle)
+    assert time.monotonic() - reverting < 0.5
+    assert not blocks(redis_port, "SET", "cart:1", "x")
+
+
+DYING_BOT = """
+import sys, time
+from datetime import timedelta
+from adapters.redis import RedisAdapter
+adapter = RedisAdapter()
+p = RedisAdapter.validate({"url": "${CE01_REDIS_URL}", "mode": "all", "slice_seconds": %s})
+duration = timedelta(minutes=5)
+handle = adapter.inject(p, adapter.prepare(p, run_id="RUN-9", duration=duration), duration=duration)
+print("injected", flush=True)
+while True:
+    time.sleep(1)
+    adapter.renew(p, handle, duration=duration)
+"""
+
+
+def test_the_pause_heals_by_itself_within_one_slice_when_the_bot_dies(redis_port: int) -> None:
+    bot = subprocess.Popen(
+        [sys.executable, "-c", DYING_BOT % SLICE], stdout=subprocess.PIPE, env=os.environ.copy(), cwd=os.getcwd()
+    )
+    try:
+        assert bot.stdout is not None and bot.stdout.readline().strip() == b"injected"
+        time.sleep(2.5 * SLICE)
+        assert blocks(redis_port, "PING")
+    finally:
+        bot.send_signal(signal.SIGKILL)
+        bot.wait(timeout=10)
+    killed = time.monotonic()
+    assert Waiter(redis_port).wait() - killed < SLICE + MARGIN
 
 
 def test_the_password_never_reaches_the_handle() -> None:

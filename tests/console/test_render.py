@@ -20,9 +20,10 @@ from bot.console.render import (
     render_modal,
 )
 from bot.interface import blocks
-from bot.interface.blocks import HomeData
 from bot.interface.metadata import PlanMeta, RunRef
-from bot.runs.flows import default_rollback
+from bot.interface.render import NameRenderer
+from bot.runs.flows import Home, default_rollback
+from bot.words import Group, Person, Words
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 
@@ -38,23 +39,24 @@ def plan_view() -> blocks.Block:
 @pytest.mark.parametrize(
     ("raw", "shown"),
     [
-        ("<@rita> approved", "@rita approved"),
-        ("<!here> look", "@here look"),
-        ("<!channel>", "@channel"),
-        ("ping <!subteam^S0123>", "ping @S0123"),
-        ("ping <!subteam^S0123|@sre>", "ping @sre"),
-        ("<#C42|reliability>", "#reliability"),
         ("<https://example.com|the docs>", "the docs (https://example.com)"),
         ("*Owner* is _here_", "Owner is here"),
         ("run_id and snake_case stay", "run_id and snake_case stay"),
         ("5 * 3 * 2", "5 * 3 * 2"),
         (":white_check_mark: done", "✅ done"),
         (":no_such_emoji:", ":no_such_emoji:"),
-        ("a &lt;b&gt; &amp; c", "a <b> & c"),
+        ("typed <!channel> & <@rita> stay as typed", "typed <!channel> & <@rita> stay as typed"),
     ],
 )
 def test_mrkdwn_becomes_plain_text(raw: str, shown: str) -> None:
     assert mrkdwn(raw) == shown
+
+
+def test_people_and_groups_are_named_from_the_console_directory() -> None:
+    say = NameRenderer({"U0RITA": "rita"})
+    words = Words.of(Person("U0RITA"), " asks ", Group("S0SRE"), " and ", Person("sam"))
+    assert say(words) == "@rita asks @S0SRE and @sam"
+    assert say.channel("console") == "#console"
 
 
 def test_bold_is_ansi_only_with_color() -> None:
@@ -72,7 +74,7 @@ def test_fields_are_label_value_lines() -> None:
         "type": "section",
         "fields": [
             {"type": "mrkdwn", "text": "*Environment*\nstaging"},
-            {"type": "mrkdwn", "text": "*Owner*\n<@oliver>"},
+            {"type": "mrkdwn", "text": "*Owner*\n@oliver"},
         ],
     }
     assert render_blocks([block]).text.splitlines() == ["Environment: staging", "Owner: @oliver"]
@@ -110,14 +112,15 @@ def test_accessory_buttons_in_a_home_view_are_numbered_and_keep_confirm() -> Non
 
 
 def test_home_view_from_the_builder() -> None:
-    view = blocks.home_view(HomeData(kill_switch=True, running=[], awaiting_you=[], upcoming=[]), SYDNEY)
+    home = Home(kill_switch=True, running=[], awaiting_you=[], upcoming=[])
+    view = blocks.home_view(home, SYDNEY, NameRenderer())
     text = render_home(view).text
     assert "🚨 Global kill switch engaged: no run can start until `/chaos resume`." in text
     assert "Waiting for your approval\n=========================" in text
 
 
 def test_message_without_blocks_shows_its_text() -> None:
-    assert render_message("<@sam> hi", []).text == "@sam hi"
+    assert render_message("@sam *hi*", []).text == "@sam hi"
     assert render_message("x", blocks.notice(":warning: no").blocks).text == "⚠️ no"
 
 

@@ -18,6 +18,7 @@ from bot.console import shell
 from bot.console.shell import ConsoleSurface, Shell, echo_reader
 from bot.interface import blocks
 from bot.settings import load_settings
+from bot.words import Person, Words
 from storage.db import NotMigratedError
 
 DEMO = Path(shell.__file__).with_name("demo.txt")
@@ -166,7 +167,7 @@ def test_demo_runs_a_rehearsal_to_completion_and_measures_recovery(fresh_db: Pat
     assert "Traceback" not in transcript
     assert "Sorry, that failed" not in transcript
     start = after(transcript, "oliver> /chaos start RUN-1 --dry-run --for 10s")
-    assert "RUN-1 started by @oliver as a dry run: injecting redis for up to 10 s" in start
+    assert "RUN-1 started by @oliver as a dry run: injecting redis for up to 10s" in start
     assert "🔴 Running (dry run) since" in start
     assert "of 10s" in start  # progress counts against the rehearsal's length, not CE-01's 5 minutes
     assert "[1] Abort" in start
@@ -247,8 +248,9 @@ def test_thread_replies_sit_under_their_parent_and_buttons_stay_clickable() -> N
         ],
     )
     channel, ts = surface.post("#reliability", message)
-    surface.post(channel, blocks.notice("Planned by <@oliver>."), thread_ts=ts)
-    surface.ephemeral("console", "oliver", blocks.notice("<!here> hello"))
+    say = surface.renderer
+    surface.post(channel, blocks.notice(say(Words.of("Planned by ", Person("oliver"), "."))), thread_ts=ts)
+    surface.ephemeral("console", "oliver", blocks.notice(f"{say.here} hello"))
 
     text = out.getvalue()
     assert f"── #reliability · ts {ts} ──" in text

@@ -9,6 +9,7 @@ import pytest
 
 from bot.catalogue.models import Catalogue
 from bot.catalogue.service import load_catalogue
+from bot.policy.directory import RoleDirectory
 from bot.policy.models import GroupMembers, Policy, no_groups
 from bot.policy.service import load_policy
 from bot.runs.flows import Lifecycle
@@ -50,6 +51,7 @@ def build_lifecycle(db: Database, clock: Clock, bundled_catalogue: Catalogue, de
         policy: Policy | None = None,
         catalogue: Catalogue | None = None,
         members_of: GroupMembers = no_groups,
+        roles: RoleDirectory | None = None,
     ) -> Lifecycle:
         return Lifecycle(
             db,
@@ -57,6 +59,7 @@ def build_lifecycle(db: Database, clock: Clock, bundled_catalogue: Catalogue, de
             policy or demo_policy,
             zone=SYDNEY,
             members_of=members_of,
+            roles=roles,
             clock=clock,
         )
 

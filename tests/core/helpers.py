@@ -13,9 +13,18 @@ from sqlalchemy import select
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.catalogue.service import bundled_path
+from bot.errors import DomainError
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.runs.models import Run, RunState
 from storage.db import Database
+
+
+def said(error: DomainError) -> str:
+    """What the core said, with its people and groups marked as values: ``<@U…>`` and ``<!subteam^S…>``.
+
+    (Not the Slack renderer: these tests check that people stay values, not how Slack escapes text.)"""
+    return error.words.render(person=lambda p: f"<@{p.user_id}>", group=lambda g: f"<!subteam^{g.group_id}>")
+
 
 OWNER = "oliver"
 STAGING_APPROVERS = ("rita", "sam", "stella")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.core.helpers import (
     plan_run,
     run_in_state,
     running_run,
+    said,
     verify_chain,
     write_catalogue,
 )
@@ -267,7 +269,7 @@ def test_illegal_transition_is_refused_with_a_human_message(
     with pytest.raises(IllegalTransition) as caught:
         ACTIONS[action](lifecycle, run.id)
 
-    assert words in caught.value.message
+    assert words in said(caught.value)
     assert caught.value.message.startswith(run.label)
     after = lifecycle.run(run.id)
     assert (after.run_state, after.version) == (state, run.version)
@@ -278,8 +280,9 @@ def test_ended_message_includes_the_reason_given(lifecycle: Lifecycle) -> None:
     run = plan_run(lifecycle)
     lifecycle.reject("sam", run.id, "no rollback tested")
 
-    with pytest.raises(IllegalTransition, match=r"rejected by <@sam> at .* \(no rollback tested\)\.$"):
+    with pytest.raises(IllegalTransition) as caught:
         lifecycle.begin(OWNER, run.id)
+    assert re.search(r"rejected by <@sam> at .* \(no rollback tested\)\.$", said(caught.value))
 
 
 def test_completing_a_planned_run_spells_the_verb_correctly(lifecycle: Lifecycle) -> None:
@@ -337,8 +340,9 @@ def test_start_at_the_last_moment_of_the_window_is_allowed(lifecycle: Lifecycle,
 def test_start_by_someone_who_is_neither_owner_nor_approver_is_not_permitted(lifecycle: Lifecycle) -> None:
     run = approved_run(lifecycle)
 
-    with pytest.raises(NotPermitted, match=r"Only the owner \(<@oliver>\) or an approver can start RUN-1"):
+    with pytest.raises(NotPermitted) as caught:
         lifecycle.begin("mallory", run.id)
+    assert said(caught.value).startswith("Only the owner (<@oliver>) or an approver can start RUN-1")
 
 
 def test_cancel_by_a_stranger_is_not_permitted(lifecycle: Lifecycle) -> None:
@@ -376,7 +380,7 @@ def test_engaged_kill_switch_blocks_every_start(lifecycle: Lifecycle, db: Databa
     with pytest.raises(KillSwitchEngaged) as caught:
         lifecycle.begin(OWNER, run.id)
 
-    assert "by <@stella>" in caught.value.message and "/chaos resume" in caught.value.message
+    assert "by <@stella>" in said(caught.value) and "/chaos resume" in caught.value.message
     assert lifecycle.run(run.id).run_state is RunState.APPROVED
     assert "run.started" not in actions(db)
 
@@ -484,7 +488,7 @@ def test_empty_rollback_is_refused(lifecycle: Lifecycle, rollback: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         plan_run(lifecycle, rollback=rollback)
 
-    assert caught.value.field == "rollback_steps" and "cannot be empty" in caught.value.message
+    assert caught.value.field == "rollback_steps" and caught.value.message == "A plan needs rollback steps."
 
 
 def test_omitted_rollback_uses_the_catalogues_numbered_steps(lifecycle: Lifecycle) -> None:
@@ -545,15 +549,6 @@ def test_record_appends_a_non_transition_event(lifecycle: Lifecycle, db: Databas
     last = events(db)[-1]
     assert (last.actor, last.action, last.run_id) == ("rita", "command.status", run.id)
     assert '"channel":"C123"' in last.payload
-
-
-def test_attached_message_is_remembered(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
-
-    lifecycle.attach_message(run.id, channel_id="C0RELIAB", message_ts="1712345678.000100")
-
-    stored = lifecycle.run(run.id)
-    assert (stored.channel_id, stored.message_ts) == ("C0RELIAB", "1712345678.000100")
 
 
 def test_every_error_a_person_can_cause_is_a_domain_error_with_a_message(lifecycle: Lifecycle) -> None:

@@ -16,7 +16,7 @@ from bot.errors import DomainError, IllegalTransition, NotPermitted
 from bot.runs.flows import Approved, Lifecycle
 from bot.runs.models import Run, RunState
 from storage.db import Database
-from tests.core.helpers import OWNER, actions, approved_run, events, plan_run, verify_chain
+from tests.core.helpers import OWNER, actions, approved_run, events, plan_run, said, verify_chain
 
 THREADS = 8
 T = TypeVar("T")
@@ -81,7 +81,7 @@ def test_two_stakeholders_approving_at_once_credit_the_role_once(lifecycle: Life
     for loss in losses:
         assert isinstance(loss, NotPermitted)
         assert "already approved" in loss.message and "stakeholder" in loss.message
-    assert any(f"stakeholder by <@{stakeholders[0].user_id}>" in str(loss) for loss in losses)
+    assert any(f"stakeholder by <@{stakeholders[0].user_id}>" in said(loss) for loss in losses)
     assert actions(db, run.id).count("approval.given") == 1
 
 
@@ -108,7 +108,7 @@ def assert_single_start(lifecycle: Lifecycle, db: Database, run: Run, outcomes: 
     assert wins[0].started_by == stored.started_by
     for loss in losses:
         assert isinstance(loss, IllegalTransition)
-        assert "already running" in loss.message and f"started by <@{stored.started_by}>" in loss.message
+        assert "already running" in loss.message and f"started by <@{stored.started_by}>" in said(loss)
     started = [e for e in events(db, run.id) if e.action == "run.started"]
     assert len(started) == 1 and started[0].actor == stored.started_by
     assert verify_chain(db).ok

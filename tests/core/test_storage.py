@@ -11,7 +11,8 @@ from sqlalchemy.exc import StatementError
 
 from bot.audit.models import AuditHead
 from bot.cli import main
-from bot.safety.models import KillSwitch, Lease
+from bot.engine.models import Lease
+from bot.safety.models import KillSwitch
 from storage.db import Database, NotMigratedError
 from storage.migrate import head_revision, upgrade
 from tests.core.conftest import SYDNEY

@@ -33,10 +33,12 @@ class World:
     lifecycle: Lifecycle
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     engines: list[RunEngine] = field(default_factory=list)
+    spool_dir: Path | None = None
 
     def engine(self, coordination: Coordination | None = None, **options: Any) -> RunEngine:
         options.setdefault("revert_attempts", 2)
         options.setdefault("lease_ttl", timedelta(seconds=3))
+        options.setdefault("spool_dir", self.spool_dir)
         engine = RunEngine(self.lifecycle, self.notifier, coordination or DatabaseCoordination(self.db), **options)
         self.engines.append(engine)
         return engine
@@ -57,7 +59,7 @@ class World:
         return self.lifecycle.run(run_id)
 
     def events(self, run_id: int) -> str:
-        return "\n".join(text for rid, text in list(self.notifier.events) if rid == run_id)
+        return "\n".join(str(text) for rid, text in list(self.notifier.events) if rid == run_id)
 
 
 @pytest.fixture
@@ -72,11 +74,12 @@ def lifecycle_for(db: Database, *experiments: Experiment) -> Lifecycle:
 
 
 @pytest.fixture
-def make_world(lab: Lab) -> Iterator[Callable[..., World]]:
+def make_world(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., World]]:
     worlds: list[World] = []
 
     def build(db: Database, *experiments: Experiment) -> World:
         world = World(db, lab, lifecycle_for(db, *(experiments or (make_experiment(lab),))))
+        world.spool_dir = tmp_path / f"spool-{len(worlds)}"
         worlds.append(world)
         return world
 

@@ -31,6 +31,7 @@ class Lab:
         self.preflight_status = 200
         self.prom_body: dict[str, Any] = vector(0.0)
         self.in_flight = 0
+        self.target_hits = 0  # probes of /target answered (who watches the run)
         self._reverted_at = 0.0
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -42,7 +43,7 @@ class Lab:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def close(self) -> None:
         self._release.set()
@@ -67,6 +68,7 @@ class Lab:
         return status
 
     def target(self) -> int:
+        self.target_hits += 1
         if self.fault_on:
             if self.when_faulted == "slow":
                 time.sleep(self.slow_ms / 1000)
@@ -126,7 +128,9 @@ def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def http_condition(lab: Lab, *, name: str = "target latency", max_ms: float = 200, timeout: float = 1.0) -> dict:
+def http_condition(
+    lab: Lab, *, name: str = "target latency", max_ms: float = 200, timeout: float = 1.0
+) -> dict[str, Any]:
     probe = {"kind": "http", "url": f"{lab.url}/target", "timeout_seconds": timeout, "max_latency_ms": max_ms}
     return {"name": name, "probe": probe}
 
@@ -138,7 +142,7 @@ def make_experiment(
     max_duration: int = 2,
     rto: int = 2,
     interval: int = 1,
-    conditions: list[dict] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
     environments: tuple[str, ...] = ("staging",),
 ) -> Experiment:
     """A short experiment whose fault is the lab's toggle, switched by the real ``http`` adapter."""
@@ -166,6 +170,11 @@ def make_experiment(
             "probe_interval": interval,
         }
     )
+
+
+def fault_is_on(lab: Lab) -> bool:
+    """Read afresh (a test that asserted it on earlier must not have it narrowed away by the type checker)."""
+    return lab.fault_on
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 8.0, what: str = "condition") -> Any:

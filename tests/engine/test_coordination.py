@@ -48,14 +48,14 @@ def test_redis_lease_renews_only_for_its_holder_and_lapses(sqlite_db: Database, 
     assert coordination.acquire(1, "a", TTL) and not coordination.acquire(1, "b", TTL)
     assert 0 < redis_client.pttl("chaosbot:lease:1") <= 1000
     assert not coordination.renew(1, "b", TTL) and coordination.renew(1, "a", TTL)
-    assert coordination.expired([1, 2]) == [2] and coordination.is_held(1)
+    assert coordination.expired([1, 2]) == [2]
     time.sleep(TTL.total_seconds() + 0.1)
     assert coordination.expired([1, 2]) == [1, 2]
     assert coordination.acquire(1, "b", TTL)
     coordination.release(1, "a")  # not the holder: no effect
-    assert coordination.is_held(1)
+    assert coordination.expired([1]) == []
     coordination.release(1, "b")
-    assert not coordination.is_held(1) and redis_client.get("chaosbot:lease:1") is None
+    assert coordination.expired([1]) == [1] and redis_client.get("chaosbot:lease:1") is None
 
 
 @pytest.mark.redis
@@ -95,7 +95,7 @@ def test_redis_down_falls_back_to_the_database_quickly(sqlite_db: Database, clos
     assert not coordination.kill_switch_mirrored() and coordination.mirrored_handles(5) is None
     coordination.release(5, "a")
 
-    assert not DatabaseCoordination(sqlite_db).is_held(5)
+    assert DatabaseCoordination(sqlite_db).expired([5]) == [5]
     assert time.monotonic() - started < 1.0
 
 

@@ -18,7 +18,7 @@ from bot.errors import IllegalTransition
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import Lab, make_experiment, wait_for
+from tests.engine.lab import Lab, fault_is_on, make_experiment, wait_for
 
 TTL = timedelta(seconds=1)
 
@@ -69,7 +69,7 @@ def test_a_run_whose_process_was_killed_is_reverted_by_a_new_process(db: Databas
 
     assert recovered == [run_id]
     assert time.monotonic() - killed < TTL.total_seconds() + 1.5
-    assert not world.lab.fault_on and len(world.lab.times("revert")) == 1
+    assert not fault_is_on(world.lab) and len(world.lab.times("revert")) == 1
     run = world.run(run_id)
     assert run.run_state is RunState.ABORTED and (run.end_reason or "").startswith("controller lost")
     with world.db.transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,9 @@ UNSET_PROBE = {
 
 
 @pytest.fixture
-def unset_world(sqlite_db: Database, make_world, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> World:  # type: ignore[no-untyped-def]
+def unset_world(
+    sqlite_db: Database, make_world: Callable[..., World], lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> World:
     monkeypatch.delenv("CHAOSBOT_TEST_UNSET_PORTAL", raising=False)
     return make_world(sqlite_db, make_experiment(lab, conditions=[UNSET_PROBE], environments=("staging", "production")))
 

@@ -12,7 +12,7 @@ from bot.engine import InjectFailed, PreflightFailed, SteadyStateNotMet, records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import make_experiment, wait_for
+from tests.engine.lab import fault_is_on, make_experiment, wait_for
 
 
 def ended(world: World, run_id: int) -> Callable[[], bool]:
@@ -43,7 +43,7 @@ def test_a_breach_aborts_reverts_and_names_condition_value_and_threshold(world: 
     assert run.end_reason is not None
     assert run.end_reason.startswith("stop condition target latency: value ")
     assert "ms > threshold 200 ms" in run.end_reason
-    assert not world.lab.fault_on and len(world.lab.times("revert")) == 1
+    assert not fault_is_on(world.lab) and len(world.lab.times("revert")) == 1
     outcome, faults, samples = stored(world, run_id)
     assert outcome is not None and outcome.result == "aborted" and outcome.hypothesis_held is False
     assert outcome.breach == run.end_reason
@@ -91,7 +91,7 @@ def test_recovery_slower_than_rto_refutes_the_hypothesis(sqlite_db: Database, ma
     assert outcome is not None and outcome.hypothesis_held is False
     assert outcome.recovery_seconds is not None and 1.0 < outcome.recovery_seconds < 3.5
     assert [s.ok for s in samples if s.phase == "recovery"][:1] == [False]
-    assert "over the RTO of 1 s: hypothesis refuted" in (outcome.summary or "")
+    assert "over the RTO of 1s: hypothesis refuted" in (outcome.summary or "")
 
 
 def test_a_run_without_stop_conditions_waits_for_its_maximum_duration(sqlite_db: Database, make_world) -> None:  # type: ignore[no-untyped-def]

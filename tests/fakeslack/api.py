@@ -24,6 +24,7 @@ JSON = dict[str, Any]
 MAX_TEXT = 40_000
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+_MIMETYPES = {"png": ("image/png", "png"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "markdown")}
 
 
 class SlackError(Exception):
@@ -54,6 +55,8 @@ class FakeFile:
     content: bytes | None = None
     title: str | None = None
     channels: list[str] = field(default_factory=list)
+    alt_txt: str | None = None
+    thread_ts: str | None = None  # the thread it was shared into
 
     def as_json(self) -> JSON:
         return {
@@ -62,8 +65,9 @@ class FakeFile:
             "timestamp": self.created,
             "name": self.filename,
             "title": self.title or self.filename,
-            "mimetype": "text/plain",
-            "filetype": "text",
+            "mimetype": _MIMETYPES.get(self.filename.rsplit(".", 1)[-1].lower(), ("text/plain", "text"))[0],
+            "filetype": _MIMETYPES.get(self.filename.rsplit(".", 1)[-1].lower(), ("text/plain", "text"))[1],
+            "alt_txt": self.alt_txt or "",
             "user": identity.BOT_USER_ID,
             "size": len(self.content or b""),
             "url_private": f"https://files.slack.com/files-pri/{identity.TEAM_ID}-{self.id}/{self.filename}",
@@ -475,9 +479,12 @@ class SlackApi:
             size = int(length)
         except (TypeError, ValueError):
             raise invalid_arguments("length must be an integer") from None
+        if size <= 0:
+            raise invalid_arguments("length must be a positive number of bytes")
         file_id = self.state.new_id("F")
         key = secrets.token_hex(8)
-        self.state.files[file_id] = FakeFile(file_id, str(filename), size, key, int(time.time()))
+        alt_txt = params.get("alt_txt") or None
+        self.state.files[file_id] = FakeFile(file_id, str(filename), size, key, int(time.time()), alt_txt=alt_txt)
         return {"ok": True, "upload_url": f"{self.upload_base}{key}", "file_id": file_id}
 
     def receive_upload(self, key: str, content: bytes) -> FakeFile | None:
@@ -489,12 +496,16 @@ class SlackApi:
     def files_complete_upload_external(self, params: JSON) -> JSON:
         entries = self._file_entries(params.get("files"))
         targets = self._share_targets(params)
+        self._check_thread(params, targets)
         files = []
         for entry in entries:
             file = self.state.files.get(entry.get("id", ""))
             if file is None or file.content is None:
                 raise SlackError("file_not_found")
+            if len(file.content) != file.length:
+                raise invalid_arguments(f"{file.id}: {len(file.content)} bytes uploaded, {file.length} announced")
             file.title = entry.get("title") or file.filename
+            file.thread_ts = params.get("thread_ts") or None
             files.append(file)
         for channel_id in targets:
             self._share(channel_id, files, params)
@@ -511,6 +522,17 @@ class SlackApi:
         refs = [params["channel_id"]] if params.get("channel_id") else []
         refs += [c for c in str(params.get("channels") or "").split(",") if c]
         return [self.state.writable_channel(ref)["id"] for ref in refs]
+
+    def _check_thread(self, params: JSON, targets: list[str]) -> None:
+        """thread_ts must name a top-level message of the one channel shared to (Slack's documented rule)."""
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            return
+        if len(targets) != 1:
+            raise invalid_arguments("thread_ts needs exactly one channel (channel_id)")
+        parent = self.state.find_message(targets[0], thread_ts)
+        if parent.get("thread_ts") not in (None, parent["ts"]):
+            raise invalid_arguments("thread_ts must be the parent message's ts, not a reply's")
 
     def _share(self, channel_id: str, files: list[FakeFile], params: JSON) -> None:
         message = _bot_message(self.state.next_ts(), {"text": params.get("initial_comment") or ""})

@@ -11,6 +11,8 @@ BOT_USER_ID = "U0CHAOSBOT"
 BOT_USER_NAME = "chaosbot"
 
 BOT_TOKEN = "xoxb-0000000001-0000000002-fakeslacktoken"
+# App-level token (Socket Mode): good for apps.connections.open only.
+APP_TOKEN = "xapp-1-A0CHAOS01-0000000003-fakeslackapptoken"
 SIGNING_SECRET = "fakeslack-signing-secret-0123456789"
 # Legacy verification token: Slack still sends it in payloads, Bolt ignores it.
 VERIFICATION_TOKEN = "fakeslackverificationtoken"

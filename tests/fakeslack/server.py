@@ -75,6 +75,9 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
         self._state = SlackState(strict=strict)
         self._api = SlackApi(self._state, upload_base="")
+        self.app_tokens: tuple[str, ...] = (identity.APP_TOKEN,)
+        #: Serves apps.connections.open: returns a Socket Mode URL (see tests/slack/socket_mode_peer.py).
+        self.socket_mode_url: Callable[[], str] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -291,6 +294,8 @@ class FakeSlack:
         token = _bearer(headers) or params.get("token")
         if not token:
             return _Reply(200, SlackError("not_authed").body())
+        if method == "apps.connections.open" or token in self.app_tokens:
+            return _Reply(200, self._connections_open(method, token))
         if token not in self.tokens:
             return _Reply(200, SlackError("invalid_auth").body())
         with self._lock:
@@ -298,6 +303,16 @@ class FakeSlack:
                 return _Reply(200, self._api.call(method, params))
             except SlackError as error:
                 return _Reply(200, error.body())
+
+    def _connections_open(self, method: str, token: str) -> JSON:
+        """Slack accepts app-level tokens for apps.connections.open only, and only them there."""
+        if token not in (*self.app_tokens, *self.tokens):
+            return SlackError("invalid_auth").body()
+        if method != "apps.connections.open" or token not in self.app_tokens:
+            return SlackError("not_allowed_token_type").body()
+        if self.socket_mode_url is None:
+            return SlackError("socket_mode_not_enabled").body()  # hypothetical code: nothing serves the socket
+        return {"ok": True, "url": self.socket_mode_url()}
 
     def handle_upload(self, key: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         time.sleep(self._delay(self.UPLOAD))

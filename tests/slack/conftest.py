@@ -127,6 +127,8 @@ experiments:
 """
 
 RUN_TITLE = re.compile(r"^RUN-(\d+) · ")
+ROLE_CACHE_SECONDS = 1  # the "sqlite-short-role-cache" server reads user groups again after this long
+EXTRA_ENV = {"sqlite-short-role-cache": {"CHAOSBOT_ROLE_CACHE_SECONDS": str(ROLE_CACHE_SECONDS)}}
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------
@@ -167,7 +169,15 @@ def wait_until(check: Callable[[], T], timeout: float = 5.0, what: str = "condit
 class ChaosbotServer:
     """One ``chaosbot serve`` subprocess, its database and its log file."""
 
-    def __init__(self, kind: str, workdir: Path, database_url: str, fake: FakeSlack, redis_url: str | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        workdir: Path,
+        database_url: str,
+        fake: FakeSlack,
+        redis_url: str | None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.database_url = database_url
         self.port = _free_port()
@@ -194,6 +204,7 @@ class ChaosbotServer:
         )
         if redis_url:
             env["REDIS_URL"] = redis_url
+        env.update(extra_env or {})
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
         self._engine: Engine | None = None
@@ -311,8 +322,9 @@ class ServerRegistry:
 
     def _start(self, kind: str) -> ChaosbotServer:
         workdir = self.factory.mktemp(f"chaosbot-{kind}")
-        if kind == "sqlite":
-            server = ChaosbotServer(kind, workdir, f"sqlite:///{workdir / 'chaosbot.db'}", self.fake, None)
+        if kind.startswith("sqlite"):
+            url = f"sqlite:///{workdir / 'chaosbot.db'}"
+            server = ChaosbotServer(kind, workdir, url, self.fake, None, EXTRA_ENV.get(kind))
         else:
             redis = redis_client_or_skip(REDIS_TEST_URL)
             redis.flushdb()  # leases and delivery keys from earlier sessions must not leak into this one
@@ -347,6 +359,12 @@ def server(request: pytest.FixtureRequest, chaosbot_servers: ServerRegistry) -> 
 @pytest.fixture(scope="session")
 def sqlite_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
     return chaosbot_servers.get("sqlite")
+
+
+@pytest.fixture(scope="session")
+def short_role_cache_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
+    """SQLite, with user-group snapshots that go stale after ``ROLE_CACHE_SECONDS``."""
+    return chaosbot_servers.get("sqlite-short-role-cache")
 
 
 # -- the driver tests use --------------------------------------------------------------------------------
@@ -587,6 +605,13 @@ def bot(server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
 @pytest.fixture
 def sqlite_bot(sqlite_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Bot]:
     yield from _bot(sqlite_server, slack, request)
+
+
+@pytest.fixture
+def short_role_cache_bot(
+    short_role_cache_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
+) -> Iterator[Bot]:
+    yield from _bot(short_role_cache_server, slack, request)
 
 
 @pytest.hookimpl(wrapper=True)

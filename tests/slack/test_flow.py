@@ -6,6 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bot.runs.flows import NO_REASON
 from tests.fakeslack import wire
 
 from .conftest import (
@@ -221,7 +222,7 @@ def test_reject_asks_for_a_reason_in_a_modal(bot: Bot) -> None:
     for empty in (None, "   "):
         answer = bot.submit(view, {"reason": {"value": wire.text_value(empty)}}, SECURITY)
         assert answer.status == 200
-        assert answer.json() == {"response_action": "errors", "errors": {"reason": "A rejection needs a reason."}}
+        assert answer.json() == {"response_action": "errors", "errors": {"reason": NO_REASON}}
     bot.settle()
     assert bot.updates(run) == [] and bot.server.run_state(run.id) == "planned"
 

@@ -1,0 +1,1 @@
+"""Filing action items in the team's backlog: GitHub issues, Jira issues, or a webhook."""

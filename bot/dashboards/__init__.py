@@ -1,0 +1,1 @@
+"""Dashboards marked with the fault window of each run (Grafana annotations)."""

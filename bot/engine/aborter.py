@@ -1,0 +1,125 @@
+"""Aborting: one run (from any process), every run (the global kill switch), and resuming after it.
+
+An abort reverts on the caller's thread at once: it never waits for a watcher or a probe in flight, and a
+database or Redis outage never holds a revert back (records are written afterwards, retried if needed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from adapters.base import Adapter
+from bot.engine import applying, wording
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.outcomes import Ending, OutcomeRecorder
+from bot.engine.revert import Reverter, adapter_for
+from bot.engine.rollbacks import Rollback, RollbackStore
+from bot.engine.supervisor import Supervisor
+from bot.engine.writes import PendingWrites
+from bot.errors import DomainError, IllegalTransition
+from bot.runs.models import RunState
+from bot.words import Words
+
+if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+    from bot.runs.flows import Lifecycle
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_ABORTS = 32
+
+
+@dataclass(frozen=True)
+class AbortResult:
+    run_id: int
+    reverted: bool
+    detail: Words
+
+
+class Aborter:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        coordination: Coordination,
+        store: RollbackStore,
+        supervisor: Supervisor,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        writes: PendingWrites,
+    ) -> None:
+        self.lifecycle, self.coordination, self.rollbacks = lifecycle, coordination, store
+        self.supervisor, self.revert, self.recorder = supervisor, revert, recorder
+        self.announcer, self.writes = announcer, writes
+
+    def abort(self, actor: str, run_id: int, reason: str = "", *, breach: str | None = None) -> AbortResult:
+        """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``)."""
+        return self._abort(actor, run_id, reason, breach=breach)[0]
+
+    def _abort(
+        self, actor: str, run_id: int, reason: str, *, breach: str | None = None
+    ) -> tuple[AbortResult, Rollback]:
+        with self.supervisor.aborting(run_id):
+            rollback = self.rollbacks.for_abort(run_id)
+            report = self.revert(rollback)
+            ending = Ending(
+                RunState.ABORTED,
+                actor,
+                reason,
+                rollback.rto_seconds,
+                hypothesis_held=False if breach else None,
+                breach=breach,
+            )
+            try:
+                pending = self.recorder.finish(run_id, ending)
+            except IllegalTransition as exc:  # it ended while we were reverting
+                self.supervisor.let_go(run_id)
+                return AbortResult(run_id, report.ok, Words.of(report.words(), " ", exc.words)), rollback
+            detail = Words.of(report.words(), pending)
+            self.announcer.tell(run_id, wording.aborted(actor, run_id, reason, detail), urgent=True)
+            self.supervisor.let_go(run_id)
+            return AbortResult(run_id, report.ok, detail), rollback
+
+    def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
+        """Engage the kill switch (database and Redis), abort every running run in parallel, then ``halt_all``."""
+        self.writes.write(applying.kill_switch_engaged(actor, reason))
+        self.coordination.mirror_kill_switch(engaged=True, actor=actor, reason=reason)
+        run_ids = self.rollbacks.running()
+        if not run_ids:
+            return []
+        workers = min(MAX_PARALLEL_ABORTS, len(run_ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaosbot-abort") as pool:
+            outcomes = list(pool.map(lambda run_id: self._abort_quietly(actor, run_id, reason), run_ids))
+        self._halt_all([rollback for _, rollback in outcomes if rollback is not None])
+        return [result for result, _ in outcomes]
+
+    def resume(self, actor: str) -> bool:
+        """Release the global kill switch (approvers only); True when it was engaged."""
+        changed = self.lifecycle.release_kill_switch(actor)
+        mirrored = self.coordination.kill_switch_mirrored()
+        self.coordination.mirror_kill_switch(engaged=False, actor=actor)
+        return changed or mirrored
+
+    def _abort_quietly(self, actor: str, run_id: int, reason: str) -> tuple[AbortResult, Rollback | None]:
+        try:
+            return self._abort(actor, run_id, reason)
+        except DomainError as exc:  # ended meanwhile, or no handles anywhere
+            return AbortResult(run_id, False, exc.words), None
+
+    def _halt_all(self, rollbacks: Sequence[Rollback]) -> None:
+        seen: set[str] = set()
+        for target in (t for rollback in rollbacks for t in rollback.targets):
+            key = f"{target.adapter}:{target.dry_run}:{sorted(target.params.items())}"
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                adapter = adapter_for(target)
+                if type(adapter).halt_all is not Adapter.halt_all:
+                    adapter.halt_all(adapter.validate(target.params))
+            except Exception:  # halt_all is a best-effort extra; every run was already reverted one by one
+                log.exception("halt_all of adapter %s failed", target.adapter)

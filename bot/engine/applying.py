@@ -1,0 +1,115 @@
+"""The engine's records as data (so they can wait in the spool) and how each is written, exactly once.
+
+Each kind is written in one transaction together with its id in ``spool_applied``; a record whose id is
+already there was written before (perhaps by a commit whose answer was lost, or by an interrupted replay)
+and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from adapters.base import FaultHandle
+from bot.engine import records
+from bot.engine.models import FaultRecord, FaultState, SpoolApplied
+from bot.engine.spool import SpoolRecord
+from bot.runs.models import Run, RunState
+from bot.vocabulary import run_label
+
+if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+    from bot.runs.flows import Lifecycle
+
+FAULT_INJECTED = "fault_injected"
+FAULTS_REVERTED = "faults_reverted"
+RUN_ENDED = "run_ended"
+KILL_SWITCH_ENGAGED = "kill_switch_engaged"
+
+
+def fault_injected(run_id: int, fault_id: int, handle: FaultHandle, at: datetime) -> SpoolRecord:
+    data = {"fault_id": fault_id, "handle": handle.to_json(), "at": at.isoformat()}
+    return SpoolRecord(FAULT_INJECTED, data, f"the inject of {run_label(run_id)}: {handle}")
+
+
+def faults_reverted(run_id: int, errors: Mapping[int | None, str | None], at: datetime) -> SpoolRecord:
+    faults = [[fault_id, error] for fault_id, error in errors.items() if fault_id is not None]
+    return SpoolRecord(
+        FAULTS_REVERTED, {"faults": faults, "at": at.isoformat()}, f"the revert of {run_label(run_id)} {dict(errors)}"
+    )
+
+
+def run_ended(run_id: int, actor: str, reason: str, outcome: Mapping[str, Any], at: datetime) -> SpoolRecord:
+    """``outcome``: the fields of the run's ``Outcome`` row (``result`` a final state's value)."""
+    data = {"run_id": run_id, "actor": actor, "reason": reason, "outcome": dict(outcome), "at": at.isoformat()}
+    return SpoolRecord(RUN_ENDED, data, f"the end of {run_label(run_id)} ({outcome['result']}: {reason})")
+
+
+def kill_switch_engaged(actor: str, reason: str) -> SpoolRecord:
+    return SpoolRecord(KILL_SWITCH_ENGAGED, {"actor": actor, "reason": reason}, f"engaging the kill switch ({reason})")
+
+
+class RecordWriter:
+    """Writes records (``PendingWrites``'s ``apply``). Raises what the database raises; ``IllegalTransition``
+    when a run's end cannot be recorded because the run already ended otherwise."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self.db = lifecycle.db
+
+    def __call__(self, record: SpoolRecord) -> None:
+        if self._applied(record):
+            return
+        if record.kind == RUN_ENDED:
+            self._end(record)
+        elif record.kind == KILL_SWITCH_ENGAGED:
+            self.lifecycle.engage_kill_switch(str(record.data["actor"]), str(record.data["reason"]))
+            self._mark_alone(record)
+        else:
+            with self.db.transaction() as session:
+                self._write_fault(session, record)
+                _mark(session, record)
+
+    def _applied(self, record: SpoolRecord) -> bool:
+        with self.db.transaction() as session:
+            return session.get(SpoolApplied, record.id) is not None
+
+    def _write_fault(self, session: Session, record: SpoolRecord) -> None:
+        data, at = record.data, datetime.fromisoformat(str(record.data["at"]))
+        if record.kind == FAULT_INJECTED:
+            fault = session.get_one(FaultRecord, int(data["fault_id"]))
+            if fault.fault_state is FaultState.PREPARED:  # replayed late: never undo a revert recorded since
+                records.fault_injected(session, fault_id=fault.id, handle=FaultHandle.from_json(data["handle"]), at=at)
+            return
+        if record.kind != FAULTS_REVERTED:
+            raise ValueError(f"unknown spool record kind {record.kind!r}")
+        for fault_id, error in data["faults"]:
+            if error is None:
+                records.fault_reverted(session, fault_id=int(fault_id), at=at)
+            else:
+                records.fault_failed(session, fault_id=int(fault_id), error=str(error))
+
+    def _end(self, record: SpoolRecord) -> None:
+        data = record.data
+        run_id, at, outcome = int(data["run_id"]), datetime.fromisoformat(str(data["at"])), dict(data["outcome"])
+
+        def save(session: Session, _run: Run) -> None:
+            records.save_outcome(session, run_id=run_id, at=at, **outcome)
+            _mark(session, record)
+
+        result = RunState(str(outcome["result"]))
+        self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save)
+
+    def _mark_alone(self, record: SpoolRecord) -> None:
+        try:
+            with self.db.transaction() as session:
+                _mark(session, record)
+        except IntegrityError:  # marked concurrently
+            pass
+
+
+def _mark(session: Session, record: SpoolRecord) -> None:
+    session.add(SpoolApplied(id=record.id, kind=record.kind))

@@ -1,0 +1,201 @@
+"""Starting a run: checks, preflight, lease, baseline, the transition to running, then the inject.
+
+Order: may_start → kill switch (Redis mirror and database) → adapter preflight → lease → baseline (the
+steady state must hold) → ``lifecycle.begin`` → persist the prepared handle (database, then the kept and
+mirrored rollback) → inject → persist the injected handle → watch. A fault handle is always persisted
+*before* the backend is touched, so any process can revert it later, even after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from adapters import registry
+from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, Preflight
+from adapters.dry_run import DryRunAdapter
+from bot.catalogue.models import Experiment
+from bot.engine import applying, records, wording
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.errors import InjectFailed, PreflightFailed, SteadyStateNotMet
+from bot.engine.models import MeasurementPhase
+from bot.engine.outcomes import Ending, OutcomeRecorder
+from bot.engine.revert import Reverter, RevertReport
+from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
+from bot.engine.supervisor import ENGINE_ACTOR, Injected, Supervisor
+from bot.engine.watcher import judged
+from bot.engine.writes import PendingWrites
+from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
+from bot.runs.models import Run, RunState
+from bot.words import Words
+
+if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+    from bot.runs.flows import Lifecycle
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """The catalogue entry's fault, with the adapter that will run it (a rehearsal wraps the real one)."""
+
+    name: str
+    adapter: Adapter
+    raw: dict[str, Any]
+    params: AdapterParams
+    dry_run: bool
+
+    @property
+    def rehearsal(self) -> bool:
+        return isinstance(self.adapter, DryRunAdapter)
+
+    def target(self, fault_id: int, handle: FaultHandle) -> FaultTarget:
+        return FaultTarget(fault_id, self.name, self.raw, handle.to_json(), self.dry_run)
+
+
+class Starter:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        coordination: Coordination,
+        store: RollbackStore,
+        supervisor: Supervisor,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        writes: PendingWrites,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.lifecycle, self.db, self.coordination = lifecycle, lifecycle.db, coordination
+        self.rollbacks, self.supervisor, self.revert = store, supervisor, revert
+        self.recorder, self.announcer, self.writes, self.clock = recorder, announcer, writes, clock
+
+    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
+        """Check, inject and start watching a run; returns the running run (see the module docstring)."""
+        if self.supervisor.closed:
+            raise IllegalTransition(wording.shutting_down())
+        run = self.lifecycle.run(run_id)
+        self.lifecycle.may_start(actor, run)
+        self._refuse_when_killed()
+        limit = self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
+        experiment = Experiment.model_validate(run.experiment).model_copy(update={"max_duration": limit})
+        fault = _fault_of(experiment, dry_run=dry_run)
+        preflight = self._preflight(run, fault, dry_run=dry_run)
+        if not self.supervisor.hold(run_id):
+            raise IllegalTransition(wording.started_elsewhere(run.label))
+        try:
+            self._baseline(run, experiment, rehearsal=_rehearsal(run, dry_run))
+            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run, duration=duration)
+        except BaseException:
+            self.supervisor.let_go(run_id)
+            raise
+        self._inject(actor, run, experiment, fault, preflight)
+        return self.lifecycle.run(run_id)
+
+    def _refuse_when_killed(self) -> None:
+        if self.coordination.kill_switch_mirrored() or self.lifecycle.kill_switch_engaged():
+            raise KillSwitchEngaged(wording.kill_switch_engaged())
+
+    def _preflight(self, run: Run, fault: _Fault, *, dry_run: bool) -> Preflight:
+        try:
+            result = fault.adapter.preflight(fault.params)
+        except Exception as exc:  # an adapter bug or outage is a failed preflight, with its message
+            result = Preflight(ok=False, detail=_message(exc))
+        if result.ok or (dry_run and run.environment != "production"):
+            return result
+        raise PreflightFailed(wording.preflight_failed(run.label, result.detail))
+
+    def _baseline(self, run: Run, experiment: Experiment, *, rehearsal: bool) -> None:
+        if not experiment.stop_conditions:
+            return
+        samples = self.supervisor.sample(experiment.stop_conditions)
+        self.supervisor.save_samples(run.id, MeasurementPhase.BASELINE, samples)
+        bad = [f"{s.condition}: {s.detail}" for s in judged(samples, rehearsal=rehearsal) if not s.ok]
+        if bad:
+            raise SteadyStateNotMet(wording.steady_state_not_met(run.label, bad))
+
+    def _inject(self, actor: str, run: Run, experiment: Experiment, fault: _Fault, preflight: Preflight) -> None:
+        rollback = Rollback(run.id, run.rollback_steps, experiment.rto.total_seconds())
+        try:
+            handle = fault.adapter.prepare(fault.params, run_id=run.label, duration=experiment.max_duration)
+            with self.db.transaction() as session:
+                fault_id = records.add_fault(session, run_id=run.id, handle=handle)
+        except Exception as exc:
+            self._fail_start(run, rollback, f"could not prepare the fault: {_message(exc)}")
+            raise InjectFailed(wording.failed_before_inject(run.label, _message(exc))) from exc
+        rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, handle)))
+        self.announcer.tell(run.id, self._announcement(actor, run, experiment, fault, preflight))
+        try:
+            injected = fault.adapter.inject(fault.params, handle, duration=experiment.max_duration)
+        except Exception as exc:
+            report = self._fail_start(run, rollback, f"inject failed: {_message(exc)}")
+            raise InjectFailed(wording.inject_failed(run.label, _message(exc), undone=report.ok)) from exc
+        injected_at = time.monotonic()
+        try:
+            rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, injected)))
+            self.writes.write(applying.fault_injected(run.id, fault_id, injected, self.clock()))
+            self._watch(run, experiment, rollback, Injected(fault.adapter, fault.params, injected), at=injected_at)
+        except Exception as exc:  # never leave an injected fault without a watcher
+            self._fail_start(run, rollback, f"internal error after the inject: {_message(exc)}")
+            raise
+
+    def _watch(self, run: Run, experiment: Experiment, rollback: Rollback, injected: Injected, *, at: float) -> None:
+        if self._ended_meanwhile(run.id):  # aborted while the inject call was in flight: undo it again
+            self.revert(rollback)
+            self.supervisor.let_go(run.id)
+            return
+        self.supervisor.watch(run.id, experiment, injected, at=at, rehearsal=_rehearsal(run, run.dry_run))
+        self.announcer.tell(run.id, wording.injected(run.label), urgent=True)
+
+    def _fail_start(self, run: Run, rollback: Rollback, reason: str) -> RevertReport:
+        self.supervisor.stop_renewing(run.id)
+        report = self.revert(rollback)
+        with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
+            pending = self.recorder.finish(run.id, Ending(RunState.FAILED, ENGINE_ACTOR, reason, rollback.rto_seconds))
+            self.announcer.tell(
+                run.id, wording.failed_to_start(run.label, reason, report.words(), pending), urgent=True
+            )
+        self.supervisor.let_go(run.id)
+        return report
+
+    def _ended_meanwhile(self, run_id: int) -> bool:
+        if self.supervisor.is_aborting(run_id):
+            return True
+        try:
+            return self.lifecycle.run(run_id).run_state is not RunState.RUNNING
+        except records.DB_UNAVAILABLE:
+            return False
+
+    def _announcement(self, actor: str, run: Run, experiment: Experiment, fault: _Fault, preflight: Preflight) -> Words:
+        return wording.announcement(
+            actor,
+            run.label,
+            experiment,
+            rehearsal=fault.rehearsal,
+            preflight_ok=preflight.ok,
+            preflight_detail=preflight.detail,
+            production=run.environment == "production",
+        )
+
+
+def _rehearsal(run: Run, dry_run: bool) -> bool:
+    """A dry run outside production: probes that cannot be evaluated are recorded, not acted on."""
+    return dry_run and run.environment != "production"
+
+
+def _fault_of(experiment: Experiment, *, dry_run: bool) -> _Fault:
+    name, raw = experiment.fault.adapter, dict(experiment.fault.params)
+    try:
+        adapter = registry.create(name, dry_run=dry_run)
+        return _Fault(name, adapter, raw, adapter.validate(raw), dry_run)
+    except (registry.UnknownAdapterError, AdapterError) as exc:
+        raise InvalidInput(wording.fault_unusable(experiment.id, _message(exc))) from exc
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, AdapterError | DomainError):
+        return exc.message
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,350 @@
+"""What this process holds while runs run: their leases, watchers and fault renewals.
+
+The ``Supervisor`` is the watchers' host (``WatcherHost``): a breach, the maximum duration, a measured
+recovery or a watcher crash arrive here, never on ``RunEngine``'s public face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+
+from adapters.base import Adapter, AdapterParams, FaultHandle
+from bot.catalogue.models import Experiment, StopCondition
+from bot.engine import records, wording
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.leases import LeaseKeeper
+from bot.engine.models import MeasurementPhase
+from bot.engine.outcomes import Ending, OutcomeRecorder
+from bot.engine.probes import Sample, take_sample
+from bot.engine.records import DB_UNAVAILABLE
+from bot.engine.renewal import Renewal
+from bot.engine.revert import Reverter
+from bot.engine.rollbacks import RollbackStore
+from bot.engine.watcher import Watcher
+from bot.errors import DomainError, IllegalTransition
+from bot.runs.models import RunState
+from bot.words import SYSTEM_ACTOR
+
+if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+    from bot.runs.flows import Lifecycle
+
+log = logging.getLogger(__name__)
+
+ENGINE_ACTOR = SYSTEM_ACTOR  # the bot itself, named (not @-mentioned) in messages
+
+
+class Abort(Protocol):
+    """How the supervisor asks for an abort (a breach, a watcher crash): ``Aborter.abort``."""
+
+    def __call__(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> object: ...
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A fault now in place: what renewing it needs."""
+
+    adapter: Adapter
+    params: AdapterParams
+    handle: FaultHandle
+
+
+class Supervisor:
+    """Leases, watchers and renewals of the runs this process is responsible for; see the module docstring."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        coordination: Coordination,
+        store: RollbackStore,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        *,
+        abort: Abort,
+        holder: str,
+        lease_ttl: timedelta,
+        clock: Callable[[], datetime],
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.lifecycle, self.db = lifecycle, lifecycle.db
+        self.coordination, self.rollbacks, self.revert = coordination, store, revert
+        self.recorder, self.announcer = recorder, announcer
+        self.abort = abort
+        self.holder, self.lease_ttl, self.clock = holder, lease_ttl, clock
+        self._http = http or httpx.Client(follow_redirects=False)
+        self._owns_http = http is None
+        self._lock = threading.RLock()
+        self._watchers: dict[int, Watcher] = {}
+        self._renewals: dict[int, Renewal] = {}
+        self._aborting: set[int] = set()
+        self._closed = False
+        self._draining = False
+        self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost)
+        self._probes = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaosbot-probe")
+
+    # -- what this process holds ---------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Closed, or shutting down: no new run starts here."""
+        return self._closed or self._draining
+
+    def drain(self) -> None:
+        """The process is shutting down: refuse new starts, keep watching what runs (see ``RunEngine.shut_down``)."""
+        self._draining = True
+
+    def hold(self, run_id: int) -> bool:
+        """Take the run's lease and keep renewing it; False when another process holds it."""
+        if not self.coordination.acquire(run_id, self.holder, self.lease_ttl):
+            return False
+        self._leases.track(run_id)
+        return True
+
+    def watch(
+        self,
+        run_id: int,
+        experiment: Experiment,
+        injected: Injected | None,
+        *,
+        at: float,
+        rehearsal: bool,
+        recovering: bool = False,
+    ) -> None:
+        """Start the run's watcher, and its renewals when the adapter renews its faults.
+
+        ``at`` is when the fault went in (``time.monotonic()``; in the past for an adopted run). ``recovering``:
+        the fault is already reverted and the watcher only measures the recovery (``injected`` is then None).
+        """
+        watcher = Watcher(self, run_id, experiment, injected_at=at, rehearsal=rehearsal)
+        if recovering:
+            watcher.recovering_since(time.monotonic())
+        renewal = None
+        if injected is not None and injected.adapter.renew_every is not None:
+            until = at + experiment.max_duration.total_seconds()
+            renewal = Renewal(run_id, injected.adapter, injected.params, injected.handle, until=until)
+        with self._lock:
+            self._watchers[run_id] = watcher
+            if renewal is not None:
+                self._renewals[run_id] = renewal
+        if renewal is not None:
+            renewal.start()
+        watcher.start()
+
+    @contextlib.contextmanager
+    def aborting(self, run_id: int) -> Iterator[None]:
+        """An abort of the run is under way: renewals and the watcher stop at once (never waiting for a probe)."""
+        with self._lock:
+            self._aborting.add(run_id)
+        self.stop(run_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._aborting.discard(run_id)
+
+    def is_aborting(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._aborting
+
+    def stop(self, run_id: int) -> None:
+        """Stop renewing the run's fault and stop its watcher at its next step (a revert begins)."""
+        with self._lock:
+            renewal = self._renewals.pop(run_id, None)
+            watcher = self._watchers.get(run_id)
+        if renewal is not None:
+            renewal.stop()
+        if watcher is not None:
+            watcher.stop.set()
+
+    def let_go(self, run_id: int) -> None:
+        """Forget the run here: stop its watcher and renewals, release its lease, drop its rollback copies."""
+        self.stop(run_id)
+        with self._lock:
+            self._watchers.pop(run_id, None)
+        self.rollbacks.forget(run_id, mirror=False)
+        self._leases.untrack(run_id)
+        try:
+            self.coordination.release(run_id, self.holder)
+        except DB_UNAVAILABLE:
+            log.warning("could not release the lease of run %s; it lapses by itself", run_id)
+        self.coordination.forget_handles(run_id)
+
+    def hand_over(self, run_id: int) -> bool:
+        """Stop renewing the run's lease and mark it handed over; watching and fault renewals go on until
+        another replica has adopted it (``forget``). False when the lease could not be marked."""
+        self._leases.untrack(run_id)
+        try:
+            return self.coordination.hand_over(run_id, self.holder)
+        except DB_UNAVAILABLE:
+            log.warning("could not hand run %s over: the database is unreachable", run_id)
+            return False
+
+    def adopted_elsewhere(self, run_id: int) -> bool:
+        """Whether another replica holds a live lease on a run we handed over."""
+        try:
+            return not self.coordination.expired([run_id])
+        except DB_UNAVAILABLE:
+            return False
+
+    def forget(self, run_id: int) -> None:
+        """Another replica watches the run now: stop here without touching its lease or its mirrored handles."""
+        self.stop(run_id)
+        with self._lock:
+            self._watchers.pop(run_id, None)
+        self._leases.untrack(run_id)
+        self.rollbacks.forget(run_id, mirror=False)
+
+    def watching(self) -> list[int]:
+        with self._lock:
+            return sorted(self._watchers)
+
+    def responsible_for(self) -> set[int]:
+        """Runs this process watches or keeps a rollback of (never orphans, whatever their lease says)."""
+        with self._lock:
+            watched = set(self._watchers)
+        return watched | self.rollbacks.known()
+
+    def close(self) -> None:
+        """Stop watchers, renewals and lease renewal without reverting (the leases lapse; see ``RunEngine``)."""
+        with self._lock:
+            self._closed = True
+            watchers = list(self._watchers.values())
+            renewals = list(self._renewals.values())
+            self._renewals.clear()
+        for renewal in renewals:
+            renewal.stop()
+        for watcher in watchers:
+            watcher.stop.set()
+        self._leases.close()
+        for watcher in watchers:
+            watcher.thread.join(timeout=0.5)
+        for renewal in renewals:
+            renewal.thread.join(timeout=0.5)
+        self._probes.shutdown(wait=False, cancel_futures=True)
+        if self._owns_http:
+            self._http.close()
+
+    def _lease_lost(self, run_id: int) -> None:
+        self.stop(run_id)
+        with self._lock:
+            self._watchers.pop(run_id, None)
+        self.rollbacks.forget(run_id, mirror=False)
+
+    # -- probes (also the start's baseline) ------------------------------------------------------------
+
+    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]:
+        """One sample of each condition, probed in parallel."""
+        if len(conditions) == 1:
+            return [take_sample(conditions[0], self._http)]
+        return list(self._probes.map(lambda condition: take_sample(condition, self._http), conditions))
+
+    def save_samples(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None:
+        """Store samples as measurements (dropped, with a warning, while the database is down)."""
+        try:
+            with self.db.transaction() as session:
+                records.add_samples(session, run_id=run_id, phase=phase, samples=samples, at=self.clock())
+        except DB_UNAVAILABLE:
+            log.warning("database unavailable: %d samples of run %s not stored", len(samples), run_id)
+
+    # -- the watcher's host ----------------------------------------------------------------------------
+
+    def still_running(self, run_id: int) -> bool:
+        """Whether the database still says running (True when it cannot be read: keep watching)."""
+        try:
+            return self.lifecycle.run(run_id).run_state is RunState.RUNNING
+        except DB_UNAVAILABLE:
+            return True
+
+    def breached(self, run_id: int, reason: str) -> None:
+        """A stop condition was breached: abort as chaosbot, recording the breach."""
+        try:
+            self.abort(ENGINE_ACTOR, run_id, reason, breach=reason)
+        except DomainError as exc:
+            log.info("breach of run %s not acted on: %s", run_id, exc.message)
+
+    def end_fault(self, run_id: int) -> bool:
+        """Maximum duration reached: revert. False when the revert failed (the run is then marked failed)."""
+        self.stop_renewing(run_id)
+        rollback = self.rollbacks.current(run_id)
+        report = self.revert(rollback)
+        if report.ok:
+            rto = timedelta(seconds=rollback.rto_seconds)
+            self.announcer.tell(run_id, wording.maximum_reached(run_id, rto))
+            return True
+        reason = wording.end_revert_failed(report.failures())
+        with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
+            ending = Ending(RunState.FAILED, ENGINE_ACTOR, reason, rollback.rto_seconds)
+            pending = self.recorder.finish(run_id, ending)
+            self.announcer.tell(run_id, wording.failed(run_id, reason, pending), urgent=True)
+        self.let_go(run_id)
+        return False
+
+    def complete(self, run_id: int, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
+        """Recovery measured (None: it never came back): finish completed with the verdict on the hypothesis.
+
+        ``evaluated`` False: a rehearsal whose stop conditions could not be evaluated tested nothing.
+        """
+        try:
+            rollback = self.rollbacks.current(run_id)
+        except IllegalTransition:  # ended elsewhere meanwhile
+            return
+        rto = timedelta(seconds=rollback.rto_seconds)
+        watched = self._has_conditions(run_id)
+        held, summary = wording.verdict(rto, recovery_seconds, watched=watched, evaluated=evaluated)
+        with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
+            ending = Ending(
+                RunState.COMPLETED,
+                ENGINE_ACTOR,
+                wording.completed_reason(summary),
+                rollback.rto_seconds,
+                hypothesis_held=held,
+                recovery_seconds=recovery_seconds,
+                summary=summary,
+            )
+            pending = self.recorder.finish(run_id, ending)
+            self.announcer.tell(run_id, wording.completed(run_id, summary, pending), urgent=True)
+        self.let_go(run_id)
+
+    def ticked(self, run_id: int) -> None:
+        """A tick was stored: refresh the progress."""
+        self.announcer.progressed(run_id)
+
+    def crashed(self, run_id: int, error: Exception) -> None:
+        """The watcher hit a bug: abort, so no fault stays injected with nobody watching it."""
+        if self._closed:  # close() cancels probes under the watcher's feet: not a reason to revert
+            return
+        try:
+            self.abort(ENGINE_ACTOR, run_id, wording.internal_error(error))
+        except DomainError as exc:
+            log.info("run %s not aborted after the watcher crash: %s", run_id, exc.message)
+
+    def detach(self, run_id: int, *, ended_elsewhere: bool) -> None:
+        """The watcher thread ends; when another process ended the run, stop holding its lease here."""
+        with self._lock:
+            self._watchers.pop(run_id, None)
+            closed = self._closed
+        if ended_elsewhere and not closed:
+            log.info("run %s ended in another process; watcher stopped", run_id)
+            self.let_go(run_id)
+
+    def stop_renewing(self, run_id: int) -> None:
+        with self._lock:
+            renewal = self._renewals.pop(run_id, None)
+        if renewal is not None:
+            renewal.stop()
+
+    def _has_conditions(self, run_id: int) -> bool:
+        with self._lock:
+            watcher = self._watchers.get(run_id)
+        return watcher is None or bool(watcher.experiment.stop_conditions)

@@ -1,0 +1,153 @@
+"""``/chaos <text>``: parse the words, call the core or the engine, answer the person."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from bot.errors import InvalidInput, NotFound
+from bot.interface import blocks
+from bot.interface.actions import Actions
+from bot.interface.conversation import Conversation
+from bot.interface.metadata import PlanMeta
+from bot.interface.surface import Request
+from bot.runs.flows import default_rollback
+from bot.runs.service import parse_run_id
+from bot.vocabulary import parse_duration, parse_run_label
+from bot.words import Person, Words
+
+START_FORM = "Use `/chaos start RUN-n [--dry-run [--for 30s]]`."
+
+
+class Commands:
+    def __init__(self, talk: Conversation, actions: Actions) -> None:
+        self.talk = talk
+        self.actions = actions
+        self.routes: dict[str, Callable[[Request, list[str]], None]] = {
+            "help": lambda request, _args: self.talk.reply(request, blocks.usage()),
+            "list": lambda request, _args: self.talk.reply(
+                request, blocks.catalogue_message(self.talk.lifecycle.catalogue)
+            ),
+            "plan": self.plan,
+            "status": self.status,
+            "start": self.start,
+            "abort": self.abort,
+            "cancel": self.cancel,
+            "resume": self.resume,
+            "freeze": self.not_yet,
+            "report": self.not_yet,
+        }
+
+    @staticmethod
+    def is_kill_switch(text: str) -> bool:
+        words = text.split()
+        return bool(words) and words[0].lower() == "abort"
+
+    def run(self, request: Request, text: str) -> None:
+        """After the ack. Every command is recorded in the audit log; the kill switch's record is written
+        after its revert, so an abort never waits for it."""
+        words = text.split()
+        name, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        handler = self.routes.get(name)
+        talk = self.talk
+
+        def record() -> None:
+            talk.lifecycle.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
+
+        if handler is None:
+            talk.guarded(request, record)
+            talk.reply(request, blocks.usage(f"`{talk.say(name)}` is not a chaosbot command."))
+            return
+        urgent = self.is_kill_switch(text)
+        if not urgent:
+            talk.guarded(request, record)
+        talk.guarded(request, lambda: handler(request, args))
+        if urgent:
+            talk.guarded(request, record)
+
+    def plan(self, request: Request, args: list[str]) -> None:
+        if not args or len(args) > 2:
+            usage("Which experiment? Use `/chaos plan CE-03 [environment]`.")
+        lifecycle = self.talk.lifecycle
+        experiment = lifecycle.experiment(args[0])
+        environment = lifecycle.check_environment(experiment, args[1] if len(args) > 1 else None)
+        if request.trigger_id is None:
+            raise InvalidInput("Planning needs a form; run the command from Slack or the console.")
+        meta = PlanMeta(experiment=experiment.id, channel=request.channel)
+        start = _default_start(lifecycle.clock())
+        view = blocks.plan_modal(experiment, environment, start, default_rollback(experiment), meta)
+        self.talk.surface.open_modal(request.trigger_id, view)
+
+    def status(self, request: Request, args: list[str]) -> None:
+        talk = self.talk
+        if args:
+            talk.reply(request, talk.publisher.render(parse_run_id(args[0])))
+            return
+        status = talk.lifecycle.status()
+        talk.reply(request, blocks.status_message(status.active, talk.lifecycle.zone, status.kill_switch, talk.say))
+
+    def start(self, request: Request, args: list[str]) -> None:
+        words = list(args)
+        duration = None
+        if "--for" in words:
+            at = words.index("--for")
+            if at + 1 >= len(words):
+                usage(f"`--for` needs a duration such as 30s or 2m. {START_FORM}")
+            duration = _duration(words[at + 1])
+            del words[at : at + 2]
+        dry_run = "--dry-run" in words
+        targets = [word for word in words if word != "--dry-run"]
+        if len(targets) != 1:
+            usage(f"Which run? {START_FORM}")
+        self.actions.start(request, parse_run_id(targets[0]), dry_run=dry_run, duration=duration)
+
+    def abort(self, request: Request, args: list[str]) -> None:
+        if args and args[0].lower() == "all":
+            self.actions.abort_all(request, " ".join(args[1:]))
+            return
+        if args and parse_run_label(args[0]) is not None:
+            self.actions.abort_one(request, parse_run_id(args[0]), " ".join(args[1:]))
+            return
+        running = self.talk.lifecycle.running_runs()
+        if not running:
+            raise NotFound("Nothing is running, so there is nothing to abort.")
+        if len(running) > 1:
+            labels = ", ".join(run.label for run in running)
+            raise InvalidInput(f"Several runs are running ({labels}): name one, or use `/chaos abort all`.")
+        self.actions.abort_one(request, running[0].id, " ".join(args))
+
+    def cancel(self, request: Request, args: list[str]) -> None:
+        if not args:
+            usage("Which run? Use `/chaos cancel RUN-n [reason]`.")
+        self.actions.cancel(request, parse_run_id(args[0]), " ".join(args[1:]))
+
+    def resume(self, request: Request, _args: list[str]) -> None:
+        if self.talk.engine.resume(request.user):
+            self.talk.announce(
+                Words.of(
+                    ":large_green_circle: ", Person(request.user), " released the global kill switch: runs may start."
+                )
+            )
+        else:
+            self.talk.tell(request, "The global kill switch is not engaged.")
+
+    def not_yet(self, request: Request, _args: list[str]) -> None:
+        self.talk.tell(request, "That command is not available yet.")
+
+
+def usage(problem: str) -> NoReturn:
+    raise InvalidInput(problem)
+
+
+def _duration(word: str) -> timedelta:
+    try:
+        return parse_duration(word)
+    except ValueError:
+        raise InvalidInput(f"`--for {word}` is not a duration such as 30s or 2m. {START_FORM}") from None
+
+
+def _default_start(now: datetime) -> datetime:
+    """The next quarter hour at least 15 minutes away: a form left open a while is not "in the past"."""
+    later = now + timedelta(minutes=15)
+    return later.replace(minute=later.minute - later.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)

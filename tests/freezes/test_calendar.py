@@ -1,0 +1,212 @@
+"""Freezes from an iCalendar feed served over real HTTP: expansion, caching, outages, and no URL anywhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.audit.models import AuditEvent
+from bot.freezes.calendar import CalendarFeeds
+from bot.freezes.config import FreezeCalendar
+from bot.freezes.models import Freeze, FreezeFeed
+from bot.freezes.service import Freezes
+from bot.policy.models import Policy
+from bot.policy.service import load_policy
+from bot.schedule.gate import Rule, StartGate
+from storage.db import Database
+from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, closed_port_url, running
+from tests.conftest import Clock
+from tests.schedule.factories import SYDNEY, add_run
+
+SECRET_PATH = "/calendars/private-7f3a9c/deliveries.ics"
+NOW = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)  # Wed 02 Dec 2026 14:00 AEDT
+
+DELIVERIES = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//chaosbot tests//EN
+BEGIN:VEVENT
+UID:acme-go-live@example.org
+DTSTAMP:20261201T000000Z
+DTSTART;TZID=Australia/Sydney:20261210T090000
+DTEND;TZID=Australia/Sydney:20261210T170000
+SUMMARY:ACME go-live
+END:VEVENT
+BEGIN:VEVENT
+UID:weekly-release@example.org
+DTSTAMP:20261201T000000Z
+DTSTART;TZID=Australia/Sydney:20261203T180000
+DTEND;TZID=Australia/Sydney:20261203T200000
+RRULE:FREQ=WEEKLY;BYDAY=TH;COUNT=4
+SUMMARY:Weekly client release
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+class CalendarServer(FakeBackend):
+    """Serves one .ics at a private path; ``status`` makes it fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = DELIVERIES
+        self.status = 200
+
+    def route(self, call: Call) -> Reply:
+        if call.path != SECRET_PATH:
+            return Reply(404, "not found")
+        if self.status != 200:
+            return Reply(self.status, "server error")
+        return Reply(200, self.body, {"Content-Type": "text/calendar"})
+
+
+@pytest.fixture
+def server() -> Iterator[RunningServer]:
+    with running(CalendarServer()) as served:
+        yield served
+
+
+def feed(url: str = "${DELIVERIES_ICAL_URL}") -> FreezeCalendar:
+    return FreezeCalendar(url=url, poll="5m")
+
+
+def policy_with(calendar: FreezeCalendar) -> Policy:
+    return load_policy().model_copy(update={"freeze_calendars": [calendar]})
+
+
+def feeds(db: Database, clock: Clock, url: str, calendar: FreezeCalendar | None = None) -> CalendarFeeds:
+    return CalendarFeeds(db, [calendar or feed()], zone=SYDNEY, clock=clock, environ={"DELIVERIES_ICAL_URL": url})
+
+
+def cached(db: Database) -> list[Freeze]:
+    with db.transaction() as session:
+        return list(session.scalars(select(Freeze).order_by(Freeze.starts_at)))
+
+
+@pytest.fixture
+def at_now(clock: Clock) -> Clock:
+    clock.now = NOW
+    return clock
+
+
+def test_every_event_becomes_a_freeze_of_all_environments_with_recurrences_expanded(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    calendars = feeds(db, at_now, server.url + SECRET_PATH)
+    [result] = calendars.poll_due()
+    assert result.ok and result.freezes == 5 and result.changed
+    rows = cached(db)
+    assert [(r.reason, r.starts_at.astimezone(SYDNEY).strftime("%a %d %b %H:%M")) for r in rows] == [
+        ("Weekly client release", "Thu 03 Dec 18:00"),
+        ("ACME go-live", "Thu 10 Dec 09:00"),
+        ("Weekly client release", "Thu 10 Dec 18:00"),
+        ("Weekly client release", "Thu 17 Dec 18:00"),
+        ("Weekly client release", "Thu 24 Dec 18:00"),
+    ]
+    assert all(r.everywhere and r.from_feed and r.added_by == "DELIVERIES_ICAL_URL" for r in rows)
+    assert [h.stale for h in calendars.health()] == [False]
+
+    # The gate refuses a start inside a calendar freeze, in any environment, naming the event.
+    gate = StartGate(policy_with(feed()), Freezes(db, policy_with(feed()), zone=SYDNEY, clock=at_now), zone=SYDNEY)
+    run = add_run(db, planned_start=NOW, environment="staging")
+    refusal = gate.refusal(run, datetime(2026, 12, 10, 10, 0, tzinfo=SYDNEY))
+    assert refusal is not None and refusal.rule is Rule.FREEZE and refusal.overridable
+    assert "ACME go-live" in str(refusal) and "from the calendar DELIVERIES_ICAL_URL" in str(refusal)
+
+
+def test_a_feed_is_polled_once_per_interval_across_replicas_and_rows_are_kept_when_unchanged(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    url = server.url + SECRET_PATH
+    replica_a, replica_b = feeds(db, at_now, url), feeds(db, at_now, url)
+    assert len(replica_a.poll_due()) == 1
+    assert replica_b.poll_due() == []
+    ids = [r.id for r in cached(db)]
+    at_now.advance(minutes=5)
+    [result] = replica_b.poll_due() + replica_a.poll_due()
+    assert result.ok and not result.changed
+    assert [r.id for r in cached(db)] == ids  # unchanged events keep their freeze ids
+    assert len(server.backend.calls_to("GET")) == 2
+
+
+def test_when_the_feed_fails_the_last_known_freezes_hold_and_it_is_reported_stale(
+    db: Database, at_now: Clock, server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = server.url + SECRET_PATH
+    calendars = feeds(db, at_now, url)
+    calendars.poll_due()
+    server.backend.status = 500
+    at_now.advance(minutes=5)
+    with caplog.at_level(logging.WARNING):
+        [result] = calendars.poll_due()
+    assert not result.ok and result.error == "HTTP 500" and result.freezes == 5
+    assert len(cached(db)) == 5
+    [stale] = calendars.stale()
+    assert stale.last_error == "HTTP 500" and stale.last_success_at == NOW
+    assert "calendar DELIVERIES_ICAL_URL is stale" in stale.sentence()
+    assert "HTTP 500" in caplog.text
+
+    # The server goes away altogether.
+    gone = feeds(db, at_now, closed_port_url() + SECRET_PATH)
+    at_now.advance(minutes=5)
+    [result] = gone.poll_due()
+    assert not result.ok and result.error is not None and result.error.startswith("could not connect")
+    assert len(cached(db)) == 5
+
+    # It recovers, with one event fewer: the cache follows, and the feed is fresh again.
+    server.backend.status = 200
+    server.backend.body = DELIVERIES.replace("COUNT=4", "COUNT=3")
+    at_now.advance(minutes=5)
+    [result] = calendars.poll_due()
+    assert result.ok and result.changed and len(cached(db)) == 4
+    assert calendars.stale() == []
+
+
+def test_the_url_is_never_stored_logged_or_told(
+    db: Database, at_now: Clock, server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = server.url + SECRET_PATH
+    calendars = feeds(db, at_now, url)
+    with caplog.at_level(logging.DEBUG):
+        calendars.poll_due()
+        server.backend.status = 503
+        at_now.advance(minutes=5)
+        calendars.poll_due()
+    with db.transaction() as session:
+        stored = [repr(row.__dict__) for row in session.scalars(select(FreezeFeed))]
+        stored += [repr(row.__dict__) for row in session.scalars(select(Freeze))]
+        stored += [row.payload for row in session.scalars(select(AuditEvent))]
+    reported = [h.sentence() for h in calendars.health()]
+    for text in [*stored, *reported, caplog.text]:
+        assert "private-7f3a9c" not in text
+
+
+def test_a_missing_variable_or_a_broken_file_is_an_error_with_the_cache_kept(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    unset = CalendarFeeds(db, [feed()], zone=SYDNEY, clock=at_now, environ={})
+    [result] = unset.poll_due()
+    assert not result.ok and result.error == "the environment variable DELIVERIES_ICAL_URL is not set"
+
+    server.backend.body = "this is not a calendar"
+    at_now.advance(minutes=5)
+    [result] = feeds(db, at_now, server.url + SECRET_PATH).poll_due()
+    assert not result.ok and result.error is not None and "not a readable iCalendar file" in result.error
+    assert cached(db) == []
+
+
+def test_a_feed_dropped_from_the_policy_no_longer_freezes(db: Database, at_now: Clock, server: RunningServer) -> None:
+    feeds(db, at_now, server.url + SECRET_PATH).poll_due()
+    inside = datetime(2026, 12, 10, 10, 0, tzinfo=SYDNEY)
+    assert Freezes(db, policy_with(feed()), zone=SYDNEY, clock=at_now).covering("production", inside)
+    assert Freezes(db, load_policy(), zone=SYDNEY, clock=at_now).covering("production", inside) == []
+
+
+def test_the_horizon_reaches_180_days_ahead_only(db: Database, at_now: Clock, server: RunningServer) -> None:
+    server.backend.body = DELIVERIES.replace("COUNT=4", "COUNT=60")
+    feeds(db, at_now, server.url + SECRET_PATH).poll_due()
+    last = max(r.starts_at for r in cached(db))
+    assert NOW + timedelta(days=173) < last <= NOW + timedelta(days=180)
