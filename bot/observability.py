@@ -171,6 +171,8 @@ def configure_logging(fmt: str, level: str) -> None:
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLevelName(level)))
     # APScheduler reports every job run at INFO: every few seconds, forever.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and adapter, calendar and backlog URLs may carry `${VAR}` secrets.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def gunicorn_log_config(fmt: str, level: str = "INFO") -> dict[str, Any]:
@@ -196,5 +198,6 @@ def gunicorn_log_config(fmt: str, level: str = "INFO") -> dict[str, Any]:
             "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
             "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
             "apscheduler": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},
         },
     }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +19,7 @@ from bot.observability import ACK_SECONDS, metrics_registry
 from storage.db import Database
 
 StartResponse = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 def health(db: Database, redis: Any | None) -> tuple[int, dict[str, Any]]:
@@ -49,7 +53,13 @@ class WebApp:
         if path == "/slack/events" and method == "POST":
             started = time.perf_counter()
             try:
-                return self.slack(environ, start_response)
+                refusal = _refuse_unreadable(environ)
+                if refusal is not None:
+                    return _respond(start_response, *refusal)
+                return self.slack(environ, _no_server_error(start_response))
+            except Exception:  # a signed body of a shape Bolt cannot handle: the sender's fault, never a 500
+                log.exception("could not handle a Slack request")
+                return _respond(start_response, 400, b"bad request\n", "text/plain", exc_info=sys.exc_info())
             finally:
                 ACK_SECONDS.observe(time.perf_counter() - started)
         if path == "/healthz":
@@ -60,7 +70,37 @@ class WebApp:
         return _respond(start_response, 404, b"not found\n", "text/plain")
 
 
-def _respond(start_response: StartResponse, status: int, body: bytes, content_type: str) -> list[bytes]:
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}.get(status, "")
-    start_response(f"{status} {reason}", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+def _no_server_error(start_response: StartResponse) -> StartResponse:
+    """Bolt answers 500 when a signed body has a shape it cannot handle (it logs the error): that is the
+    sender's fault, and a 500 would only make Slack send it again."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status.startswith("500"):
+            log.warning("Bolt could not handle a Slack request; answered 400")
+            status = "400 Bad Request"
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
+def _refuse_unreadable(environ: dict[str, Any]) -> tuple[int, bytes, str] | None:
+    """Bodies that are not UTF-8 and timestamps that are not a number cannot be verified: answer before Bolt."""
+    length = environ.get("CONTENT_LENGTH") or "0"
+    body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    if not environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "").isdigit():
+        return 401, b"invalid request\n", "text/plain"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, b"the body is not UTF-8\n", "text/plain"
+    return None
+
+
+def _respond(
+    start_response: StartResponse, status: int, body: bytes, content_type: str, *, exc_info: Any = None
+) -> list[bytes]:
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    start_response(f"{status} {reason.get(status, '')}", headers, exc_info)
     return [body]
