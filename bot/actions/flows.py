@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.actions import service
@@ -89,7 +90,7 @@ class ActionItems:
         self,
         database: Database,
         *,
-        backlog: Backlog | None,
+        backlog: Backlog[Any] | None,
         zone: ZoneInfo,
         clock: Callable[[], datetime] = utcnow,
         name_of: Callable[[str], str] = str,

@@ -14,13 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
 from adapters.base import MissingSecretError, resolve_env
 
 _EXCERPT = 200
+
+
+Config = TypeVar("Config")
 
 
 class BacklogError(Exception):
@@ -84,12 +87,19 @@ class Filed:
     key: str | None = None
 
 
-class Backlog(ABC):
-    """A team backlog. Subclasses set ``kind`` and implement ``file``."""
+class Backlog(ABC, Generic[Config]):
+    """A team backlog. Subclasses set ``kind`` and implement ``file``; ``config`` is their validated policy entry."""
 
     kind: ClassVar[str]
 
-    def __init__(self, *, environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config
         self._environ = environ
         self._transport = transport
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import httpx
-
 from bot.backlog.base import Backlog, BacklogError, Filed, Ticket
 from bot.backlog.models import GitHubBacklog
 
 API_VERSION = "2022-11-28"
 
 
-class GitHub(Backlog):
+class GitHub(Backlog[GitHubBacklog]):
     kind = "github"
-
-    def __init__(
-        self,
-        config: GitHubBacklog,
-        *,
-        environ: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(environ=environ, transport=transport)
-        self.config = config
 
     def file(self, ticket: Ticket) -> Filed:
         path = f"/repos/{self.config.repo}/issues"

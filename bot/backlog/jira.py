@@ -3,10 +3,7 @@ Format, basic auth with the account's email and an API token); the link is ``{si
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from bot.backlog.base import Backlog, BacklogError, Filed, Ticket
 from bot.backlog.models import JiraBacklog
@@ -28,18 +25,8 @@ def adf(text: str) -> dict[str, Any]:
     return {"type": "doc", "version": 1, "content": content}
 
 
-class Jira(Backlog):
+class Jira(Backlog[JiraBacklog]):
     kind = "jira"
-
-    def __init__(
-        self,
-        config: JiraBacklog,
-        *,
-        environ: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(environ=environ, transport=transport)
-        self.config = config
 
     def file(self, ticket: Ticket) -> Filed:
         fields: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -18,7 +19,7 @@ def backlog_for(
     *,
     environ: Mapping[str, str] | None = None,
     transport: httpx.BaseTransport | None = None,
-) -> Backlog | None:
+) -> Backlog[Any] | None:
     """The team's backlog, or None when the policy configures none."""
     if config is None:
         return None

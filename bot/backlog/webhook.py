@@ -6,8 +6,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from bot.backlog.base import Backlog, Filed, Ticket
 from bot.backlog.models import TICKET_FIELDS, WebhookBacklog
 
@@ -34,18 +32,8 @@ def dig(document: Any, dotted: str) -> Any:
     return document
 
 
-class Webhook(Backlog):
+class Webhook(Backlog[WebhookBacklog]):
     kind = "webhook"
-
-    def __init__(
-        self,
-        config: WebhookBacklog,
-        *,
-        environ: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(environ=environ, transport=transport)
-        self.config = config
 
     def file(self, ticket: Ticket) -> Filed:
         values = ticket.fields()
