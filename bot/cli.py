@@ -7,15 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bot.audit import service as audit
-from bot.catalogue.service import CatalogueError, load_catalogue
-from bot.context import build_context
 from bot.errors import ConfigurationError
-from bot.export import export_rows
-from bot.policy.service import PolicyError
 from bot.settings import load_settings
-from storage.db import Database, NotMigratedError, redact_url
-from storage.migrate import upgrade
+
+# The tasks import what they use when they run: ``chaosbot serve``'s gunicorn master starts from here and
+# keeps resident everything imported before it forks its worker (see bot/slack/serve.py).
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -28,9 +24,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args))
-    except (ConfigurationError, CatalogueError, PolicyError, NotMigratedError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _said_to_the_user()):
+            raise
         print(f"chaosbot: {exc}", file=sys.stderr)
         return 1
+
+
+def _said_to_the_user() -> tuple[type[Exception], ...]:
+    from bot.catalogue.service import CatalogueError
+    from bot.policy.service import PolicyError
+    from storage.db import NotMigratedError
+
+    return (ConfigurationError, CatalogueError, PolicyError, NotMigratedError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("--as", dest="user", default="oliver", help="who you are (a Slack user id)")
     shell.add_argument("--script", type=Path, help="read commands from a file instead of the terminal")
     shell.set_defaults(handler=_entry("bot.console.shell", "main"))
+
+    from bot.cli_report import add_report_commands  # light: the reports' own imports wait until one runs
+
+    add_report_commands(commands)
     return parser
 
 
@@ -76,6 +86,9 @@ def _entry(module: str, name: str) -> Command:
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    from storage.db import redact_url
+    from storage.migrate import upgrade
+
     settings = load_settings()
     upgrade(settings.database_url)
     print(f"database at {redact_url(settings.database_url)} is up to date")
@@ -83,6 +96,8 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
 
 
 def cmd_catalogue_validate(args: argparse.Namespace) -> int:
+    from bot.catalogue.service import load_catalogue
+
     settings = load_settings()
     path = args.file or settings.catalogue_path
     catalogue = load_catalogue(path)
@@ -94,6 +109,9 @@ def cmd_catalogue_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    from bot.audit import service as audit
+    from storage.db import Database
+
     settings = load_settings()
     db = Database(settings.database_url)
     db.check_migrated()
@@ -107,6 +125,10 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from bot.audit import service as audit
+    from bot.context import build_context
+    from bot.export import export_rows
+
     context = build_context(load_settings())
     rows = export_rows(context.db, args.what)
     if args.output:

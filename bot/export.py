@@ -6,14 +6,20 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.actions.service import counts_by_run
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.engine.models import Outcome
-from bot.runs.models import Run
+from bot.runs.models import Run, RunState
+from bot.vocabulary import format_seconds
 from storage.db import Database
 
+RAN = (RunState.COMPLETED.value, RunState.ABORTED.value, RunState.FAILED.value)
 
-def run_row(run: Run, outcome: Outcome | None) -> dict[str, Any]:
+
+def run_row(run: Run, outcome: Outcome | None, items: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """One run for the change log: what ran, who approved it, how it ended, the verdict on its hypothesis,
+    its recovery against the RTO and its action items (total, still open)."""
     return {
         "run": run.label,
         "experiment": run.experiment_id,
@@ -33,7 +39,28 @@ def run_row(run: Run, outcome: Outcome | None) -> dict[str, Any]:
         "hypothesis_held": outcome.hypothesis_held if outcome else None,
         "recovery_seconds": outcome.recovery_seconds if outcome else None,
         "rto_seconds": outcome.rto_seconds if outcome else None,
+        "verdict": _verdict(run, outcome),
+        "recovery_vs_rto": _recovery_vs_rto(outcome),
+        "action_items": items[0],
+        "action_items_open": items[1],
     }
+
+
+def _verdict(run: Run, outcome: Outcome | None) -> str | None:
+    """held, refuted or not tested for a run that ran; None for one that never started."""
+    if run.state not in RAN:
+        return None
+    if outcome is None or outcome.hypothesis_held is None:
+        return "not tested"
+    return "held" if outcome.hypothesis_held else "refuted"
+
+
+def _recovery_vs_rto(outcome: Outcome | None) -> str | None:
+    """``met by 4.0 s`` / ``missed by 2.5 s``; None when no recovery was measured."""
+    if outcome is None or outcome.recovery_seconds is None or outcome.rto_seconds is None:
+        return None
+    margin = outcome.rto_seconds - outcome.recovery_seconds
+    return f"{'met' if margin >= 0 else 'missed'} by {format_seconds(abs(margin))}"
 
 
 def export_rows(db: Database, what: str) -> list[dict[str, Any]]:
@@ -41,4 +68,6 @@ def export_rows(db: Database, what: str) -> list[dict[str, Any]]:
         if what == "events":
             return [audit.event_row(e) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
         outcomes = {o.run_id: o for o in session.scalars(select(Outcome))}
-        return [run_row(run, outcomes.get(run.id)) for run in session.scalars(select(Run).order_by(Run.id))]
+        runs = list(session.scalars(select(Run).order_by(Run.id)))
+        items = counts_by_run(session, run_ids=[run.id for run in runs])
+        return [run_row(run, outcomes.get(run.id), items.get(run.id, (0, 0))) for run in runs]

@@ -7,9 +7,13 @@ every thread and connection it builds, and ``close`` stops them in a stated orde
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]  # APScheduler 3 ships no type hints
@@ -17,12 +21,19 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
+from bot.interface.alarms import REMIND_CHECK_SECONDS, AlarmDesk
+from bot.interface.firings import StartSchedule, build_schedule
 from bot.interface.handlers import Handlers
+from bot.interface.learning import Learning, build_learning
 from bot.interface.publisher import Publisher
+from bot.interface.retro_blocks import SurfaceRetroOutlet
+from bot.interface.retrospectives import Outlet
 from bot.interface.surface import Background, Surface
 from bot.policy.models import GroupMembers, no_groups
+from bot.safety.alarms import RevertAlarms
 from bot.settings import Settings
 from bot.words import Words
+from storage.db import utcnow
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
@@ -81,15 +92,34 @@ class Runtime:
     coordination: Coordination
     pools: Pools = field(default_factory=worker_pools)
     scheduler: BackgroundScheduler | None = None
+    learning: Learning | None = None  # after the run: retrospectives, action items, summaries (issue 9)
+    schedule: StartSchedule | None = None  # before the run: notices, automatic starts, calendar polls (issue 8)
+    alarms: AlarmDesk | None = None  # revert-failure alerts repeated until acknowledged (issue 10)
 
     def start_jobs(self) -> None:
-        """Periodic safety work. Every job is safe to run on several replicas at once."""
-        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        """Periodic work of a serving replica. Every job is safe to run on several replicas at once."""
         self.heartbeat()
-        scheduler.add_job(self.heartbeat, "interval", seconds=5, id="replica-heartbeat")
-        scheduler.add_job(self.recover_orphans, "interval", seconds=5, id="dead-mans-switch")
-        scheduler.add_job(self.expire_plans, "interval", seconds=60, id="expire-plans")
-        scheduler.add_job(self.ledger.forget_old, "interval", minutes=10, id="forget-deliveries")
+        self._start_scheduler(replica=True)
+
+    def start_schedule(self) -> None:
+        """``chaosbot shell``: one process and no replicas to watch, but the same firings, calendar polls,
+        retrospective sweeps, backlog filing, summaries and alarm reminders as a serving replica."""
+        if self.scheduler is None:
+            self._start_scheduler(replica=False)
+
+    def _start_scheduler(self, *, replica: bool) -> None:
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        if replica:
+            scheduler.add_job(self.heartbeat, "interval", seconds=5, id="replica-heartbeat")
+            scheduler.add_job(self.recover_orphans, "interval", seconds=5, id="dead-mans-switch")
+            scheduler.add_job(self.expire_plans, "interval", seconds=60, id="expire-plans")
+            scheduler.add_job(self.ledger.forget_old, "interval", minutes=10, id="forget-deliveries")
+        for job in self.learning.jobs() if self.learning is not None else []:
+            scheduler.add_job(job.run, "interval", seconds=job.seconds, id=job.id)
+        for timed in self.schedule.jobs() if self.schedule is not None else []:
+            scheduler.add_job(timed.run, "interval", seconds=timed.seconds, id=timed.id, next_run_time=utcnow())
+        if self.alarms is not None:
+            scheduler.add_job(self.alarms.remind, "interval", seconds=REMIND_CHECK_SECONDS, id="revert-alarms")
         scheduler.start()
         self.scheduler = scheduler
 
@@ -131,6 +161,9 @@ class Runtime:
             self.scheduler.shutdown(wait=True)
         self.engine.close()
         self.pools.close()
+        if self.learning is not None:
+            self.learning.close()
+        self.publisher.close()  # messages still waiting for Slack get a last chance
         self.context.roles.close()
         self.coordination.close()
         if self.redis is not None:
@@ -143,13 +176,48 @@ def build_runtime(
     surface: Surface,
     *,
     members_of: GroupMembers = no_groups,
+    outlet: Outlet | None = None,
 ) -> Runtime:
+    """``outlet``: where retrospectives and summaries are posted with their charts (Slack's upload flow);
+    by default the surface itself, with charts written under ``charts/`` beside the spool."""
     context = build_context(settings, members_of=members_of)
     context.roles.start()
     publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
     coordination = build_coordination(redis, context.db)
-    engine = RunEngine(context.lifecycle, publisher, coordination, spool_dir=settings.spool_dir)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    learning = build_learning(
+        context,
+        outlet=outlet or SurfaceRetroOutlet(surface, settings.spool_dir.parent / "charts"),
+        render=surface.renderer,
+        channel=settings.channel,
+        holder=holder,
+    )
+    engine = RunEngine(
+        context.lifecycle,
+        publisher,
+        coordination,
+        spool_dir=settings.spool_dir,
+        holder=holder,
+        on_ended=learning.retrospectives.ended,
+        marker=learning.marker,
+    )
     handlers = Handlers(context.lifecycle, engine, surface, publisher)
+    learning.register(handlers, context)
     ledger = RequestLedger(context.db, redis)
-    return Runtime(context, engine, publisher, handlers, ledger, redis, coordination)
+    schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+    repeat = timedelta(seconds=settings.alert_repeat_seconds)
+    alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
+    alarms.register(handlers.actions)
+    return Runtime(
+        context,
+        engine,
+        publisher,
+        handlers,
+        ledger,
+        redis,
+        coordination,
+        learning=learning,
+        schedule=schedule,
+        alarms=alarms,
+    )

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(Path("chaosbot-data/spool"), validation_alias=_env("CHAOSBOT_SPOOL_DIR"))
     # How long a shutting-down process waits for another replica to adopt each run before reverting it.
     handover_seconds: float = Field(12.0, ge=0, le=20, validation_alias=_env("CHAOSBOT_HANDOVER_SECONDS"))
+    # A revert that failed is alerted again this often until someone presses "Acknowledge" (or it is reverted).
+    alert_repeat_seconds: float = Field(120.0, ge=5, le=3600, validation_alias=_env("CHAOSBOT_ALERT_REPEAT_SECONDS"))
     log_format: Literal["json", "text", "auto"] = Field("auto", validation_alias=_env("CHAOSBOT_LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("CHAOSBOT_LOG_LEVEL"))
 

@@ -21,6 +21,12 @@ from tests.services import redis_client_or_skip, scratch_postgres_database
 pytest_plugins = ["tests.fakeslack.fixtures"]
 
 DATA_TABLES = [
+    "firings",  # scheduling (issue 8): before runs, which firings name
+    "freezes",
+    "freeze_feeds",
+    "action_items",  # after the run (issue 9): before runs, which they belong to
+    "retrospectives",
+    "dashboard_annotations",
     "approvals",
     "faults",
     "measurements",
@@ -56,7 +62,7 @@ def postgres_db(postgres_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-SEQUENCED_TABLES = ["runs", "approvals", "faults", "measurements"]
+SEQUENCED_TABLES = ["runs", "approvals", "faults", "measurements", "firings", "freezes", "action_items"]
 
 
 def _reset_postgres(database: Database) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,7 +63,30 @@ def field_state(item: Field, raw: str, zone: ZoneInfo, now: datetime | None = No
         return {"type": kind, "selected_date_time": parse_moment(value, zone, now) if value else None}
     if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
         return {"type": kind, "value": _text(item, value)}
+    if kind == "users_select":  # the console's people are user ids (or demo names): @rita or rita
+        return {"type": kind, "selected_user": value.lstrip("@") or None}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": _date(value) if value else None}
+    if kind in ("checkboxes", "multi_static_select"):  # several choices: "yes"/"no" for one box, or a,b
+        return {"type": kind, "selected_options": _options(item, value)}
     raise FormError(f"The console cannot fill in a {kind} field yet.")
+
+
+def _options(item: Field, value: str) -> list[Block]:
+    options: list[Block] = item.element.get("options", [])
+    lowered = value.lower()
+    if len(options) == 1 and lowered in ("yes", "y", "on", "true", "x", "no", "n", "off", "false", ""):
+        return options if lowered in ("yes", "y", "on", "true", "x") else []
+    if lowered in ("", "none", "-"):
+        return []
+    return [_option(item, part.strip()) for part in value.split(",") if part.strip()]
+
+
+def _date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise FormError(f"Not a date: {value!r}. Use YYYY-MM-DD, such as 2026-12-24.") from None
 
 
 def _option(item: Field, value: str) -> Block:

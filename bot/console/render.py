@@ -35,6 +35,8 @@ EMOJI = {
     "rotating_light": "🚨",
     "information_source": "\u2139\ufe0f",
     "tada": "🎉",
+    "memo": "📝",
+    "bar_chart": "📊",
 }
 
 _LINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^>|]+)(?:\|([^>]*))?>", re.IGNORECASE)
@@ -251,8 +253,12 @@ def initial_value(element: Block) -> dict[str, Any]:
         return {"type": kind, "selected_option": element.get("initial_option")}
     if kind == "datetimepicker":
         return {"type": kind, "selected_date_time": element.get("initial_date_time")}
+    if kind in ("checkboxes", "multi_static_select"):
+        return {"type": kind, "selected_options": list(element.get("initial_options") or [])}
     if kind == "datepicker":
         return {"type": kind, "selected_date": element.get("initial_date")}
+    if kind == "users_select":
+        return {"type": kind, "selected_user": element.get("initial_user")}
     if kind == "timepicker":
         return {"type": kind, "selected_time": element.get("initial_time")}
     return {"type": kind, "value": element.get("initial_value")}
@@ -266,6 +272,11 @@ def show_value(state: Mapping[str, Any] | None, zone: ZoneInfo) -> str:
     if state.get("selected_date_time") is not None:
         moment = datetime.fromtimestamp(int(state["selected_date_time"]), tz=zone)
         return moment.strftime("%Y-%m-%d %H:%M %Z")
+    if state.get("selected_user"):
+        return f"@{state['selected_user']}"
+    if "selected_options" in state:  # checkboxes: a single box reads yes/no
+        chosen = [text_of(o.get("text")) or str(o.get("value")) for o in state["selected_options"] or []]
+        return ", ".join(chosen) if chosen else "no"
     for key in ("selected_date", "selected_time", "value"):
         if state.get(key):
             return str(state[key])

@@ -7,7 +7,8 @@ and is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from bot.vocabulary import run_label
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
     from bot.runs.flows import Lifecycle
+
+log = logging.getLogger(__name__)
 
 FAULT_INJECTED = "fault_injected"
 FAULTS_REVERTED = "faults_reverted"
@@ -56,9 +59,10 @@ class RecordWriter:
     """Writes records (``PendingWrites``'s ``apply``). Raises what the database raises; ``IllegalTransition``
     when a run's end cannot be recorded because the run already ended otherwise."""
 
-    def __init__(self, lifecycle: Lifecycle) -> None:
+    def __init__(self, lifecycle: Lifecycle, on_ended: Callable[[int], None] | None = None) -> None:
         self.lifecycle = lifecycle
         self.db = lifecycle.db
+        self.on_ended = on_ended  # told each run whose end this process recorded (e.g. to post its retrospective)
 
     def __call__(self, record: SpoolRecord) -> None:
         if self._applied(record):
@@ -102,6 +106,11 @@ class RecordWriter:
 
         result = RunState(str(outcome["result"]))
         self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save)
+        if self.on_ended is not None:
+            try:
+                self.on_ended(run_id)
+            except Exception:  # what follows an end must never undo or repeat its record
+                log.exception("the run-ended callback failed", extra={"run_id": run_id})
 
     def _mark_alone(self, record: SpoolRecord) -> None:
         try:

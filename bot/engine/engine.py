@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine.aborter import Aborter, AbortResult
 from bot.engine.announcer import Announcer
 from bot.engine.applying import RecordWriter
@@ -50,7 +51,7 @@ from bot.runs.models import Run
 from storage.db import utcnow
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+    from bot.runs.flows import FreezeOverride, Lifecycle
 
 __all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
 
@@ -82,6 +83,8 @@ class RunEngine:
         clock: Callable[[], datetime] = utcnow,
         writes: PendingWrites | None = None,
         spool_dir: Path | None = None,
+        on_ended: Callable[[int], None] | None = None,
+        marker: FaultWindowMarker = NO_MARKER,
     ) -> None:
         self.lifecycle = lifecycle
         self.db = lifecycle.db
@@ -91,12 +94,13 @@ class RunEngine:
         self.clock = clock
         self._closed = False
         self._writes = writes or PendingWrites(Spool(spool_folder(spool_dir or DEFAULT_SPOOL_DIR, self.db.url)))
-        self._writes.bind(RecordWriter(lifecycle))
+        self._writes.bind(RecordWriter(lifecycle, on_ended))
         announcer = self._announcer = Announcer(notifier)
         self._rollbacks = RollbackStore(lifecycle, coordination)
         revert = Reverter(
             self.db, self._rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock
         )
+        revert.marker = marker
         recorder = OutcomeRecorder(lifecycle, self._writes, clock)
         self._supervisor = Supervisor(
             lifecycle,
@@ -113,19 +117,29 @@ class RunEngine:
         )
         parts = (lifecycle, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer)
         self._starter = Starter(*parts, self._writes, clock)
+        self._starter.marker = marker
         self._aborter = Aborter(*parts, self._writes)
         self._orphans = OrphanRecovery(*parts)
 
     def _abort_for_supervisor(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> AbortResult:
         return self._aborter.abort(actor, run_id, reason, breach=breach)
 
-    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
+    def start(
+        self,
+        actor: str,
+        run_id: int,
+        *,
+        dry_run: bool = False,
+        duration: timedelta | None = None,
+        override: FreezeOverride | None = None,
+    ) -> Run:
         """Check, inject and start watching a run; returns the running run.
 
         Raises a ``DomainError`` saying why when a person can do something about it. ``duration`` shortens
-        a rehearsal (``dry_run``) below the experiment's maximum.
+        a rehearsal (``dry_run``) below the experiment's maximum; ``override`` starts inside a freeze
+        (approvers only, audited with the start).
         """
-        return self._starter.start(actor, run_id, dry_run=dry_run, duration=duration)
+        return self._starter.start(actor, run_id, dry_run=dry_run, duration=duration, override=override)
 
     def abort(self, actor: str, run_id: int, reason: str = "") -> AbortResult:
         """Revert the run's faults now (from any process), then record it aborted.
@@ -136,11 +150,13 @@ class RunEngine:
         ``Notifier.alert`` (loud) with the rollback steps. Aborting a run that already ended raises
         ``IllegalTransition``.
         """
+        self.lifecycle.require_may_abort(actor, run_id)
         return self._aborter.abort(actor, run_id, reason)
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
         """Engage the global kill switch (database and Redis) first, then abort every running run in parallel,
         then call ``halt_all`` on each adapter involved that supports it."""
+        self.lifecycle.require_may_abort(actor)
         return self._aborter.abort_all(actor, reason)
 
     def resume(self, actor: str) -> bool:

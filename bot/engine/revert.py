@@ -16,6 +16,7 @@ from datetime import datetime
 from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle
 from adapters.base import FaultState as BackendState
+from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine import applying, wording
 from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
 from bot.engine.writes import PendingWrites
@@ -140,6 +141,7 @@ class Reverter:
         self.db, self.store, self.writes, self.notify = db, store, writes, notify
         self.attempts = attempts
         self.clock = clock
+        self.marker: FaultWindowMarker = NO_MARKER  # dashboards: the fault window ends at a successful revert
 
     def __call__(self, rollback: Rollback) -> RevertReport:
         report = revert_rollback(rollback, attempts=self.attempts)
@@ -147,6 +149,8 @@ class Reverter:
             self.writes.write(applying.faults_reverted(rollback.run_id, report.errors, self.clock()))
         if report.ok:
             self.store.reverted(rollback)
+            if rollback.targets:
+                self.marker.fault_ended(rollback.run_id, at=self.clock())
         else:
             alert = wording.revert_alert(rollback.run_id, report.failures(), report.most_tries, rollback.rollback_steps)
             self.notify(lambda n: n.alert(rollback.run_id, alert))

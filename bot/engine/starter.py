@@ -19,6 +19,7 @@ from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, Preflight
 from adapters.dry_run import DryRunAdapter
 from bot.catalogue.models import Experiment
+from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine import applying, records, wording
 from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
@@ -35,7 +36,7 @@ from bot.runs.models import Run, RunState
 from bot.words import Words
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+    from bot.runs.flows import FreezeOverride, Lifecycle
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,22 @@ class Starter:
         self.lifecycle, self.db, self.coordination = lifecycle, lifecycle.db, coordination
         self.rollbacks, self.supervisor, self.revert = store, supervisor, revert
         self.recorder, self.announcer, self.writes, self.clock = recorder, announcer, writes, clock
+        self.marker: FaultWindowMarker = NO_MARKER  # dashboards: the fault window starts at the inject
 
-    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
+    def start(
+        self,
+        actor: str,
+        run_id: int,
+        *,
+        dry_run: bool = False,
+        duration: timedelta | None = None,
+        override: FreezeOverride | None = None,
+    ) -> Run:
         """Check, inject and start watching a run; returns the running run (see the module docstring)."""
         if self.supervisor.closed:
             raise IllegalTransition(wording.shutting_down())
         run = self.lifecycle.run(run_id)
-        self.lifecycle.may_start(actor, run)
+        self.lifecycle.may_start(actor, run, overriding=override.freeze_id if override else None)
         self._refuse_when_killed()
         limit = self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
         experiment = Experiment.model_validate(run.experiment).model_copy(update={"max_duration": limit})
@@ -88,7 +98,7 @@ class Starter:
             raise IllegalTransition(wording.started_elsewhere(run.label))
         try:
             self._baseline(run, experiment, rehearsal=_rehearsal(run, dry_run))
-            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run, duration=duration)
+            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run, duration=duration, override=override)
         except BaseException:
             self.supervisor.let_go(run_id)
             raise
@@ -136,7 +146,15 @@ class Starter:
         injected_at = time.monotonic()
         try:
             rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, injected)))
-            self.writes.write(applying.fault_injected(run.id, fault_id, injected, self.clock()))
+            injected_when = self.clock()
+            self.writes.write(applying.fault_injected(run.id, fault_id, injected, injected_when))
+            self.marker.fault_started(
+                run.id,
+                label=run.label,
+                experiment_id=run.experiment_id,
+                at=injected_when,
+                text=f"{run.label} {run.experiment_id} {experiment.title} ({run.environment}): fault injected",
+            )
             self._watch(run, experiment, rollback, Injected(fault.adapter, fault.params, injected), at=injected_at)
         except Exception as exc:  # never leave an injected fault without a watcher
             self._fail_start(run, rollback, f"internal error after the inject: {_message(exc)}")

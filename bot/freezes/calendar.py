@@ -21,8 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import icalendar
-import recurring_ical_events  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -113,6 +111,10 @@ def parse_feed(
     ahead: timedelta = HORIZON_AHEAD,
 ) -> list[FeedEvent]:
     """Every event occurrence between ``now - back`` and ``now + ahead``; floating and all-day times in ``zone``."""
+    # Imported here: most teams configure no feed, and a serving replica's idle memory matters.
+    import icalendar
+    import recurring_ical_events  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
+
     try:
         calendar = icalendar.Calendar.from_ical(text)
         occurrences = recurring_ical_events.of(calendar).between(now - back, now + ahead)

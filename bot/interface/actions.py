@@ -11,6 +11,8 @@ from bot.interface import blocks, ids
 from bot.interface.conversation import AbortOutcome, Conversation
 from bot.interface.metadata import RunRef
 from bot.interface.surface import Request
+from bot.interface.timing import refusal_message
+from bot.schedule.gate import StartRefused
 from bot.vocabulary import run_label
 from bot.words import Person, Words, listing
 
@@ -28,9 +30,15 @@ class Actions:
             ids.CANCEL: self.cancel,
             ids.ABORT: self.abort_one,
         }
+        # Buttons whose value is not a RunRef (an action item's Done carries an ItemRef): given the raw value.
+        self.value_routes: dict[str, Callable[[Request, str], None]] = {}
 
     def click(self, request: Request, action_id: str, value: str) -> None:
         """A button was clicked; in App Home the tab is then shown as it is now."""
+        by_value = self.value_routes.get(action_id)
+        if by_value is not None:
+            self.talk.guarded(request, lambda: by_value(request, value))
+            return
         handler = self.routes.get(action_id)
         if handler is None:
             log.warning("unknown action %s", action_id)
@@ -60,7 +68,10 @@ class Actions:
 
     def start(self, request: Request, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> None:
         # The engine refuses (who may, window, kill switch, rehearsal length) before any adapter work.
-        self.talk.engine.start(request.user, run_id, dry_run=dry_run, duration=duration)
+        try:
+            self.talk.engine.start(request.user, run_id, dry_run=dry_run, duration=duration)
+        except StartRefused as exc:  # an off-peak window or a freeze: a freeze offers "Start anyway"
+            self.talk.reply(request, refusal_message(exc.refusal, run_id, self.talk.say))
 
     def cancel(self, request: Request, run_id: int, reason: str = "") -> None:
         run = self.talk.lifecycle.cancel(request.user, run_id, reason)

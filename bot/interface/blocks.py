@@ -18,7 +18,7 @@ from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import Renderer
 from bot.runs.flows import Home
 from bot.runs.models import Run, RunState
-from bot.vocabulary import format_duration, format_local
+from bot.vocabulary import format_duration, format_local, run_label
 from bot.words import Person, Words, listing, who
 
 Block = dict[str, Any]
@@ -198,9 +198,17 @@ def _actions(run: Run) -> list[Block]:
     ref = RunRef(run=run.id).dump()
     state = run.run_state
     if state is RunState.PLANNED:
-        return [button("Approve", ids.APPROVE, ref, "primary"), button("Reject", ids.REJECT, ref)]
+        return [
+            button("Approve", ids.APPROVE, ref, "primary"),
+            button("Reject", ids.REJECT, ref),
+            button("Edit", ids.EDIT, ref),
+        ]
     if state is RunState.APPROVED:
-        return [button("Start", ids.START, ref, "primary"), button("Cancel", ids.CANCEL, ref)]
+        return [
+            button("Start", ids.START, ref, "primary"),
+            button("Cancel", ids.CANCEL, ref),
+            button("Edit", ids.EDIT, ref),
+        ]
     if state is RunState.RUNNING:
         return [button("Abort", ids.ABORT, ref, "danger", ABORT_CONFIRM)]
     return []
@@ -216,6 +224,8 @@ USAGE = """*chaosbot* runs the playbook's chaos experiments. Commands:
 • `/chaos abort [RUN-n|all] [reason]`: kill switch; `all` also blocks new starts
 • `/chaos resume`: release the global kill switch (approvers)
 • `/chaos cancel RUN-n [reason]`: withdraw a plan
+• `/chaos actions [mine]`: open action items, overdue first, with a Done button
+• `/chaos report [YYYY-MM|YYYY-Qn]`: this month's summary, or that month's or quarter's
 • `/chaos help`: this text"""
 
 
@@ -258,15 +268,39 @@ def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool, say: Rend
 # -- modals ------------------------------------------------------------------------------------
 
 
-def plan_modal(experiment: Experiment, environment: str, start: datetime, rollback: str, meta: PlanMeta) -> Block:
+AUTO_START_OPTION: Block = {
+    "text": plain("Start automatically at the planned start", 75),
+    "description": plain("Only once approved, and if no window or freeze refuses.", 75),
+    "value": "auto_start",
+}
+
+
+def plan_modal(
+    experiment: Experiment,
+    environment: str,
+    start: datetime,
+    rollback: str,
+    meta: PlanMeta,
+    *,
+    notes: str = "",
+    auto_start: bool = True,
+) -> Block:
+    """The plan form; with ``meta.run`` set it edits that run's plan, filled in with it."""
     options = [{"text": plain(env), "value": env} for env in experiment.environments]
     chosen = next((o for o in options if o["value"] == environment), options[0])
+    notes_element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2500}
+    if notes:
+        notes_element["initial_value"] = clip(notes, 2500)
+    auto: Block = {"type": "checkboxes", "action_id": "value", "options": [AUTO_START_OPTION]}
+    if auto_start:
+        auto["initial_options"] = [AUTO_START_OPTION]
+    editing = meta.run is not None
     return {
         "type": "modal",
         "callback_id": ids.PLAN_SUBMIT,
         "private_metadata": meta.dump(),
-        "title": plain(f"Plan {experiment.id}", 24),
-        "submit": plain("Plan run", 24),
+        "title": plain(f"Edit {run_label(meta.run)}" if meta.run is not None else f"Plan {experiment.id}", 24),
+        "submit": plain("Save plan" if editing else "Plan run", 24),
         "close": plain("Cancel", 24),
         "blocks": [
             section(f"*{experiment.title}*\n{experiment.hypothesis}\n_Method:_ {experiment.method}"),
@@ -309,8 +343,16 @@ def plan_modal(experiment: Experiment, environment: str, start: datetime, rollba
                 "block_id": "notes",
                 "optional": True,
                 "label": plain("Notes", 2000),
-                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2500},
+                "element": notes_element,
             },
+            {
+                "type": "input",
+                "block_id": "auto_start",
+                "optional": True,
+                "label": plain("Scheduled start", 2000),
+                "element": auto,
+            },
+            *([context("Saving resets every approval: the plan is approved as written.")] if editing else []),
         ],
     }
 

@@ -16,7 +16,7 @@ from bot.interface.publisher import Publisher
 from bot.interface.render import Renderer
 from bot.interface.surface import DeliveryFailed, Request, Surface
 from bot.observability import log_context
-from bot.runs.flows import Lifecycle
+from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run
 from bot.words import Words
 
@@ -33,7 +33,15 @@ class AbortOutcome(Protocol):
 
 
 class Engine(Protocol):
-    def start(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run: ...
+    def start(
+        self,
+        actor: str,
+        run_id: int,
+        *,
+        dry_run: bool = False,
+        duration: timedelta | None = None,
+        override: FreezeOverride | None = None,
+    ) -> Run: ...
     def abort(self, actor: str, run_id: int, reason: str = "") -> AbortOutcome: ...
     def abort_all(self, actor: str, reason: str = "") -> Sequence[AbortOutcome]: ...
     def resume(self, actor: str) -> bool: ...

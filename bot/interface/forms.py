@@ -35,9 +35,16 @@ class Submission:
 class Forms:
     def __init__(self, talk: Conversation) -> None:
         self.talk = talk
+        # Forms registered by other modules (the action item form): callback id -> (request, values, metadata).
+        self.routes: dict[str, Callable[[Request, dict[str, Any], str], Submission]] = {}
+        # The plan form with a run in its metadata edits that run (registered by ``Timing``).
+        self.edit_plan: Callable[[Request, int, PlanRequest], None] | None = None
 
     def submit(self, request: Request, callback_id: str, values: dict[str, Any], metadata: str) -> Submission:
         try:
+            route = self.routes.get(callback_id)
+            if route is not None:
+                return route(request, values, metadata)
             if callback_id == ids.PLAN_SUBMIT:
                 return self.plan(request, values, PlanMeta.load(metadata))
             if callback_id == ids.REJECT_SUBMIT:
@@ -59,8 +66,15 @@ class Forms:
             planned_start=_moment(_field(values, "planned_start")),
             rollback_steps=_field(values, "rollback_steps") or "",  # emptied in the form: the core refuses it
             notes=_field(values, "notes") or "",
+            auto_start=_ticked(values, "auto_start"),
         )
-        self.talk.lifecycle.check_plan(plan)
+        valid = self.talk.lifecycle.check_plan(plan)
+        outside = self.talk.lifecycle.gate.window_error(valid.environment, valid.planned_start)
+        if outside is not None:
+            raise InvalidInput(outside, field="planned_start")
+        edit, run_id = self.edit_plan, meta.run
+        if edit is not None and run_id is not None:
+            return Submission(then=lambda: self.talk.guarded(request, lambda: edit(request, run_id, plan)))
         return Submission(then=lambda: self.talk.guarded(request, lambda: self._create(request, plan)))
 
     def _create(self, request: Request, plan: PlanRequest) -> None:
@@ -106,6 +120,14 @@ def _field(values: dict[str, Any], block_id: str) -> str | None:
         if element.get(key) is not None:
             return str(element[key])
     return None
+
+
+def _ticked(values: dict[str, Any], block_id: str) -> bool:
+    """A one-box checkboxes field: ticked or not. A form from before the box existed had it ticked."""
+    if block_id not in values:
+        return True
+    element = (values.get(block_id) or {}).get("value") or {}
+    return bool(element.get("selected_options"))
 
 
 def _moment(raw: str | None) -> datetime | None:

@@ -17,6 +17,7 @@ from bot.interface.conversation import AbortOutcome, Conversation, Engine
 from bot.interface.forms import Forms, Submission
 from bot.interface.publisher import Publisher
 from bot.interface.surface import Request, Surface
+from bot.interface.timing import Timing
 from bot.runs.flows import Lifecycle
 
 __all__ = ["AbortOutcome", "Engine", "Handlers", "Submission"]
@@ -28,6 +29,19 @@ class Handlers:
         self.actions = Actions(self.talk)
         self.commands = Commands(self.talk, self.actions)
         self.forms = Forms(self.talk)
+        self.timing = Timing(self.talk)
+        self.actions.routes.update(
+            {
+                ids.EDIT: self.timing.open_edit,
+                ids.POSTPONE: self.timing.open_edit,
+                ids.START_ANYWAY: self.timing.open_override,
+            }
+        )
+        self.commands.routes["freeze"] = self.timing.command
+        self.forms.routes.update(
+            {ids.FREEZE_SUBMIT: self.timing.submit_freeze, ids.OVERRIDE_SUBMIT: self.timing.submit_override}
+        )
+        self.forms.edit_plan = self.timing.save_edit
 
     @property
     def lifecycle(self) -> Lifecycle:

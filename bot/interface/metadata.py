@@ -30,3 +30,16 @@ class RunRef(_Meta):
 class PlanMeta(_Meta):
     experiment: str
     channel: str | None = None
+    run: int | None = None  # set when the form edits this run's plan
+
+
+class OverrideMeta(_Meta):
+    """The "Start anyway" form: which run, inside which freeze, and where to answer."""
+
+    run: int
+    freeze: int
+    channel: str | None = None
+
+
+class ItemRef(_Meta):
+    item: int

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.interface.alarms import alarm_message
 from bot.interface.blocks import Message, notice, run_message
 from bot.interface.cards import load_card
+from bot.interface.outbox import Outbox
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.flows import Lifecycle
@@ -54,6 +56,7 @@ class Publisher:
         self.tracked = tracked
         self._slots: OrderedDict[int, _Slot] = OrderedDict()
         self._guard = threading.Lock()
+        self.outbox = Outbox()  # what Slack cannot take now is delivered later, in order (issue 10)
 
     @property
     def tracked_runs(self) -> int:
@@ -73,15 +76,19 @@ class Publisher:
         try:
             self._refresh(run_id, urgent)
         except Exception:
-            log.exception("could not update the run message", extra={"run_id": run_id})
+            log.warning("could not update the run message; retried from the outbox", extra={"run_id": run_id})
+            key = f"run-message:{run_id}"
+            if not self.outbox.waits_for(key):  # one pending refresh renders the latest state anyway
+                self.outbox.send(key, lambda: self._refresh(run_id, True), "run message update")
 
     def timeline(self, run_id: int, text: Words) -> None:
         try:
             where = self.messages.find(run_id)
             if where is not None:
-                self.surface.post(where.channel_id, notice(self.say(text)), thread_ts=where.message_ts)
+                message, thread = notice(self.say(text)), where.message_ts
+                self._send(where.channel_id, message, thread, "timeline event")
             else:
-                self.surface.post(self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"))
+                self._send(self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"), None, "timeline event")
         except Exception:
             log.exception("could not post a timeline event", extra={"run_id": run_id})
 
@@ -89,13 +96,26 @@ class Publisher:
         try:
             where = self.messages.find(run_id) if run_id is not None else None
             channel = where.channel_id if where is not None else self.channel
-            self.surface.post(channel, notice(f"{self.say.here} :rotating_light: {self.say(text)}"))
+            loud = alarm_message(f"{self.say.here} :rotating_light: {self.say(text)}", run_id)
+            self._send(channel, loud, None, "alert")
         except Exception:
             log.exception("could not post an alert", extra={"run_id": run_id})
 
     def announce(self, text: str) -> None:
         """A message for the whole channel (already rendered: the kill switch pulled or released)."""
-        self.surface.post(self.channel, notice(text))
+        self._send(self.channel, notice(text), None, "announcement")
+
+    def close(self, *, deadline_seconds: float = 3.0) -> None:
+        """Deliver what still waits in the outbox until the deadline (the runtime closes this last)."""
+        self.outbox.close(deadline_seconds=deadline_seconds)
+
+    def _send(self, channel: str, message: Message, thread_ts: str | None, what: str) -> None:
+        """Post now, or after what already waits for the same channel or thread (in order)."""
+        destination = f"{channel}/{thread_ts or ''}"
+        self.outbox.send(destination, lambda: self._post(channel, message, thread_ts), what)
+
+    def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
+        self.surface.post(channel, message, thread_ts=thread_ts)
 
     def _refresh(self, run_id: int, urgent: bool) -> None:
         slot = self._slot(run_id)

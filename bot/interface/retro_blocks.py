@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bot.interface.blocks import Block, Message, button, context, header, section
+from bot.interface.ids import ADD_ACTION
 from bot.interface.metadata import RunRef
 from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import Surface
@@ -26,7 +27,6 @@ from bot.retro.models import (
 )
 from bot.words import Words, who
 
-ADD_ACTION = "retro.add_action"  # the "Add action item" button; its value is a RunRef
 MAX_BLOCKS = 50
 SECTION_BUDGET = 2900  # under Slack's 3000, leaving room for a heading line
 MAX_CONDITIONS = 10

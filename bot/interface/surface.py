@@ -15,9 +15,10 @@ Background = Callable[[Callable[[], None]], None]
 class DeliveryFailed(Exception):
     """The chat platform refused a message or view; ``reason`` is its error code (e.g. not_in_channel)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry_after = retry_after  # seconds the platform asked us to wait (HTTP 429 Retry-After)
 
 
 @dataclass(frozen=True)

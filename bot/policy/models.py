@@ -34,6 +34,13 @@ class Role(StrEnum):
         return self.value.replace("_", " ")
 
 
+class AbortRule(StrEnum):
+    """Who may abort one run or pull the kill switch (``resume`` always needs an approver)."""
+
+    ANYONE = "anyone"  # anyone in the channel: a kill switch is for whoever sees the harm first
+    APPROVERS = "approvers"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +77,7 @@ class Policy(_Strict):
     reporting: Reporting = Field(default_factory=Reporting, description="when and where summaries are posted")
     notice: timedelta = Field(default=timedelta(minutes=15), description="announcement before the planned start")
     freeze_calendars: list[FreezeCalendar] = Field(default_factory=list)
+    abort: AbortRule = Field(default=AbortRule.ANYONE, description="who may abort: anyone | approvers")
 
     @field_validator("plan_expiry", "start_early", "notice", mode="before")
     @classmethod

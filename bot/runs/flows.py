@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 from bot.audit import service as audit
 from bot.catalogue.models import Catalogue, Experiment
 from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted, RolesUnavailable
+from bot.freezes.service import Freezes, append_override
 from bot.policy.directory import UNAVAILABLE, RoleDirectory
 from bot.policy.models import GroupMembers, Policy, Role, no_groups
 from bot.policy.service import approvable_roles, role_to_credit
 from bot.runs import service as runs
 from bot.runs.models import Approval, Run, RunState
-from bot.safety import killswitch
+from bot.safety import killswitch, permissions
+from bot.schedule.gate import StartGate
 from bot.vocabulary import format_duration, format_local
 from bot.words import SYSTEM_ACTOR, Person, Words, who
 from storage.db import Database, utcnow
@@ -47,6 +49,9 @@ class PlanRequest:
     planned_start: datetime | None = None
     rollback_steps: str | None = None  # None: the catalogue entry's steps (or, on edit, the plan's); "" is refused
     notes: str | None = None  # None: keep what the plan has (on edit); "" clears
+    # Start by itself at the planned start: only when asked (the plan form's box, ticked there by default).
+    # None: no on a new plan, unchanged on an edit.
+    auto_start: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class ValidPlan:
     planned_start: datetime
     rollback_steps: str
     notes: str
+    auto_start: bool = True
+
+
+@dataclass(frozen=True)
+class FreezeOverride:
+    """An approver's decision to start a run inside a freeze anyway, and why (recorded with the start)."""
+
+    freeze_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -96,15 +110,18 @@ class Lifecycle:
         members_of: GroupMembers = no_groups,
         roles: RoleDirectory | None = None,
         clock: Callable[[], datetime] = utcnow,
+        gate: StartGate | None = None,
     ) -> None:
         """``roles`` resolves who holds which role before any transaction; without one, a directory over
-        ``members_of`` is made (not refreshed in the background: stale groups are read on demand)."""
+        ``members_of`` is made (not refreshed in the background: stale groups are read on demand).
+        ``gate`` holds starts to the off-peak windows and freezes; without one, it is built on ``db``."""
         self.db = db
         self.catalogue = catalogue
         self.policy = policy
         self.zone = zone
         self.roles = roles or RoleDirectory(policy, members_of)
         self.clock = clock
+        self.gate = gate or StartGate(policy, Freezes(db, policy, zone=zone, clock=clock), zone=zone)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -173,6 +190,7 @@ class Lifecycle:
             planned_start=self._planned_start(request.planned_start),
             rollback_steps=_rollback(request.rollback_steps, default_rollback(experiment)),
             notes=_bounded(request.notes or "", "notes", required=False),
+            auto_start=bool(request.auto_start),
         )
 
     def plan(self, actor: str, request: PlanRequest) -> Run:
@@ -189,6 +207,7 @@ class Lifecycle:
                 planned_start=start,
                 rollback_steps=valid.rollback_steps,
                 notes=valid.notes,
+                auto_start=valid.auto_start,
                 state=RunState.PLANNED.value,
             )
             session.add(run)
@@ -203,18 +222,24 @@ class Lifecycle:
                     "experiment_hash": run.experiment_hash,
                     "environment": environment,
                     "planned_start": start.isoformat(),
+                    "auto_start": valid.auto_start,
                 },
             )
             return run
 
     def edit(self, actor: str, run_id: int, request: PlanRequest) -> Run:
-        """Change a plan. Approvals were given to the old plan, so they are all reset."""
+        """Change a plan (its owner or an approver). Approvals were given to the old plan, so they are all reset.
+
+        The audit event lists what changed (``changed``: field → [before, after]) and the approvals reset."""
+        approver = self._approver_or_unknown(actor)
 
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
-            if run.owner != actor:
-                raise NotPermitted(Words.of("Only the owner (", Person(run.owner), f") can edit {run.label}."))
             self._require_state(run, {RunState.PLANNED, RunState.APPROVED}, "edit")
+            if run.owner != actor and not _known(approver):
+                raise NotPermitted(
+                    Words.of("Only the owner (", Person(run.owner), f") or an approver can edit {run.label}.")
+                )
             experiment = Experiment.model_validate(run.experiment)
             changes = {
                 "environment": self._environment(experiment, request.environment or run.environment),
@@ -224,8 +249,14 @@ class Lifecycle:
                 ),
                 "rollback_steps": _rollback(request.rollback_steps, run.rollback_steps),
                 "notes": _bounded(run.notes if request.notes is None else request.notes, "notes", required=False),
-                "approved_at": None,
+                "auto_start": run.auto_start if request.auto_start is None else request.auto_start,
             }
+            changed = {
+                name: [_shown(getattr(run, name)), _shown(value)]
+                for name, value in changes.items()
+                if getattr(run, name) != value
+            }
+            changes["approved_at"] = None
             reset = [f"{a.role} by {a.user_id}" for a in run.approvals]
             for approval in list(run.approvals):
                 session.delete(approval)
@@ -238,6 +269,7 @@ class Lifecycle:
                 run_id=run.id,
                 payload={
                     **{k: str(v) for k, v in changes.items() if v is not None},
+                    "changed": changed,
                     "approvals_reset": reset,
                 },
             )
@@ -335,14 +367,20 @@ class Lifecycle:
 
     # -- running -------------------------------------------------------------------------------
 
-    def may_start(self, actor: str, run: Run) -> None:
-        """Raise unless ``actor`` may start ``run`` now (owner or approver, approved, in its window).
+    def may_start(self, actor: str, run: Run, *, overriding: int | None = None) -> None:
+        """Raise unless ``actor`` may start ``run`` now (owner, approver or the scheduler; approved; in its
+        start window; inside an off-peak window; in no freeze but ``overriding``, which an approver chose).
 
-        Reads roles (maybe from Slack): call it outside a transaction."""
-        self._may_start(actor, run, self._approver_or_unknown(actor))
+        A window or freeze refusal is ``StartRefused`` (its ``refusal`` says whether "Start anyway" applies).
+        Reads roles (maybe from Slack) and freezes: call it outside a transaction."""
+        approver = self._approver_or_unknown(actor)
+        self._may_start(actor, run, approver)
+        if overriding is not None and not _known(approver):
+            raise NotPermitted(f"Only an approver can start {run.label} inside a freeze.")
+        self.gate.check(run, self.clock(), overriding=overriding)
 
     def _may_start(self, actor: str, run: Run, approver: bool | None) -> None:
-        if actor != run.owner and not _known(approver):
+        if actor != SYSTEM_ACTOR and actor != run.owner and not _known(approver):
             raise NotPermitted(
                 Words.of("Only the owner (", Person(run.owner), f") or an approver can start {run.label}.")
             )
@@ -372,9 +410,20 @@ class Lifecycle:
             )
         return requested
 
-    def begin(self, actor: str, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> Run:
-        """approved → running, unless the kill switch is engaged or the run is outside its window."""
+    def begin(
+        self,
+        actor: str,
+        run_id: int,
+        *,
+        dry_run: bool = False,
+        duration: timedelta | None = None,
+        override: FreezeOverride | None = None,
+    ) -> Run:
+        """approved → running, unless the kill switch is engaged or the run is outside its window.
+
+        ``override`` (an approver starting inside a freeze) is audited in the same transaction as the start."""
         approver = self._approver_or_unknown(actor)
+        overridden = self.gate.freezes.get(override.freeze_id) if override is not None else None
 
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
@@ -398,6 +447,15 @@ class Lifecycle:
                 max_duration_seconds=int(self.run_duration(run, dry_run=dry_run, requested=duration).total_seconds()),
             )
             payload = {"dry_run": dry_run, "max_duration_seconds": run.max_duration_seconds}
+            if override is not None and overridden is not None:
+                append_override(
+                    session,
+                    run_id=run.id,
+                    actor=actor,
+                    reason=override.reason,
+                    freeze=overridden,
+                    approver=_known(approver),
+                )
             audit.append(session, actor=actor, action="run.started", run_id=run.id, payload=payload)
             return run
 
@@ -464,13 +522,16 @@ class Lifecycle:
             return changed
 
     def release_kill_switch(self, actor: str) -> bool:
-        if not self.roles.is_approver(actor):
-            raise NotPermitted("Only an approver can resume after the global kill switch.")
+        permissions.require_may_resume(self.db, self.roles, actor)
         with self.db.transaction() as session:
             changed = killswitch.set_engaged(session, engaged=False, actor=actor, reason=None)
             if changed:
                 audit.append(session, actor=actor, action="killswitch.released")
             return changed
+
+    def require_may_abort(self, actor: str, run_id: int | None = None) -> None:
+        """Refuse (``NotPermitted``, audited) when the policy's ``abort`` rule keeps ``actor`` from aborting."""
+        permissions.require_may_abort(self.db, self.policy, self.roles, actor, run_id=run_id)
 
     def kill_switch_engaged(self) -> bool:
         with self.db.transaction() as session:
@@ -558,6 +619,11 @@ class Lifecycle:
 def default_rollback(experiment: Experiment) -> str:
     steps = [f"{i}. {step}" for i, step in enumerate(experiment.rollback_steps, start=1)]
     return "\n".join(steps)
+
+
+def _shown(value: object) -> object:
+    """A plan field as the audit log records it (JSON: times as ISO 8601)."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _known(approver: bool | None) -> bool:

@@ -103,6 +103,9 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
             body, lambda: handlers.action(request, action_id, value), urgent=handlers.urgent(action_id=action_id)
         )
 
+    # After the run: the retrospective's Add action item, an action item's Done (same path as a run's buttons).
+    app.action(re.compile("^(" + "|".join(re.escape(a) for a in ids.LEARNING_ACTIONS) + ")$"))(on_action)
+
     @app.view(re.compile("^(" + "|".join(re.escape(form) for form in ids.FORMS) + ")$"))
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         request = Request(user=body["user"]["id"], trigger_id=body.get("trigger_id"))

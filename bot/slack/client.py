@@ -68,7 +68,15 @@ def web_client(token: str, base_url: str) -> WebClient:
 def _counted(method: str, error: SlackApiError) -> DeliveryFailed:
     reason = str(error.response.get("error", "unknown"))
     SLACK_API_ERRORS.labels(method, reason).inc()
-    return DeliveryFailed(reason)
+    return DeliveryFailed(reason, _retry_after(error))
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+    try:
+        return float(headers["retry-after"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class SlackSurface:

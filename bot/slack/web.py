@@ -22,7 +22,9 @@ StartResponse = Callable[..., Any]
 log = logging.getLogger(__name__)
 
 
-def health(db: Database, redis: Any | None) -> tuple[int, dict[str, Any]]:
+def health(db: Database, redis: Any | None, stale: Callable[[], list[str]] | None = None) -> tuple[int, dict[str, Any]]:
+    """200 unless the database is unreachable. Stale calendar feeds make it ``degraded``, not down: their
+    last known freezes still hold."""
     report: dict[str, Any] = {}
     try:
         with db.engine.connect() as connection:
@@ -38,14 +40,25 @@ def health(db: Database, redis: Any | None) -> tuple[int, dict[str, Any]]:
             report["redis"] = f"unreachable: {type(exc).__name__}"
     else:
         report["redis"] = "not configured"
+    if stale is not None:
+        try:
+            sentences = stale()
+        except Exception as exc:
+            sentences = [f"calendar feeds unreadable: {type(exc).__name__}"]
+        report["calendars"] = "ok" if not sentences else "degraded"
+        if sentences:
+            report["stale_calendars"] = sentences
     return (200 if report["database"] == "ok" else 503), report
 
 
 class WebApp:
-    def __init__(self, app: App, db: Database, redis: Any | None) -> None:
+    def __init__(
+        self, app: App, db: Database, redis: Any | None, *, stale: Callable[[], list[str]] | None = None
+    ) -> None:
         self.slack = SlackRequestHandler(app)
         self.db = db
         self.redis = redis
+        self.stale = stale  # the calendar feeds whose freezes are out of date (issue 8)
         self.metrics = metrics_registry(db)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -63,7 +76,7 @@ class WebApp:
             finally:
                 ACK_SECONDS.observe(time.perf_counter() - started)
         if path == "/healthz":
-            status, report = health(self.db, self.redis)
+            status, report = health(self.db, self.redis, self.stale)
             return _respond(start_response, status, json.dumps(report).encode(), "application/json")
         if path == "/metrics":
             return _respond(start_response, 200, generate_latest(self.metrics), CONTENT_TYPE_LATEST)

@@ -131,12 +131,14 @@ def test_modal_lists_fields_numbered_with_current_values() -> None:
         (2, "planned_start", "datetimepicker"),
         (3, "rollback_steps", "plain_text_input"),
         (4, "notes", "plain_text_input"),
+        (5, "auto_start", "checkboxes"),
     ]
     text = render_modal(view, initial_state(view), SYDNEY, errors={"notes": "Too long."})
     assert text.startswith("┌ Plan CE-01")
     assert "(1) Environment [environment]: staging" in text
     assert "(2) Planned start [planned_start]: 2026-12-01 14:00 AEDT" in text
     assert "(4) Notes (optional) [notes]: —" in text
+    assert "(5) Scheduled start (optional) [auto_start]: Start automatically at the planned start" in text
     assert "⚠ Too long." in text
     assert "submit → Plan run" in text
 

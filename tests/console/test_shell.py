@@ -291,3 +291,58 @@ def test_every_command_is_audited_and_an_abort_reverts_before_its_record(fresh_d
     order = [action if action != "command" else json.loads(payload)["command"] for action, payload in actions]
     assert order.index("run.aborted") < order.index("/chaos abort RUN-1 demo over")
     assert order.index("/chaos start RUN-1 --dry-run --for 10s") < order.index("run.started")
+
+
+BROKEN_CATALOGUE = """\
+experiments:
+  - id: CE-92
+    title: Flag flip against a dead flag API
+    hypothesis: Nothing; the flag API is down, so injecting and reverting both fail.
+    method: Flip a flag through an API that refuses connections.
+    expected_outcome: The start fails and the channel is alerted to roll back by hand.
+    safeguards: [Loopback only.]
+    rollback_steps: [Turn the flag off by hand.]
+    environments: [staging]
+    fault:
+      adapter: http
+      params:
+        timeout_seconds: 1
+        retries: 0
+        backoff_seconds: 0
+        inject: {method: PUT, url: "http://127.0.0.1:9/flags/dead", json: {enabled: true}}
+        revert: {method: PUT, url: "http://127.0.0.1:9/flags/dead", json: {enabled: false}}
+    max_duration: 30s
+    rto: 10s
+"""
+
+
+def test_the_loud_alert_of_a_failed_revert_can_be_acknowledged_in_the_shell(
+    fresh_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = tmp_path / "catalogue.yml"
+    catalogue.write_text(BROKEN_CATALOGUE, encoding="utf-8")
+    monkeypatch.setenv("CHAOSBOT_CATALOGUE", str(catalogue))
+    script = """\
+/chaos plan CE-92
+set 2 now
+submit
+as rita
+click Approve RUN-1
+as sam
+click Approve RUN-1
+as stella
+click Approve RUN-1
+as oliver
+click Start RUN-1
+as bob
+click Acknowledge
+click Acknowledge
+quit
+"""
+    transcript = run_shell(script)
+
+    alert = after(transcript, "could NOT be reverted")
+    assert "Turn the flag off by hand." in alert and "Acknowledge" in alert
+    acknowledged = after(transcript, "bob> click Acknowledge")
+    assert "RUN-1's revert alarm acknowledged by @bob: no more reminders." in acknowledged
+    assert "RUN-1 has no alarm waiting for an acknowledgement." in acknowledged

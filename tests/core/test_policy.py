@@ -344,12 +344,14 @@ def test_editing_an_approved_run_sends_it_back_to_planned(lifecycle: Lifecycle) 
     assert lifecycle.run(run.id).run_state is RunState.APPROVED
 
 
-def test_only_the_owner_may_edit(lifecycle: Lifecycle) -> None:
+def test_only_the_owner_or_an_approver_may_edit(lifecycle: Lifecycle) -> None:
     run = plan_run(lifecycle)
     lifecycle.approve("rita", run.id)
 
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.edit("rita", run.id, PlanRequest(experiment_id="CE-01", notes="sneaky"))
-    assert said(caught.value).startswith("Only the owner (<@oliver>)")
-
+        lifecycle.edit("bob", run.id, PlanRequest(experiment_id="CE-01", notes="sneaky"))
+    assert said(caught.value).startswith("Only the owner (<@oliver>) or an approver can edit")
     assert len(lifecycle.run(run.id).approvals) == 1
+
+    edited = lifecycle.edit("sam", run.id, PlanRequest(experiment_id="CE-01", notes="moved to the quiet hour"))
+    assert edited.notes == "moved to the quiet hour" and edited.approvals == []

@@ -16,6 +16,7 @@ import pytest
 from bot.catalogue.models import Catalogue, Experiment
 from bot.engine import Coordination, DatabaseCoordination, RunEngine
 from bot.notify import RecordingNotifier
+from bot.policy.models import Policy
 from bot.policy.service import load_policy
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.runs.models import Run
@@ -70,7 +71,14 @@ def lab() -> Iterator[Lab]:
 
 
 def lifecycle_for(db: Database, *experiments: Experiment) -> Lifecycle:
-    return Lifecycle(db, Catalogue(experiments=list(experiments)), load_policy(), zone=ZoneInfo("UTC"))
+    return Lifecycle(db, Catalogue(experiments=list(experiments)), any_hour_policy(), zone=ZoneInfo("UTC"))
+
+
+def any_hour_policy() -> Policy:
+    """The bundled policy with production's off-peak windows lifted: these tests start runs at any hour."""
+    policy = load_policy()
+    environments = {name: rules.model_copy(update={"windows": []}) for name, rules in policy.environments.items()}
+    return policy.model_copy(update={"environments": environments})
 
 
 @pytest.fixture

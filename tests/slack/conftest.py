@@ -129,6 +129,8 @@ experiments:
 RUN_TITLE = re.compile(r"^RUN-(\d+) · ")
 ROLE_CACHE_SECONDS = 1  # the "sqlite-short-role-cache" server reads user groups again after this long
 EXTRA_ENV = {"sqlite-short-role-cache": {"CHAOSBOT_ROLE_CACHE_SECONDS": str(ROLE_CACHE_SECONDS)}}
+ALERT_REPEAT_SECONDS = 5  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
+EXTRA_ENV["sqlite-fast-alarms"] = {"CHAOSBOT_ALERT_REPEAT_SECONDS": str(ALERT_REPEAT_SECONDS)}
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------
@@ -446,7 +448,7 @@ class Bot:
             ),
         )[-1]
 
-    def reply(self, run: RunHandle, containing: str, timeout: float = 5.0) -> Call:
+    def reply(self, run: RunHandle, containing: str, timeout: float = 10.0) -> Call:
         """Wait for a timeline reply in the run message's thread."""
         return self.slack.wait_for(
             "chat.postMessage",
@@ -547,17 +549,39 @@ class Bot:
             timeout=10,
             what="no running run and the kill switch released",
         )
+        self.retrospectives_posted()
         self.settle()
 
+    def retrospectives_posted(self, timeout: float = 15.0) -> None:
+        """Let the retrospectives of ended runs land (chart and channel line too) before the next test looks
+        at the channel; one that cannot be posted (Slack failing on purpose) is not waited for past ``timeout``."""
+        unposted = (
+            "SELECT count(*) FROM runs LEFT JOIN retrospectives ON retrospectives.run_id = runs.id "
+            "WHERE runs.state IN ('completed', 'aborted', 'failed') AND retrospectives.run_id IS NULL"
+        )
+        deadline = time.monotonic() + timeout
+        while self.server.query(unposted)[0][0] and time.monotonic() < deadline:
+            time.sleep(0.1)
 
-def plan_values(environment: str, start: int | None, rollback: str = "1. Run `/chaos abort`.") -> dict[str, Any]:
-    """``view.state.values`` of the plan modal, as Slack submits it."""
+
+def plan_values(
+    environment: str, start: int | None, rollback: str = "1. Run `/chaos abort`.", *, auto_start: bool = False
+) -> dict[str, Any]:
+    """``view.state.values`` of the plan modal, as Slack submits it. ``auto_start`` is unticked by default here:
+    runs of the session-wide servers must not start by themselves in the middle of another test."""
     return {
         "environment": {"value": wire.select_value(environment)},
         "planned_start": {"value": wire.datetime_value(start)},
         "rollback_steps": {"value": wire.text_value(rollback)},
         "notes": {"value": wire.text_value(None)},
+        "auto_start": {"value": checkbox_value(auto_start)},
     }
+
+
+def checkbox_value(ticked: bool) -> dict[str, Any]:
+    """The plan form's one checkbox as Slack submits it: its option when ticked, none when not."""
+    option = {"text": {"type": "plain_text", "text": "Start automatically at the planned start"}, "value": "auto_start"}
+    return {"type": "checkboxes", "selected_options": [option] if ticked else []}
 
 
 def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -612,6 +636,14 @@ def short_role_cache_bot(
     short_role_cache_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[Bot]:
     yield from _bot(short_role_cache_server, slack, request)
+
+
+@pytest.fixture
+def fast_alarms_bot(
+    chaosbot_servers: ServerRegistry, slack: FakeSlack, request: pytest.FixtureRequest
+) -> Iterator[Bot]:
+    """SQLite, with revert-failure alerts repeated every ``ALERT_REPEAT_SECONDS``."""
+    yield from _bot(chaosbot_servers.get("sqlite-fast-alarms"), slack, request)
 
 
 @pytest.hookimpl(wrapper=True)

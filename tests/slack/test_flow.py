@@ -48,7 +48,7 @@ def test_plan_approve_start_abort_all_in_one_message(bot: Bot) -> None:
     # The fake validated the modal against Block Kit's rules (views.open answered ok).
     assert view["type"] == "modal" and view["callback_id"] == "plan.submit"
     inputs = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
-    assert inputs == ["environment", "planned_start", "rollback_steps", "notes"]
+    assert inputs == ["environment", "planned_start", "rollback_steps", "notes", "auto_start"]
     assert json.loads(view["private_metadata"])["experiment"] == "CE-90"
 
     run = bot.plan(view=view)
@@ -60,7 +60,11 @@ def test_plan_approve_start_abort_all_in_one_message(bot: Bot) -> None:
     assert len(tops) == 1 and tops[0].params["channel"] == CHANNEL
     planned = bot.message(run)
     assert planned["text"].startswith(f"{run.label} · CE-90 Rehearsed flag flip: Planned: waiting for approval")
-    assert {k: v.get("style") for k, v in buttons(planned).items()} == {"run.approve": "primary", "run.reject": None}
+    assert {k: v.get("style") for k, v in buttons(planned).items()} == {
+        "run.approve": "primary",
+        "run.reject": None,
+        "run.edit": None,
+    }
     checklist = approvals_section(planned)
     assert f"{UNCHECKED} reliability partner (<@{RELIABILITY}>)" in checklist
     assert f"{UNCHECKED} security specialist (<@{SECURITY}>)" in checklist
@@ -70,13 +74,17 @@ def test_plan_approve_start_abort_all_in_one_message(bot: Bot) -> None:
     bot.approve(run, RELIABILITY)
     after_one = bot.message(run)
     assert f"{CHECKED} reliability partner: <@{RELIABILITY}>" in approvals_section(after_one)
-    assert set(buttons(after_one)) == {"run.approve", "run.reject"}
+    assert set(buttons(after_one)) == {"run.approve", "run.reject", "run.edit"}
     bot.approve(run, SECURITY)
     bot.approve(run, STAKEHOLDER)  # a member of the stakeholder user group
     bot.reply(run, f"{run.label} has every approval it needs and can start.")
     approved = bot.wait_message(run, lambda m: "run.start" in buttons(m), what="Start button")
     assert approved["text"].endswith("Approved: ready to start")
-    assert {k: v.get("style") for k, v in buttons(approved).items()} == {"run.start": "primary", "run.cancel": None}
+    assert {k: v.get("style") for k, v in buttons(approved).items()} == {
+        "run.start": "primary",
+        "run.cancel": None,
+        "run.edit": None,
+    }
     assert f"{CHECKED} stakeholder: <@{STAKEHOLDER}>" in approvals_section(approved)
     assert approvals_in_db(bot, run) == [
         ("reliability_partner", RELIABILITY),
@@ -270,7 +278,7 @@ def test_three_approvers_clicking_at_once_all_count_and_the_run_is_approved_once
     assert bot.server.run_state(run.id) == "approved"
     assert len([r for r in bot.replies(run) if "has every approval" in r]) == 1
     final = bot.message(run)  # the last update in place shows the final state, not a stale render
-    assert set(buttons(final)) == {"run.start", "run.cancel"}
+    assert set(buttons(final)) == {"run.start", "run.cancel", "run.edit"}
     assert approvals_section(final).count(CHECKED) == 3
     assert bot.ephemeral_texts() == []
 
@@ -367,7 +375,7 @@ def test_production_also_needs_an_executive(sqlite_bot: Bot) -> None:
     assert f"{UNCHECKED} executive (<@{EXECUTIVE}>)" in approvals_section(planned)
     for approver in (RELIABILITY, SECURITY, STAKEHOLDER):
         bot.approve(run, approver)
-    assert set(buttons(bot.message(run))) == {"run.approve", "run.reject"}
+    assert set(buttons(bot.message(run))) == {"run.approve", "run.reject", "run.edit"}
     assert bot.server.run_state(run.id) == "planned"
     bot.approve(run, EXECUTIVE)
     approved = bot.wait_message(run, lambda m: "run.start" in buttons(m), what="Start button")

@@ -1,0 +1,135 @@
+"""What the scheduler's firings do in the channel: the notice, the automatic start, the missed firing.
+
+``Firings`` is the ``FiringHandler`` of ``bot.schedule.service``. Each firing is claimed once across
+replicas before it reaches here. A delivery failure raises (the scheduler retries it with back-off); a
+refused start is an outcome, said in the run's thread and the channel, and not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot.engine.errors import InjectFailed
+from bot.errors import DomainError, IllegalTransition
+from bot.freezes.calendar import CalendarFeeds
+from bot.interface.blocks import Message, notice
+from bot.interface.conversation import Conversation
+from bot.interface.timing import notice_message, refusal_message
+from bot.policy.models import Policy
+from bot.runs.models import Run, RunState
+from bot.schedule import messages
+from bot.schedule.gate import StartRefused
+from bot.schedule.service import Scheduler
+from bot.words import SYSTEM_ACTOR, Words
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Firings:
+    def __init__(self, talk: Conversation) -> None:
+        self.talk = talk
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.talk.publisher.zone
+
+    def notice(self, run: Run) -> None:
+        """The notice in the channel and in the run's thread, each with Postpone."""
+        message = notice_message(run, messages.notice(run, zone=self.zone), self.talk.say)
+        self._everywhere(run, message)
+
+    def auto_start(self, run: Run) -> str | None:
+        lifecycle = self.talk.lifecycle
+        if run.run_state is RunState.PLANNED:
+            missing = lifecycle.missing_roles(run)
+            words = messages.not_approved(run, missing=missing, policy=lifecycle.policy, zone=self.zone)
+            self._everywhere(run, notice(f":hourglass_flowing_sand: {self.talk.say(words)}"))
+            return "refused:approval"
+        try:
+            self.talk.engine.start(SYSTEM_ACTOR, run.id)
+        except StartRefused as exc:
+            self._everywhere(run, refusal_message(exc.refusal, run.id, self.talk.say))
+            return f"refused:{exc.refusal.rule.value}"
+        except InjectFailed:
+            return "failed:inject"  # the engine already told the thread and the channel, and reverted
+        except DomainError as exc:  # kill switch, preflight, steady state: say which, no retry
+            if isinstance(exc, IllegalTransition) and lifecycle.run(run.id).run_state is RunState.RUNNING:
+                return "started"  # someone pressed Start a moment before: that is the start we wanted
+            words = Words.of(f"{run.label} did not start by itself: ") + exc.words
+            self._everywhere(run, notice(f":no_entry: {self.talk.say(words)}"))
+            return f"refused:{_rule(exc)}"
+        return "started"
+
+    def missed(self, run: Run, kind: str) -> None:
+        words = messages.missed(run, kind, zone=self.zone)
+        where = self.talk.publisher.post_plan(run.id)
+        self.talk.surface.post(where.channel_id, notice(f":zzz: {self.talk.say(words)}"), thread_ts=where.message_ts)
+
+    def _everywhere(self, run: Run, message: Message) -> None:
+        """The channel and the run's thread; raises when the chat platform refuses (the firing is retried)."""
+        publisher, surface = self.talk.publisher, self.talk.surface
+        where = publisher.post_plan(run.id)
+        surface.post(where.channel_id, message, thread_ts=where.message_ts)
+        surface.post(publisher.channel, message)
+
+
+def _rule(exc: DomainError) -> str:
+    name = type(exc).__name__
+    return {
+        "KillSwitchEngaged": "kill_switch",
+        "PreflightFailed": "preflight",
+        "SteadyStateNotMet": "steady_state",
+    }.get(name, name)
+
+
+@dataclass(frozen=True)
+class Job:
+    run: Callable[[], object]
+    seconds: float
+    id: str
+
+
+class StartSchedule:
+    """The runtime's part of issue 8: the scheduler's tick and the calendar polls, run in every replica."""
+
+    TICK_SECONDS = 5.0
+    POLL_SECONDS = 30.0
+
+    def __init__(self, scheduler: Scheduler, feeds: CalendarFeeds) -> None:
+        self.scheduler = scheduler
+        self.feeds = feeds
+
+    def jobs(self) -> list[Job]:
+        return [
+            Job(self.tick, self.TICK_SECONDS, "scheduled-firings"),
+            Job(self.poll, self.POLL_SECONDS, "freeze-calendars"),
+        ]
+
+    def tick(self) -> None:
+        try:
+            for fired in self.scheduler.tick():
+                log.info("fired %s of run %s: %s", fired.kind, fired.run_id, fired.outcome)
+        except Exception:
+            log.exception("the scheduled firings could not be read; the next tick tries again")
+
+    def poll(self) -> None:
+        try:
+            self.feeds.poll_due()
+            for feed in self.feeds.stale():
+                log.warning("%s", feed.sentence())
+        except Exception:
+            log.exception("the freeze calendars could not be polled; the next poll tries again")
+
+    def stale(self) -> list[str]:
+        """For /healthz: one sentence per stale calendar feed (its last known freezes still hold)."""
+        return [feed.sentence() for feed in self.feeds.stale()]
+
+
+def build_schedule(talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None) -> StartSchedule:
+    scheduler = Scheduler(db, policy, Firings(talk), holder=holder)
+    feeds = CalendarFeeds(db, policy.freeze_calendars, zone=talk.lifecycle.zone)
+    return StartSchedule(scheduler, feeds)

@@ -1,0 +1,116 @@
+"""After the run, composed once for ``serve`` and ``shell``: retrospectives, action items and the backlog,
+summaries, and the dashboards' fault-window marker, registered in the shared handlers' routers.
+
+Periodic jobs (``jobs``), safe on every replica: the retrospective sweep, filing pending action items,
+and the scheduled summaries (each claimed once through ``bot.schedule.firings``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.actions.flows import ActionItems
+from bot.backlog.registry import backlog_for
+from bot.context import AppContext
+from bot.dashboards.grafana import GrafanaAnnotations
+from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
+from bot.interface import ids
+from bot.interface.action_items import ActionItemDesk
+from bot.interface.handlers import Handlers
+from bot.interface.render import Renderer
+from bot.interface.retrospectives import Outlet, Retrospectives, ThreadLinks
+from bot.interface.service import RunMessages
+from bot.interface.summaries import ReportCommand, Summaries
+from bot.reports.flows import Reports
+from storage.db import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    run: Callable[[], object]
+    seconds: int
+    id: str
+
+
+@dataclass
+class Learning:
+    retrospectives: Retrospectives
+    items: ActionItems
+    summaries: Summaries
+    links: ThreadLinks
+    marker: FaultWindowMarker
+
+    def register(self, handlers: Handlers, context: AppContext) -> None:
+        """Route ``/chaos actions``, ``/chaos report``, the Add action item and Done buttons and the form."""
+        desk = ActionItemDesk(handlers.talk, self.items, context.roles, warm_link=self.links.get)
+        handlers.commands.routes["actions"] = desk.list
+        handlers.commands.routes["report"] = ReportCommand(handlers.talk, self.summaries)
+        handlers.actions.routes[ids.ADD_ACTION] = desk.open_form
+        handlers.actions.value_routes[ids.ITEM_DONE] = desk.done
+        handlers.forms.routes[ids.ACTION_ITEM_SUBMIT] = desk.submit
+
+    def jobs(self) -> list[Job]:
+        return [
+            Job(self.sweep, 15, "retrospective-sweep"),
+            Job(self.file_pending, 30, "file-action-items"),
+            Job(self.post_summaries, 60, "post-summaries"),
+        ]
+
+    def sweep(self) -> None:
+        self.retrospectives.sweep()
+
+    def file_pending(self) -> None:
+        try:
+            self.items.file_pending()
+        except Exception:
+            log.exception("filing pending action items failed; it runs again in 30 s")
+
+    def post_summaries(self) -> None:
+        self.summaries.post_due()
+
+    def close(self) -> None:
+        """Let a retrospective under way finish, then the dashboards' queued calls."""
+        self.retrospectives.close()
+        self.marker.close()
+
+
+def build_learning(
+    context: AppContext,
+    *,
+    outlet: Outlet,
+    render: Renderer,
+    channel: str,
+    holder: str,
+    clock: Callable[[], datetime] = utcnow,
+) -> Learning:
+    settings, db, policy = context.settings, context.db, context.policy
+    links = ThreadLinks(RunMessages(db), outlet)
+    items = ActionItems(db, backlog=backlog_for(policy.backlog), zone=settings.zone, clock=clock, link_for=links.cached)
+    reports = Reports(
+        db,
+        experiments=[experiment.id for experiment in context.catalogue.experiments],
+        reporting=policy.reporting,
+        zone=settings.zone,
+        clock=clock,
+    )
+    summaries = Summaries(
+        db,
+        reports,
+        outlet=outlet,
+        render=render,
+        zone=settings.zone,
+        channel=channel,
+        holder=holder,
+        link=links.get,
+        clock=clock,
+    )
+    retrospectives = Retrospectives(
+        db, outlet=outlet, render=render, zone=settings.zone, channel=channel, holder=holder, clock=clock
+    )
+    marker: FaultWindowMarker = GrafanaAnnotations.from_env(db) or NO_MARKER
+    return Learning(retrospectives, items, summaries, links, marker)

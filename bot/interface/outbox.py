@@ -1,0 +1,182 @@
+"""Messages that the chat platform could not take yet (down, 5xx, 429 after the client's own retries) wait
+here and are delivered later, in order per destination (a channel, or one run's thread).
+
+A message is sent at once on the caller's thread when nothing waits before it for the same destination;
+otherwise, or when that first try fails for a passing reason, it queues behind the others. One sender
+thread retries the head of each queue with backoff, honouring ``Retry-After``. The outbox is bounded: when
+full, the oldest waiting message is dropped (logged and counted), never the caller blocked. A refusal that
+retrying cannot fix (``not_in_channel``, ``invalid_blocks``...) is logged and dropped at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.interface.surface import DeliveryFailed
+
+log = logging.getLogger(__name__)
+
+LIMIT = 500  # messages waiting, all destinations together
+FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
+GIVE_UP_AFTER = 3600.0  # a message older than this is dropped rather than posted out of its time
+PASSING = frozenset({"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"})
+
+
+@dataclass
+class _Letter:
+    deliver: Callable[[], None]
+    what: str
+    queued_at: float
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        limit: int = LIMIT,
+        monotonic: Callable[[], float] = time.monotonic,
+        give_up_after: float = GIVE_UP_AFTER,
+    ) -> None:
+        self.limit = limit
+        self.monotonic = monotonic
+        self.give_up_after = give_up_after
+        self.dropped = 0
+        self._queues: OrderedDict[str, deque[_Letter]] = OrderedDict()
+        self._busy: set[str] = set()  # destinations with a send under way on a caller's thread
+        self._wake = threading.Condition()
+        self._closed = False
+        self._sender: threading.Thread | None = None
+        self._backoff = FIRST_BACKOFF
+        self._not_before = 0.0
+
+    def waits_for(self, destination: str) -> bool:
+        with self._wake:
+            return bool(self._queues.get(destination))
+
+    @property
+    def waiting(self) -> int:
+        with self._wake:
+            return sum(len(queue) for queue in self._queues.values())
+
+    def send(self, destination: str, deliver: Callable[[], None], what: str = "message") -> None:
+        """Deliver now, or queue it behind what waits for ``destination``; never raises for a passing outage."""
+        letter = _Letter(deliver, what, self.monotonic())
+        with self._wake:
+            if self._queues.get(destination) or destination in self._busy or self._closed:
+                self._enqueue(destination, letter)
+                return
+            self._busy.add(destination)
+        try:
+            outcome = _attempt(letter)
+        finally:
+            with self._wake:
+                self._busy.discard(destination)
+                if outcome is not None:
+                    self._queues.setdefault(destination, deque()).appendleft(letter)  # first in its line
+                    self._trim()
+                    self._delay(outcome)
+                self._kick()
+
+    def close(self, *, deadline_seconds: float = 3.0) -> None:
+        """Try what waits until ``deadline_seconds``, then stop; what is left is logged as lost."""
+        with self._wake:
+            self._closed = True
+            self._not_before = 0.0
+            self._wake.notify_all()
+        if self._sender is not None:
+            self._sender.join(timeout=deadline_seconds)
+        with self._wake:
+            left = sum(len(queue) for queue in self._queues.values())
+            self._queues.clear()
+            self._wake.notify_all()
+        if left:
+            log.error("chaosbot stopped with %d chat message(s) undelivered", left)
+
+    # -- the sender thread -------------------------------------------------------------------------------
+
+    def _enqueue(self, destination: str, letter: _Letter) -> None:
+        self._queues.setdefault(destination, deque()).append(letter)
+        self._trim()
+        self._kick()
+
+    def _trim(self) -> None:
+        while sum(len(queue) for queue in self._queues.values()) > self.limit:
+            destination, queue = next(iter(self._queues.items()))
+            lost = queue.popleft()
+            self.dropped += 1
+            log.error("outbox full: dropped an undelivered %s for %s", lost.what, destination)
+            if not queue:
+                del self._queues[destination]
+
+    def _delay(self, retry_after: float) -> None:
+        self._not_before = self.monotonic() + max(retry_after, self._backoff)
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+
+    def _kick(self) -> None:
+        if not self._queues:
+            return
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(target=self._drain, name="chaosbot-outbox", daemon=True)
+            self._sender.start()
+        self._wake.notify_all()
+
+    def _drain(self) -> None:
+        while True:
+            with self._wake:
+                head = self._next_head()
+                while head is None:
+                    if not self._queues:
+                        self._sender = None  # the next message starts a new sender
+                        return
+                    self._wake.wait(timeout=max(0.05, self._not_before - self.monotonic()))
+                    head = self._next_head()
+                destination, letter = head
+                self._busy.add(destination)
+            outcome = _attempt(letter) if not self._too_old(letter) else None
+            with self._wake:
+                self._busy.discard(destination)
+                queue = self._queues.get(destination)
+                if outcome is None:
+                    self._backoff = FIRST_BACKOFF
+                    if queue and queue[0] is letter:
+                        queue.popleft()
+                    if queue is not None and not queue:
+                        del self._queues[destination]
+                else:
+                    self._delay(outcome)
+
+    def _too_old(self, letter: _Letter) -> bool:
+        if self.monotonic() - letter.queued_at < self.give_up_after:
+            return False
+        self.dropped += 1
+        log.error("gave up on a %s undelivered for %.0f s", letter.what, self.give_up_after)
+        return True
+
+    def _next_head(self) -> tuple[str, _Letter] | None:
+        if self.monotonic() < self._not_before:
+            return None
+        for destination, queue in self._queues.items():
+            if queue and destination not in self._busy:
+                self._queues.move_to_end(destination)  # round robin between destinations
+                return destination, queue[0]
+        return None
+
+
+def _attempt(letter: _Letter) -> float | None:
+    """Deliver; None when done (or dropped for good), else how long to wait before the next try."""
+    try:
+        letter.deliver()
+        return None
+    except DeliveryFailed as exc:
+        if exc.reason not in PASSING:
+            log.error("the chat platform refused a %s for good (%s): dropped", letter.what, exc.reason)
+            return None
+        return float(getattr(exc, "retry_after", None) or 0.0)
+    except Exception:  # connection refused, timeouts: the platform is unreachable for now
+        log.warning("could not deliver a %s yet; it waits in the outbox", letter.what, exc_info=True)
+        return 0.0

@@ -1,0 +1,96 @@
+"""Posting retrospectives once across replicas: every way a run ends, the sweep catching up a run whose
+retrospective was never posted (the replica that ended it died), two replicas racing, on both databases,
+against the fake Slack (three-step upload into the run's thread)."""
+
+from __future__ import annotations
+
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.audit import service as audit
+from bot.interface.render import SLACK
+from bot.interface.retrospectives import Retrospectives
+from bot.interface.service import RunMessages
+from bot.runs.flows import Lifecycle
+from bot.runs.models import RunState
+from bot.slack.files import SlackRetroOutlet
+from tests.conftest import Clock
+from tests.core.helpers import run_in_state
+from tests.fakeslack.identity import DEFAULT_CHANNEL_ID as CHANNEL
+from tests.fakeslack.server import FakeSlack
+from tests.retro import stories
+
+ZONE = ZoneInfo("Australia/Sydney")
+
+
+def replica(lifecycle: Lifecycle, slack: FakeSlack, holder: str) -> Retrospectives:
+    client = WebClient(token=slack.token, base_url=slack.url)
+    return Retrospectives(
+        lifecycle.db, outlet=SlackRetroOutlet(client), render=SLACK, zone=ZONE, channel=CHANNEL, holder=holder
+    )
+
+
+def run_message(lifecycle: Lifecycle, slack: FakeSlack, run_id: int) -> str:
+    client = WebClient(token=slack.token, base_url=slack.url)
+    ts = str(client.chat_postMessage(channel=CHANNEL, text=f"RUN-{run_id} card")["ts"])
+    RunMessages(lifecycle.db).attach(run_id, channel_id=CHANNEL, message_ts=ts)
+    return ts
+
+
+def retrospectives_in(slack: FakeSlack, thread_ts: str) -> list[str]:
+    return [m["text"] for m in slack.replies(CHANNEL, thread_ts) if "hypothesis" in str(m.get("text"))]
+
+
+@pytest.mark.parametrize("ending", sorted(stories.ENDINGS))
+def test_the_sweep_posts_what_no_replica_posted(
+    slack: FakeSlack, lifecycle: Lifecycle, clock: Clock, ending: str
+) -> None:
+    story = stories.ENDINGS[ending](lifecycle, clock)
+    ts = run_message(lifecycle, slack, story.run_id)
+    retros = replica(lifecycle, slack, "replica-a")
+    try:
+        assert retros.unposted() == [story.run_id]
+        assert retros.sweep() == [story.run_id]
+        assert retros.unposted() == [] and retros.sweep() == []
+    finally:
+        retros.close()
+    assert len(retrospectives_in(slack, ts)) == 1
+    (chart,) = [f for f in slack.files() if f.thread_ts == ts]
+    assert chart.content is not None and chart.content.startswith(b"\x89PNG")
+    with lifecycle.db.transaction() as session:
+        actions = [event.action for event in audit.timeline(session, story.run_id)]
+    assert actions.count("retrospective.posted") == 1
+
+
+def test_two_replicas_told_at_once_post_once(slack: FakeSlack, lifecycle: Lifecycle, clock: Clock) -> None:
+    story = stories.aborted_by_person(lifecycle, clock)
+    ts = run_message(lifecycle, slack, story.run_id)
+    replicas = [replica(lifecycle, slack, f"replica-{n}") for n in range(2)]
+    go = threading.Barrier(2)
+
+    def told(retros: Retrospectives) -> None:
+        go.wait()
+        retros.ended(story.run_id)  # what the engine calls once the end is recorded
+
+    threads = [threading.Thread(target=told, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for retros in replicas:
+        retros.close()  # lets the posts under way finish
+    assert len(retrospectives_in(slack, ts)) == 1
+    assert len([f for f in slack.files() if f.thread_ts == ts]) == 1
+
+
+def test_runs_that_never_ran_get_none(slack: FakeSlack, lifecycle: Lifecycle) -> None:
+    for state in (RunState.CANCELLED, RunState.REJECTED, RunState.APPROVED):
+        run_in_state(lifecycle, state)
+    retros = replica(lifecycle, slack, "replica-a")
+    try:
+        assert retros.unposted() == [] and retros.sweep() == []
+    finally:
+        retros.close()

@@ -1,0 +1,166 @@
+"""Exactly once across replicas: two real ``chaosbot serve`` processes (gunicorn) share one PostgreSQL
+database and Redis. A run planned ~20 s ahead with the automatic start is announced once and injected
+once; then one process is killed before a second run's start and the other one fires it.
+
+The fault is the http adapter against a local flag API that counts its calls: an inject is a PUT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
+from tests.fakeslack.server import FakeSlack
+from tests.services import redis_client_or_skip, scratch_postgres_database
+
+from .conftest import (
+    CATALOGUE,
+    CHANNEL,
+    OWNER,
+    POLICY,
+    RELIABILITY,
+    SECURITY,
+    STAKEHOLDER,
+    Bot,
+    ChaosbotServer,
+    RunHandle,
+    buttons,
+    plan_values,
+    wait_until,
+)
+
+REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+EXPERIMENT = "CE-95"
+
+
+class FlagApi(FakeBackend):
+    def route(self, call: Call) -> Reply:
+        return Reply(200, {"ok": True})
+
+    def injects(self) -> int:
+        return len([c for c in self.calls_to("PUT", "/flags/") if (c.body or {}).get("enabled") is True])
+
+
+def catalogue(flag_url: str) -> str:
+    return CATALOGUE + (
+        f"  - id: {EXPERIMENT}\n"
+        "    title: Flag flip against the lab flag API\n"
+        "    hypothesis: The portal keeps serving while the flag is on.\n"
+        "    method: Turn the share-token flag on through the lab flag API.\n"
+        "    expected_outcome: No user-visible errors.\n"
+        "    safeguards: [Loopback only.]\n"
+        "    rollback_steps: [Turn the flag off.]\n"
+        "    environments: [staging]\n"
+        "    fault:\n"
+        "      adapter: http\n"
+        "      params:\n"
+        "        timeout_seconds: 2\n"
+        f'        inject: {{method: PUT, url: "{flag_url}/flags/share", json: {{enabled: true}}}}\n'
+        f'        revert: {{method: PUT, url: "{flag_url}/flags/share", json: {{enabled: false}}}}\n'
+        "    max_duration: 30s\n"
+        "    rto: 10s\n"
+    )
+
+
+@pytest.fixture
+def flag_api() -> Iterator[RunningServer]:
+    with running(FlagApi()) as server:
+        yield server
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, slack: FakeSlack, flag_api: RunningServer
+) -> Iterator[tuple[ChaosbotServer, ChaosbotServer]]:
+    redis = redis_client_or_skip(REDIS_URL)
+    redis.flushdb()
+    redis.close()
+    files = tmp_path / "config"
+    files.mkdir()
+    (files / "policy.yml").write_text(POLICY + "notice: 10s\n", encoding="utf-8")
+    (files / "catalogue.yml").write_text(catalogue(flag_api.url), encoding="utf-8")
+    env = {"CHAOSBOT_POLICY": str(files / "policy.yml"), "CHAOSBOT_CATALOGUE": str(files / "catalogue.yml")}
+    with scratch_postgres_database() as url:
+        servers = []
+        try:
+            for name in ("a", "b"):
+                workdir = tmp_path / name
+                workdir.mkdir()
+                extra = {**env, "CHAOSBOT_SPOOL_DIR": str(workdir / "spool")}
+                server = ChaosbotServer(f"replica-{name}", workdir, url, slack, REDIS_URL, extra)
+                server.start()
+                servers.append(server)
+            yield servers[0], servers[1]
+        finally:
+            for server in servers:
+                server.stop()
+
+
+def plan_approved(first: Bot, second: Bot, start_in: int) -> RunHandle:
+    """Planned through one replica, approved through the other, with the automatic start ticked."""
+    view = first.open_plan(OWNER, EXPERIMENT)
+    known = {c.response.get("ts") for c in first.slack.calls("chat.postMessage")}
+    answer = first.submit(view, plan_values("staging", int(time.time()) + start_in, auto_start=True), OWNER)
+    assert (answer.status, answer.body) == (200, b""), answer
+    posted = first.slack.wait_for(
+        "chat.postMessage",
+        predicate=lambda c: (
+            c.ok
+            and not c.params.get("thread_ts")
+            and str(c.params.get("text")).startswith("RUN-")
+            and c.response["ts"] not in known
+        ),
+    )[-1]
+    run = RunHandle(int(str(posted.params["text"]).split(" ")[0].removeprefix("RUN-")), str(posted.response["ts"]))
+    for approver in (RELIABILITY, SECURITY, STAKEHOLDER):
+        second.approve(run, approver)
+    second.wait_message(run, lambda m: "run.start" in buttons(m), what="approved")
+    return run
+
+
+def notices(slack: FakeSlack, run: RunHandle) -> int:
+    return len(
+        [
+            c
+            for c in slack.calls("chat.postMessage")
+            if c.params.get("channel") == CHANNEL
+            and not c.params.get("thread_ts")
+            and f"Coming up: {run.label}" in str(c.params.get("text"))
+        ]
+    )
+
+
+def test_two_replicas_announce_and_start_a_run_once_and_a_survivor_fires_the_next(
+    replicas: tuple[ChaosbotServer, ChaosbotServer], slack: FakeSlack, flag_api: RunningServer
+) -> None:
+    a, b = replicas
+    via_a, via_b = Bot(a, slack), Bot(b, slack)
+    slack.set_usergroup("S0STAKE", ("U0STAKE1", STAKEHOLDER))
+    api: FlagApi = flag_api.backend
+
+    first = plan_approved(via_a, via_b, start_in=22)
+    wait_until(lambda: a.run_state(first.id) == "running", timeout=40, what=f"{first.label} started by itself")
+    wait_until(lambda: api.injects() == 1, timeout=10, what="the inject")
+    time.sleep(7)  # a second replica's tick would have fired by now: two ticks of 5 s have passed
+    assert api.injects() == 1
+    assert notices(slack, first) == 1
+    fired = a.query("SELECT kind, outcome, attempts FROM firings WHERE run_id = :id ORDER BY kind", id=first.id)
+    assert [(kind, outcome) for kind, outcome, _ in fired] == [("run.auto_start", "started"), ("run.notice", "done")]
+    via_b.command(f"abort {first.label} done", RELIABILITY)
+    wait_until(lambda: b.run_state(first.id) == "aborted", timeout=15, what="aborted")
+
+    second = plan_approved(via_b, via_a, start_in=22)
+    assert a.process is not None
+    os.killpg(a.process.pid, signal.SIGKILL)  # no goodbye: its jobs just stop
+    a.process.wait(timeout=10)
+    wait_until(lambda: b.run_state(second.id) == "running", timeout=45, what=f"{second.label} fired by the survivor")
+    wait_until(lambda: api.injects() == 2, timeout=10, what="the second inject")
+    assert notices(slack, second) == 1
+    via_b.command(f"abort {second.label} done", RELIABILITY)
+    wait_until(lambda: b.run_state(second.id) == "aborted", timeout=15, what="aborted")
