@@ -14,19 +14,16 @@ from typing import TYPE_CHECKING
 
 from adapters.base import Adapter
 from bot.engine import applying, wording
-from bot.engine.announcer import Announcer
-from bot.engine.coordination import Coordination
-from bot.engine.outcomes import Ending, OutcomeRecorder
-from bot.engine.revert import Reverter, adapter_for
-from bot.engine.rollbacks import Rollback, RollbackStore
-from bot.engine.supervisor import Supervisor
-from bot.engine.writes import PendingWrites
+from bot.engine.outcomes import Ending
+from bot.engine.parts import EnginePart
+from bot.engine.revert import adapter_for
+from bot.engine.rollbacks import Rollback
 from bot.errors import DomainError, IllegalTransition
 from bot.runs.models import RunState
 from bot.words import Words
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +37,7 @@ class AbortResult:
     detail: Words
 
 
-class Aborter:
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        coordination: Coordination,
-        store: RollbackStore,
-        supervisor: Supervisor,
-        revert: Reverter,
-        recorder: OutcomeRecorder,
-        announcer: Announcer,
-        writes: PendingWrites,
-    ) -> None:
-        self.lifecycle, self.coordination, self.rollbacks = lifecycle, coordination, store
-        self.supervisor, self.revert, self.recorder = supervisor, revert, recorder
-        self.announcer, self.writes = announcer, writes
-
+class Aborter(EnginePart):
     def abort(self, actor: str, run_id: int, reason: str = "", *, breach: str | None = None) -> AbortResult:
         """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``)."""
         return self._abort(actor, run_id, reason, breach=breach)[0]

@@ -37,6 +37,7 @@ from bot.engine.applying import RecordWriter
 from bot.engine.coordination import Coordination
 from bot.engine.orphans import OrphanRecovery
 from bot.engine.outcomes import OutcomeRecorder
+from bot.engine.parts import Parts
 from bot.engine.progress import Progress, read_progress
 from bot.engine.records import DB_UNAVAILABLE
 from bot.engine.revert import Reverter
@@ -115,11 +116,13 @@ class RunEngine:
             clock=clock,
             http=http,
         )
-        parts = (lifecycle, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer)
-        self._starter = Starter(*parts, self._writes, clock)
+        parts = Parts(
+            lifecycle, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer, self._writes
+        )
+        self._starter = Starter(parts)
         self._starter.marker = marker
-        self._aborter = Aborter(*parts, self._writes)
-        self._orphans = OrphanRecovery(*parts)
+        self._aborter = Aborter(parts)
+        self._orphans = OrphanRecovery(parts)
 
     def _abort_for_supervisor(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> AbortResult:
         return self._aborter.abort(actor, run_id, reason, breach=breach)

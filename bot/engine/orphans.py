@@ -19,38 +19,22 @@ from adapters import registry
 from adapters.base import FaultHandle
 from bot.catalogue.models import Experiment
 from bot.engine import records, wording
-from bot.engine.announcer import Announcer
-from bot.engine.coordination import Coordination
 from bot.engine.models import FaultRecord, FaultState
-from bot.engine.outcomes import Ending, OutcomeRecorder
-from bot.engine.revert import Reverter
-from bot.engine.rollbacks import RollbackStore, rollback_of
-from bot.engine.supervisor import ENGINE_ACTOR, Injected, Supervisor
+from bot.engine.outcomes import Ending
+from bot.engine.parts import EnginePart
+from bot.engine.rollbacks import rollback_of
+from bot.engine.supervisor import ENGINE_ACTOR, Injected
 from bot.errors import IllegalTransition
 from bot.runs import service as runs
 from bot.runs.models import Run, RunState
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+    pass
 
 log = logging.getLogger(__name__)
 
 
-class OrphanRecovery:
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        coordination: Coordination,
-        store: RollbackStore,
-        supervisor: Supervisor,
-        revert: Reverter,
-        recorder: OutcomeRecorder,
-        announcer: Announcer,
-    ) -> None:
-        self.lifecycle, self.coordination, self.rollbacks = lifecycle, coordination, store
-        self.supervisor, self.revert, self.recorder, self.announcer = supervisor, revert, recorder, announcer
-        self.clock = supervisor.clock
-
+class OrphanRecovery(EnginePart):
     def sweep(self) -> list[int]:
         """Adopt every handed-over run and recover every orphaned one this process can take the lease of;
         returns the ids of the runs recovered (reverted and aborted)."""

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters import registry
@@ -21,22 +20,20 @@ from adapters.dry_run import DryRunAdapter
 from bot.catalogue.models import Experiment
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine import applying, records, wording
-from bot.engine.announcer import Announcer
-from bot.engine.coordination import Coordination
 from bot.engine.errors import InjectFailed, PreflightFailed, SteadyStateNotMet
 from bot.engine.models import MeasurementPhase
-from bot.engine.outcomes import Ending, OutcomeRecorder
-from bot.engine.revert import Reverter, RevertReport
-from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
-from bot.engine.supervisor import ENGINE_ACTOR, Injected, Supervisor
+from bot.engine.outcomes import Ending
+from bot.engine.parts import EnginePart, Parts
+from bot.engine.revert import RevertReport
+from bot.engine.rollbacks import FaultTarget, Rollback
+from bot.engine.supervisor import ENGINE_ACTOR, Injected
 from bot.engine.watcher import judged
-from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
 from bot.runs.models import Run, RunState
 from bot.words import Words
 
 if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride, Lifecycle
+    from bot.runs.flows import FreezeOverride
 
 
 @dataclass(frozen=True)
@@ -57,22 +54,9 @@ class _Fault:
         return FaultTarget(fault_id, self.name, self.raw, handle.to_json(), self.dry_run)
 
 
-class Starter:
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        coordination: Coordination,
-        store: RollbackStore,
-        supervisor: Supervisor,
-        revert: Reverter,
-        recorder: OutcomeRecorder,
-        announcer: Announcer,
-        writes: PendingWrites,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.lifecycle, self.db, self.coordination = lifecycle, lifecycle.db, coordination
-        self.rollbacks, self.supervisor, self.revert = store, supervisor, revert
-        self.recorder, self.announcer, self.writes, self.clock = recorder, announcer, writes, clock
+class Starter(EnginePart):
+    def __init__(self, parts: Parts) -> None:
+        super().__init__(parts)
         self.marker: FaultWindowMarker = NO_MARKER  # dashboards: the fault window starts at the inject
 
     def start(
