@@ -27,6 +27,7 @@ from .conftest import (
     OWNER,
     POLICY,
     RELIABILITY,
+    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -78,11 +79,14 @@ def plan(bot: Bot, *, start_in: int, auto_start: bool, environment: str = "stagi
         predicate=lambda c: (
             c.ok
             and not c.params.get("thread_ts")
-            and str(c.params.get("text")).startswith("RUN-")
+            # the run's own message, not an earlier run's one-line retrospective ("RUN-1 (CE-90, …")
+            and RUN_TITLE.match(str(c.params.get("text"))) is not None
             and c.response["ts"] not in known
         ),
     )[-1]
-    run = RunHandle(int(str(posted.params["text"]).split(" ")[0].removeprefix("RUN-")), str(posted.response["ts"]))
+    title = RUN_TITLE.match(str(posted.params["text"]))
+    assert title is not None
+    run = RunHandle(int(title.group(1)), str(posted.response["ts"]))
     bot.runs.append(run)
     bot.reply(run, f"Planned by <@{OWNER}>")
     return run

@@ -25,6 +25,7 @@ from .conftest import (
     OWNER,
     POLICY,
     RELIABILITY,
+    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -113,11 +114,14 @@ def plan_approved(first: Bot, second: Bot, start_in: int) -> RunHandle:
         predicate=lambda c: (
             c.ok
             and not c.params.get("thread_ts")
-            and str(c.params.get("text")).startswith("RUN-")
+            # the run's own message, not the previous run's one-line retrospective ("RUN-1 (CE-90, …")
+            and RUN_TITLE.match(str(c.params.get("text"))) is not None
             and c.response["ts"] not in known
         ),
     )[-1]
-    run = RunHandle(int(str(posted.params["text"]).split(" ")[0].removeprefix("RUN-")), str(posted.response["ts"]))
+    title = RUN_TITLE.match(str(posted.params["text"]))
+    assert title is not None
+    run = RunHandle(int(title.group(1)), str(posted.response["ts"]))
     for approver in (RELIABILITY, SECURITY, STAKEHOLDER):
         second.approve(run, approver)
     second.wait_message(run, lambda m: "run.start" in buttons(m), what="approved")
