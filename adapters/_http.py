@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -27,8 +28,13 @@ _NOT_PROCESSED = (429, 503)
 _BODY_EXCERPT = 200
 
 Verify = bool | ssl.SSLContext
-# Building a verifying SSL context loads the CA bundle (30-90 ms); a revert must not pay that per call.
-_DEFAULT_TLS = ssl.create_default_context()
+
+
+@cache
+def _default_tls() -> ssl.SSLContext:
+    """Built once, at the first inject: loading the CA bundle takes 30-90 ms (a revert must not pay it each
+    call) and 1 MB (an idle bot need not hold it)."""
+    return ssl.create_default_context()
 
 
 class HttpTuning(AdapterParams):
@@ -94,7 +100,7 @@ def json_body(response: httpx.Response, label: str) -> Any:
 
 def _attempt(request: Request, timeout: float, verify: Verify) -> httpx.Response | httpx.TransportError:
     try:
-        tls = _DEFAULT_TLS if verify is True else verify
+        tls = _default_tls() if verify is True else verify
         with httpx.Client(timeout=timeout, verify=tls, follow_redirects=False) as client:
             return client.request(
                 request.method,

@@ -9,13 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from pydantic import Field, field_validator
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from adapters._common import expiry, has_expired, params_as, reports_failures, utcnow
 from adapters.base import (
@@ -29,6 +26,9 @@ from adapters.base import (
     Preflight,
     resolve_env,
 )
+
+if TYPE_CHECKING:  # redis-py (6 MB) is imported when a Redis experiment first runs, not at start
+    import redis
 
 MIN_VERSION = (6, 2)  # CLIENT UNPAUSE and the WRITE/ALL modes arrived in Redis 6.2
 PROBE_KEY = "chaosbot:probe:{run_id}"
@@ -281,6 +281,10 @@ def _connection(p: RedisParams, timeout: float) -> Iterator[redis.Redis]:
 
 def _client(p: RedisParams, timeout: float, *, single: bool = False) -> redis.Redis:
     """A fresh client with no client-side retries: a retry would just wait out the pause silently."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis.from_url(
         resolve_env(p.url),
         socket_timeout=timeout,
@@ -292,6 +296,8 @@ def _client(p: RedisParams, timeout: float, *, single: bool = False) -> redis.Re
 
 
 def _run(client: redis.Redis, p: RedisParams, *command: Any) -> Any:
+    import redis
+
     try:
         return client.execute_command(*command)  # type: ignore[no-untyped-call]  # untyped in redis-py 8
     except redis.RedisError as exc:
@@ -300,6 +306,8 @@ def _run(client: redis.Redis, p: RedisParams, *command: Any) -> Any:
 
 def _send(client: redis.Redis, p: RedisParams, *command: Any) -> None:
     """Write a command without waiting for its answer (a paused server answers it later); read it with ``_read``."""
+    import redis
+
     try:
         assert client.connection is not None  # single_connection_client opens it in the constructor
         client.connection.send_command(*command)  # type: ignore[no-untyped-call]  # untyped in redis-py 8
@@ -308,6 +316,8 @@ def _send(client: redis.Redis, p: RedisParams, *command: Any) -> None:
 
 
 def _read(client: redis.Redis, p: RedisParams) -> Any:
+    import redis
+
     try:
         assert client.connection is not None
         return client.connection.read_response()
@@ -316,6 +326,8 @@ def _read(client: redis.Redis, p: RedisParams) -> Any:
 
 
 def _failure(p: RedisParams, command: tuple[Any, ...], exc: redis.RedisError) -> AdapterError:
+    import redis
+
     where = f"Redis at {display_url(p.url)}"
     name = f"CLIENT {command[1]}" if command[0] == "CLIENT" else str(command[0])
     if isinstance(exc, redis.TimeoutError):

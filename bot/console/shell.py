@@ -38,7 +38,7 @@ from bot.interface.handlers import Handlers
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
 from bot.interface.surface import Request
-from bot.observability import TextFormatter, configure_logging
+from bot.logs import TextFormatter, configure_logging
 from bot.policy.service import PolicyError
 from bot.retro import flows as retro_flows
 from bot.runs.models import RunState

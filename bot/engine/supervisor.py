@@ -82,8 +82,8 @@ class Supervisor:
         self.recorder, self.announcer = recorder, announcer
         self.abort = abort
         self.holder, self.lease_ttl, self.clock = holder, lease_ttl, clock
-        self._http = http or httpx.Client(follow_redirects=False)
-        self._owns_http = http is None
+        self._given_http = http
+        self._own_http: httpx.Client | None = None
         self._lock = threading.RLock()
         self._watchers: dict[int, Watcher] = {}
         self._renewals: dict[int, Renewal] = {}
@@ -232,8 +232,10 @@ class Supervisor:
         for renewal in renewals:
             renewal.thread.join(timeout=0.5)
         self._probes.shutdown(wait=False, cancel_futures=True)
-        if self._owns_http:
-            self._http.close()
+        with self._lock:
+            own, self._own_http = self._own_http, None
+        if own is not None:
+            own.close()
 
     def _lease_lost(self, run_id: int) -> None:
         self.stop(run_id)
@@ -245,9 +247,19 @@ class Supervisor:
 
     def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]:
         """One sample of each condition, probed in parallel."""
+        http = self._http()
         if len(conditions) == 1:
-            return [take_sample(conditions[0], self._http)]
-        return list(self._probes.map(lambda condition: take_sample(condition, self._http), conditions))
+            return [take_sample(conditions[0], http)]
+        return list(self._probes.map(lambda condition: take_sample(condition, http), conditions))
+
+    def _http(self) -> httpx.Client:
+        """The probes' client, made at the first probe: its CA bundle (2.5 MB) is not loaded in an idle bot."""
+        if self._given_http is not None:
+            return self._given_http
+        with self._lock:
+            if self._own_http is None:
+                self._own_http = httpx.Client(follow_redirects=False)
+            return self._own_http
 
     def save_samples(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None:
         """Store samples as measurements (dropped, with a warning, while the database is down)."""

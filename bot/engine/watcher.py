@@ -13,7 +13,7 @@ from typing import Protocol
 from bot.catalogue.models import Experiment, StopCondition
 from bot.engine.models import MeasurementPhase
 from bot.engine.probes import BreachJudge, Sample
-from bot.observability import log_context
+from bot.logs import log_context
 
 log = logging.getLogger(__name__)
 

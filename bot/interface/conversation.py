@@ -15,7 +15,7 @@ from bot.interface.blocks import Message
 from bot.interface.publisher import Publisher
 from bot.interface.render import Renderer
 from bot.interface.surface import DeliveryFailed, Request, Surface
-from bot.observability import log_context
+from bot.logs import log_context
 from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run
 from bot.words import Words

@@ -8,10 +8,11 @@ Times are in the team's time zone (``CHAOSBOT_TIMEZONE``).
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 
-import holidays
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
+
+from bot.reports import public_holidays
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -41,14 +42,18 @@ class Reporting(BaseModel):
 
     @model_validator(mode="after")
     def _known_calendar(self) -> Reporting:
-        supported = holidays.list_supported_countries()
-        if self.country not in supported:
+        try:
+            known = public_holidays.subdivisions(self.country)
+        except public_holidays.HolidayLookupError as error:
+            raise ValueError(str(error)) from error
+        if known is None:
             raise ValueError(f"the holidays package has no calendar for country {self.country!r}")
-        if self.subdivision is not None and self.subdivision not in supported[self.country]:
-            known = ", ".join(supported[self.country]) or "none"
-            raise ValueError(f"{self.country} has no subdivision {self.subdivision!r} (known: {known})")
+        if self.subdivision is not None and self.subdivision not in known:
+            raise ValueError(
+                f"{self.country} has no subdivision {self.subdivision!r} (known: {', '.join(known) or 'none'})"
+            )
         return self
 
-    def calendar(self, years: range) -> holidays.HolidayBase:
-        """The team's public holidays for these years."""
-        return holidays.country_holidays(self.country, subdiv=self.subdivision, years=years)
+    def holidays_in(self, year: int) -> frozenset[date]:
+        """The team's public holidays in this calendar year."""
+        return public_holidays.holidays_in(self.country, self.subdivision, year)

@@ -33,9 +33,9 @@ class DueSummary:
 
 def first_working_day(year: int, month: int, reporting: Reporting) -> date:
     """The first day of the month that is neither a weekend day nor a public holiday of the team."""
-    calendar = reporting.calendar(range(year, year + 1))
+    holidays = reporting.holidays_in(year)
     day = date(year, month, 1)
-    while day.weekday() >= SATURDAY or day in calendar:
+    while day.weekday() >= SATURDAY or day in holidays:
         day += timedelta(days=1)
     return day
 

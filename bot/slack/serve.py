@@ -62,6 +62,9 @@ def build(settings: Settings) -> tuple[Runtime, Any]:
 
     Imported here, not at module level: gunicorn's master never serves a request, and everything it imports
     stays resident next to the worker's own copy (about 45 MB: SQLAlchemy, Bolt, pydantic models)."""
+    # httpx imports its command-line tool (click, pygments: 1.4 MB) when those happen to be installed; the
+    # server never runs it. A None entry makes that optional import fail fast, as httpx expects it might.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None is import's "not available"
     from bot.runtime import build_runtime
     from bot.slack.app import create_app
     from bot.slack.client import SlackGroups, SlackSurface, web_client
@@ -112,7 +115,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
 
 
 def main(_args: argparse.Namespace) -> int:
-    from bot.observability import configure_logging, gunicorn_log_config, resolved_format
+    from bot.logs import configure_logging, gunicorn_log_config, resolved_format
     from bot.settings import load_settings
 
     settings = load_settings()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.observability import JsonFormatter, _ContextFilter, _RedactFilter, gunicorn_log_config, log_context
+from bot.logs import JsonFormatter, _ContextFilter, _RedactFilter, gunicorn_log_config, log_context
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_exceptions_are_one_json_line_with_the_traceback(captured: io.StringIO) 
 
 def test_gunicorn_lines_use_the_same_formatter() -> None:
     config = gunicorn_log_config("json")
-    assert config["formatters"]["chaosbot"]["()"] == "bot.observability.JsonFormatter"
+    assert config["formatters"]["chaosbot"]["()"] == "bot.logs.JsonFormatter"
     assert config["loggers"]["gunicorn.error"]["handlers"] == ["error_console"]
     assert config["handlers"]["console"]["filters"] == ["context", "redact"]
     logging.config.dictConfig(config)  # what gunicorn does with it in each worker: must not raise

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -31,6 +33,17 @@ def test_the_holidays_are_those_of_the_configured_subdivision() -> None:
     # Monday 1 June 2026 is Western Australia Day: a working day in NSW, a holiday in WA.
     assert first_working_day(2026, 6, NSW) == date(2026, 6, 1)
     assert first_working_day(2026, 6, Reporting(country="AU", subdivision="WA")) == date(2026, 6, 2)
+
+
+def test_holidays_are_looked_up_without_loading_every_calendar_into_the_server() -> None:
+    # The holidays package imports all ~300 country modules (11 MB) on first use: a child process does it.
+    probe = (
+        "import sys; from bot.reports.config import Reporting; from bot.reports.schedule import first_working_day;"
+        "assert first_working_day(2027, 1, Reporting()).isoformat() == '2027-01-04';"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'holidays'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_quarter_is_posted_on_the_quarters_first_working_day_at_its_own_time() -> None:
