@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +19,15 @@ from bot.interface.outbox import Outbox
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.flows import Lifecycle
+from bot.schedule.firings import describe
 from bot.vocabulary import run_label
 from bot.words import Words
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 12.0  # seconds between progress refreshes: within chat.update's rate limit
 TRACKED_RUNS = 256  # per-run locks and refresh times kept; the least recently used beyond this are dropped
+FIRST_POST_WAIT_SECONDS = 5.0  # how long a replica waits for another to post a run's message
+FIRST_POST_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Publisher:
         self.tracked = tracked
         self._slots: OrderedDict[int, _Slot] = OrderedDict()
         self._guard = threading.Lock()
+        self._holder = f"publisher-{uuid.uuid4().hex[:12]}"  # this process, in the first-post claim
         self.outbox = Outbox()  # what Slack cannot take now is delivered later, in order (issue 10)
 
     @property
@@ -70,7 +76,12 @@ class Publisher:
     def post_plan(self, run_id: int) -> Where:
         """Post the run's message (once) and return where it is."""
         with self._slot(run_id).lock:
-            return self.messages.find(run_id) or self._post_first(run_id)
+            where = self.messages.find(run_id) or self._post_first(run_id)
+        if where is None:
+            raise RuntimeError(
+                f"{run_label(run_id)}'s message is being posted by another replica, which has not finished"
+            )
+        return where
 
     def run_changed(self, run_id: int, *, urgent: bool = True) -> None:
         try:
@@ -125,19 +136,47 @@ class Publisher:
         with slot.lock:
             where = self.messages.find(run_id)
             if where is None:
-                if urgent:  # its first post failed (bot not invited yet), or the CLI created it
-                    self._post_first(run_id)
-                return
+                if not urgent:
+                    return
+                # Its first post failed (bot not invited yet), the CLI created it, or another replica is posting it.
+                if self.messages.claim_first_post(run_id, self._holder):
+                    self._post_claimed(run_id)
+                    return
+                where = self._wait_for_message(run_id)
+                if where is None:
+                    return
             message = self.render(run_id)
             self.surface.update(where.channel_id, where.message_ts, message)
             slot.last_refresh = now
 
-    def _post_first(self, run_id: int) -> Where:
-        """Post the run's one message and remember where it is (caller holds the run's lock)."""
-        channel, ts = self.surface.post(self.channel, self.render(run_id))
-        self.messages.attach(run_id, channel_id=channel, message_ts=ts)
+    def _post_first(self, run_id: int) -> Where | None:
+        """Post the run's one message and remember where it is (caller holds the run's lock).
+
+        A run planned through one replica can be clicked through another before the first has stored where
+        its message is: exactly one process posts it (a claim in the database), the others wait for it.
+        None when the poster has not finished within ``FIRST_POST_WAIT_SECONDS``."""
+        if not self.messages.claim_first_post(run_id, self._holder):
+            return self._wait_for_message(run_id)
+        return self._post_claimed(run_id)
+
+    def _post_claimed(self, run_id: int) -> Where:
+        try:
+            channel, ts = self.surface.post(self.channel, self.render(run_id))
+            self.messages.attach(run_id, channel_id=channel, message_ts=ts)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the database is down too: the claim lapses by itself
+                self.messages.first_post_failed(run_id, self._holder, describe(exc))
+            raise
+        with contextlib.suppress(Exception):  # where it is is stored, so nobody posts it again anyway
+            self.messages.first_post_done(run_id, self._holder)
         self._slot(run_id).last_refresh = self.monotonic()
         return Where(channel, ts)
+
+    def _wait_for_message(self, run_id: int) -> Where | None:
+        deadline = time.monotonic() + FIRST_POST_WAIT_SECONDS
+        while (where := self.messages.find(run_id)) is None and time.monotonic() < deadline:
+            time.sleep(FIRST_POST_POLL_SECONDS)
+        return where
 
     def _slot(self, run_id: int) -> _Slot:
         with self._guard:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 from bot.console.shell import ConsoleSurface
+from bot.interface.blocks import Message
 from bot.interface.publisher import Publisher
 from bot.interface.service import RunMessages
 from bot.runs.flows import Lifecycle, PlanRequest
@@ -34,3 +38,49 @@ def test_per_run_state_stays_bounded_and_messages_are_found_again(
     assert {run.id: messages.find(run.id) for run in runs} == posted  # one message per run, where it was posted
     assert publisher.post_plan(runs[0].id) == posted[runs[0].id]  # forgotten locks do not post it twice
     assert out.getvalue().count("Approved by @rita as reliability partner.") == 5
+
+
+class SlowFirstPost(ConsoleSurface):
+    """A shared Slack for two replicas: the first channel post waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO(), SYDNEY)
+        self.posting, self.release = threading.Event(), threading.Event()
+        self.top_level: list[str] = []
+        self.updated: list[str] = []
+
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> tuple[str, str]:
+        if thread_ts is None and not self.top_level:
+            self.posting.set()
+            assert self.release.wait(5)
+        where = super().post(channel, message, thread_ts=thread_ts)
+        if thread_ts is None:
+            self.top_level.append(where[1])
+        return where
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        self.updated.append(ts)
+        super().update(channel, ts, message)
+
+
+def test_a_run_clicked_through_another_replica_while_its_message_is_posted_gets_one_message(
+    make_lifecycle: Callable[[Database], Lifecycle], db: Database
+) -> None:
+    lifecycle = make_lifecycle(db)
+    slack = SlowFirstPost()
+    planner, other = (Publisher(lifecycle, slack, channel="console", zone=SYDNEY) for _ in range(2))
+    run = lifecycle.plan("oliver", PlanRequest(experiment_id="CE-01"))
+
+    with ThreadPoolExecutor(2) as pool:
+        planned = pool.submit(planner.post_plan, run.id)
+        assert slack.posting.wait(5)
+        clicked = pool.submit(other.run_changed, run.id)  # an approval handled by the other replica
+        time.sleep(0.3)
+        assert slack.top_level == [], "the other replica posted the run's message while the planner was posting it"
+        slack.release.set()
+        where = planned.result(timeout=5)
+        clicked.result(timeout=10)
+
+    assert slack.top_level == [where.message_ts]
+    assert slack.updated == [where.message_ts]  # the other replica's change went into the one message
+    assert RunMessages(db).find(run.id) == where
