@@ -10,8 +10,6 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,8 +26,9 @@ from bot.interface.learning import Learning, build_learning
 from bot.interface.publisher import Publisher
 from bot.interface.retro_blocks import SurfaceRetroOutlet
 from bot.interface.retrospectives import Outlet
-from bot.interface.surface import Background, Surface
+from bot.interface.surface import Surface
 from bot.policy.models import GroupMembers, no_groups
+from bot.pools import Pools, worker_pools
 from bot.safety.alarms import RevertAlarms
 from bot.settings import Settings
 from bot.words import Words
@@ -38,47 +37,9 @@ from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
 
+DEAD_MANS_SWITCH_SECONDS = 2  # with the 12 s lease: a dead controller's fault is off within 15 s
+
 POOL_SHUTDOWN_SECONDS = 5.0
-
-
-class _Pool:
-    """A thread pool whose tasks log their own failures; ``submit`` is a ``Background``."""
-
-    def __init__(self, size: int, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
-
-    def submit(self, work: Callable[[], None]) -> None:
-        def run() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("background task failed")
-
-        self._executor.submit(run)
-
-    def close(self) -> None:
-        """Finish what is queued (it may be an abort's record), refuse new work."""
-        self._executor.shutdown(wait=True, cancel_futures=False)
-
-
-@dataclass(frozen=True)
-class Pools:
-    """Where work after the ack runs. The kill switch has its own pool so it never queues behind other work."""
-
-    work: Background
-    urgent: Background
-    _owned: tuple[_Pool, ...] = ()
-
-    def close(self) -> None:
-        for pool in self._owned:
-            pool.close()
-
-
-def worker_pools(work: int = 4, urgent: int = 16) -> Pools:
-    """Small pools on purpose: request threads share the interpreter with this work, so a big pool
-    slows every ack under a burst; aborts get their own threads and never wait for it."""
-    work_pool, urgent_pool = _Pool(work, "chaosbot-work"), _Pool(urgent, "chaosbot-urgent")
-    return Pools(work=work_pool.submit, urgent=urgent_pool.submit, _owned=(work_pool, urgent_pool))
 
 
 @dataclass
@@ -111,7 +72,7 @@ class Runtime:
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         if replica:
             scheduler.add_job(self.heartbeat, "interval", seconds=5, id="replica-heartbeat")
-            scheduler.add_job(self.recover_orphans, "interval", seconds=5, id="dead-mans-switch")
+            scheduler.add_job(self.recover_orphans, "interval", seconds=DEAD_MANS_SWITCH_SECONDS, id="dead-mans-switch")
             scheduler.add_job(self.expire_plans, "interval", seconds=60, id="expire-plans")
             scheduler.add_job(self.ledger.forget_old, "interval", minutes=10, id="forget-deliveries")
         for job in self.learning.jobs() if self.learning is not None else []:

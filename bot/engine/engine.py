@@ -59,6 +59,9 @@ __all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
 log = logging.getLogger(__name__)
 
 CLOSE_DEADLINE_SECONDS = 5.0
+# Renewed every ttl/3 (4 s): a dead controller's lease lapses at most 12 s after its death, and with the
+# dead man's switch sweeping every 2 s its fault is reverted within 15 s. Two missed renewals are tolerated.
+LEASE_TTL = timedelta(seconds=12)
 REPLICA_TTL = timedelta(seconds=15)  # the registry entry outlives three missed heartbeats (every 5 s)
 
 
@@ -78,7 +81,7 @@ class RunEngine:
         coordination: Coordination,
         *,
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(seconds=15),
+        lease_ttl: timedelta = LEASE_TTL,
         revert_attempts: int = 4,
         http: httpx.Client | None = None,
         clock: Callable[[], datetime] = utcnow,

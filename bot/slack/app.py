@@ -18,7 +18,7 @@ from bot.interface import ids
 from bot.interface.handlers import Handlers
 from bot.interface.surface import Request
 from bot.observability import REQUESTS
-from bot.runtime import Pools
+from bot.pools import Pools
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)

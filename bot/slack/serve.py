@@ -104,7 +104,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
         freeze_start_up_objects()
         schedule, feeds = runtime.schedule, runtime.context.policy.freeze_calendars
         stale = schedule.stale if schedule is not None and feeds else None  # no feeds: no "calendars" in /healthz
-        return WebApp(app, runtime.context.db, runtime.redis, stale=stale)
+        return WebApp(app, runtime.context.db, runtime.redis, stale=stale, foreground=runtime.pools.foreground)
 
     def worker_exit(self, _server: Any, _worker: Any) -> None:
         """gunicorn's worker_exit hook, in the worker after it stopped taking requests (SIGTERM from the

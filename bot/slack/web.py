@@ -16,6 +16,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
 
 from bot.observability import ACK_SECONDS, metrics_registry
+from bot.pools import Foreground
 from storage.db import Database
 
 StartResponse = Callable[..., Any]
@@ -53,26 +54,28 @@ def health(db: Database, redis: Any | None, stale: Callable[[], list[str]] | Non
 
 class WebApp:
     def __init__(
-        self, app: App, db: Database, redis: Any | None, *, stale: Callable[[], list[str]] | None = None
+        self,
+        app: App,
+        db: Database,
+        redis: Any | None,
+        *,
+        stale: Callable[[], list[str]] | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self.slack = SlackRequestHandler(app)
         self.db = db
         self.redis = redis
         self.stale = stale  # the calendar feeds whose freezes are out of date (issue 8)
         self.metrics = metrics_registry(db)
+        self.foreground = foreground or Foreground()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events" and method == "POST":
             started = time.perf_counter()
             try:
-                refusal = _refuse_unreadable(environ)
-                if refusal is not None:
-                    return _respond(start_response, *refusal)
-                return self.slack(environ, _no_server_error(start_response))
-            except Exception:  # a signed body of a shape Bolt cannot handle: the sender's fault, never a 500
-                log.exception("could not handle a Slack request")
-                return _respond(start_response, 400, b"bad request\n", "text/plain", exc_info=sys.exc_info())
+                with self.foreground.answering():
+                    return self._slack_request(environ, start_response)
             finally:
                 ACK_SECONDS.observe(time.perf_counter() - started)
         if path == "/healthz":
@@ -81,6 +84,16 @@ class WebApp:
         if path == "/metrics":
             return _respond(start_response, 200, generate_latest(self.metrics), CONTENT_TYPE_LATEST)
         return _respond(start_response, 404, b"not found\n", "text/plain")
+
+    def _slack_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            refusal = _refuse_unreadable(environ)
+            if refusal is not None:
+                return _respond(start_response, *refusal)
+            return self.slack(environ, _no_server_error(start_response))
+        except Exception:  # a signed body of a shape Bolt cannot handle: the sender's fault, never a 500
+            log.exception("could not handle a Slack request")
+            return _respond(start_response, 400, b"bad request\n", "text/plain", exc_info=sys.exc_info())
 
 
 def _no_server_error(start_response: StartResponse) -> StartResponse:

@@ -6,8 +6,8 @@
 - PostgreSQL restarted mid-run (every connection dropped, new ones refused, through a TCP proxy the test
   cuts and restores): the fault stays under control, an abort during the outage reverts from the cached
   handle, and its record lands after the restart.
-- Two replicas, one SIGKILLed mid-run: the other reverts the run's fault once the lease lapses and says
-  "controller lost" in the run's thread.
+- Two replicas, one SIGKILLed mid-run: the other reverts the run's fault once the lease lapses (within 15 s
+  of the kill) and says "controller lost" in the run's thread.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from tests.services import POSTGRES_ADMIN_URL, REDIS_TEST_URL, redis_client_or_s
 from tests.slack.conftest import ChaosbotServer
 
 ABORT_TARGET_SECONDS = 3.0  # from the abort request to the fault off, Redis down included
-LEASE_TTL_SECONDS = 15.0
-SWEEP_SECONDS = 5.0  # the dead man's switch runs this often on every replica
+TAKEOVER_TARGET_SECONDS = 15.0  # issue 10: a killed replica's fault is reverted within 15 s
 
 
 @pytest.fixture
@@ -135,9 +134,9 @@ def test_when_one_replica_is_killed_the_other_reverts_its_run_and_says_controlle
     killed = time.monotonic()
     doomed.process.wait(timeout=5)
 
-    wait_for(lambda: not lab.fault_on, timeout=LEASE_TTL_SECONDS + SWEEP_SECONDS + 3, what="the survivor's revert")
+    wait_for(lambda: not lab.fault_on, timeout=TAKEOVER_TARGET_SECONDS + 5, what="the survivor's revert")
     took = time.monotonic() - killed
-    assert took <= LEASE_TTL_SECONDS + SWEEP_SECONDS + 1, f"reverted {took:.1f} s after the kill"
+    assert took <= TAKEOVER_TARGET_SECONDS, f"reverted {took:.1f} s after the kill"
     wait_for(lambda: "controller lost" in thread_texts(fake_slack), what="'controller lost' in the thread")
     state, reason = survivor.query("SELECT state, end_reason FROM runs WHERE id = :id", id=run_id)[0]
     assert state == "aborted" and str(reason).startswith("controller lost")

@@ -1,0 +1,103 @@
+"""Where work after an ack runs: a pool for ordinary work that gives way to requests being answered, and
+an urgent pool for the kill switch that never waits."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from bot.interface.surface import Background
+
+log = logging.getLogger(__name__)
+
+FOREGROUND_PATIENCE_SECONDS = 0.5
+QUIET_GAP_SECONDS = 0.02
+
+
+class Foreground:
+    """The Slack requests being answered right now. Work after the ack waits for them, at most ``patience``:
+    an ack has Slack's 3-second deadline and a reply has none, and both share one interpreter (the GIL), so
+    under a burst the replies queue for a moment instead of slowing every ack."""
+
+    def __init__(self, patience: float = FOREGROUND_PATIENCE_SECONDS, gap: float = QUIET_GAP_SECONDS) -> None:
+        self.patience, self.gap = patience, gap
+        self._answering = 0
+        self._last_answered = 0.0
+        self._quiet = threading.Condition()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                self._last_answered = time.monotonic()
+
+    def wait_until_quiet(self) -> None:
+        """Until no request has been answered for ``gap`` (in a burst the next one is usually a moment away;
+        a reply started in that moment would hold the interpreter while it arrives), at most ``patience``."""
+        deadline = time.monotonic() + self.patience
+        with self._quiet:
+            while (now := time.monotonic()) < deadline:
+                if self._answering == 0 and now - self._last_answered >= self.gap:
+                    return
+                self._quiet.wait(min(self.gap, deadline - now))
+
+
+class _Pool:
+    """A thread pool whose tasks log their own failures; ``submit`` is a ``Background``. With a ``foreground``,
+    each task first waits (boundedly) until no request is being answered."""
+
+    def __init__(self, size: int, name: str, foreground: Foreground | None = None) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+        self._foreground = foreground
+
+    def submit(self, work: Callable[[], None]) -> None:
+        def run() -> None:
+            if self._foreground is not None:
+                self._foreground.wait_until_quiet()
+            try:
+                work()
+            except Exception:
+                log.exception("background task failed")
+
+        self._executor.submit(run)
+
+    def close(self) -> None:
+        """Finish what is queued (it may be an abort's record), refuse new work."""
+        self._executor.shutdown(wait=True, cancel_futures=False)
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Where work after the ack runs. The kill switch has its own pool so it never queues behind other work,
+    and never waits for the foreground."""
+
+    work: Background
+    urgent: Background
+    foreground: Foreground = field(default_factory=Foreground)
+    _owned: tuple[_Pool, ...] = ()
+
+    def close(self) -> None:
+        for pool in self._owned:
+            pool.close()
+
+
+def worker_pools(work: int = 2, urgent: int = 16) -> Pools:
+    """One worker for the work after an ack, on purpose: request threads share the interpreter with it, and
+    every extra worker is one more thread taking the GIL from acks under a burst (measured in bench/README.md).
+    Aborts get their own threads and never wait for it."""
+    foreground = Foreground()
+    work_pool = _Pool(work, "chaosbot-work", foreground)
+    urgent_pool = _Pool(urgent, "chaosbot-urgent")
+    return Pools(
+        work=work_pool.submit, urgent=urgent_pool.submit, foreground=foreground, _owned=(work_pool, urgent_pool)
+    )
