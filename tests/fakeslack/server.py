@@ -69,6 +69,7 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._calls: list[Call] = []
+        self._in_flight = 0  # API calls received and not yet answered (e.g. held by injected latency)
         self._failures: dict[str, list[_Failure]] = {}
         self._latency: dict[str | None, float] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -136,6 +137,12 @@ class FakeSlack:
             self._api = SlackApi(self._state, upload_base=upload_base)
 
     # -- recorded calls -----------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """API calls received and not answered yet: they are recorded only once answered."""
+        with self._lock:
+            return self._in_flight
 
     def calls(self, method: str | None = None) -> list[Call]:
         with self._lock:
@@ -284,10 +291,17 @@ class FakeSlack:
     # -- request handling (called from server threads) ----------------------------------------------
 
     def handle_api(self, method: str, params: JSON, headers: dict[str, str]) -> _Reply:
-        time.sleep(self._delay(method))
-        reply = self._take_failure(method) or self._authorized_call(method, params, headers)
-        # Snapshot: handlers store params' blocks/views in workspace state, which later calls mutate.
-        self._record(Call(method, copy.deepcopy(params), headers, time.time(), reply.status, copy.deepcopy(reply.body)))
+        with self._lock:
+            self._in_flight += 1
+        try:
+            time.sleep(self._delay(method))
+            reply = self._take_failure(method) or self._authorized_call(method, params, headers)
+            # Snapshot: handlers store params' blocks/views in workspace state, which later calls mutate.
+            call = Call(method, copy.deepcopy(params), headers, time.time(), reply.status, copy.deepcopy(reply.body))
+            self._record(call)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         return reply
 
     def _authorized_call(self, method: str, params: JSON, headers: dict[str, str]) -> _Reply:

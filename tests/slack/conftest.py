@@ -29,6 +29,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from bot.interface.alarms import alarm_message
+from bot.interface.ids import ACKNOWLEDGE_ALARM
 from tests.fakeslack import identity, wire
 from tests.fakeslack.server import Call, FakeSlack
 from tests.services import REDIS_TEST_URL, redis_client_or_skip, scratch_postgres_database
@@ -477,7 +479,7 @@ class Bot:
         while time.monotonic() < deadline:
             time.sleep(quiet)
             now = len(self.slack.calls())
-            if now == seen:
+            if now == seen and not self.slack.in_flight:
                 return
             seen = now
 
@@ -549,8 +551,24 @@ class Bot:
             timeout=10,
             what="no running run and the kill switch released",
         )
+        self.acknowledge_alarms()
         self.retrospectives_posted()
         self.settle()
+
+    def acknowledge_alarms(self) -> None:
+        """Press Acknowledge on every revert alarm a test left (a target down on purpose): the server is shared,
+        and its reminders would otherwise reach later tests' fake Slack every few minutes."""
+        unacknowledged = (
+            "SELECT DISTINCT run_id FROM faults WHERE state = 'failed' AND run_id NOT IN "
+            "(SELECT run_id FROM audit_events WHERE action = 'alarm.acknowledged' AND run_id IS NOT NULL)"
+        )
+        left = [run_id for (run_id,) in self.server.query(unacknowledged)]
+        for run_id in left:
+            alert = alarm_message("clean-up", run_id)
+            message = {"ts": "1.000001", "text": alert.text, "blocks": alert.blocks}
+            self.send(wire.block_action(ACKNOWLEDGE_ALARM, user_id=RELIABILITY, message=message, channel_id=CHANNEL))
+        if left:
+            wait_until(lambda: not self.server.query(unacknowledged), timeout=10, what="the revert alarms acknowledged")
 
     def retrospectives_posted(self, timeout: float = 15.0) -> None:
         """Let the retrospectives of ended runs land (chart and channel line too) before the next test looks

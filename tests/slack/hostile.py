@@ -191,6 +191,22 @@ def wait_for_answer(
     raise AssertionError(f"no answer to {user} within {timeout}s; the fake Slack received: {seen or 'nothing'}")
 
 
+def said(slack: FakeSlack) -> list[str]:
+    """What the bot has said so far (posts, modals, files, response_url answers); the background refresh of
+    user-group members reads Slack on its own schedule and is not an answer to anything."""
+    writes = ("chat.", "views.", "files.", FakeSlack.RESPONSE_URL)
+    return [
+        f"{c.method} {c.params.get('text', '')}"
+        for c in slack.calls()
+        if c.method.startswith(writes) and not _scheduled(str(c.params.get("text", "")))
+    ]
+
+
+def _scheduled(text: str) -> bool:
+    """The notice before a planned start, and the summaries: posted by the bot's own schedule, not an answer."""
+    return "Coming up:" in text or text.startswith("Chaos experiments")
+
+
 def quiet(slack: FakeSlack, quiet_for: float = 0.15, timeout: float = 10.0) -> None:
     """Wait until the fake Slack has received nothing new for ``quiet_for`` seconds."""
     deadline = time.monotonic() + timeout
@@ -198,7 +214,7 @@ def quiet(slack: FakeSlack, quiet_for: float = 0.15, timeout: float = 10.0) -> N
     while time.monotonic() < deadline:
         time.sleep(quiet_for)
         now = len(slack.calls())
-        if now == seen:
+        if now == seen and not slack.in_flight:
             return
         seen = now
 

@@ -22,6 +22,7 @@ from .conftest import (
     metric,
     plan_values,
 )
+from .hostile import said
 
 SLOW_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.publish")
 
@@ -37,13 +38,13 @@ def test_a_bad_signature_is_refused_and_nothing_happens(sqlite_bot: Bot) -> None
     headers = {k: v for k, v in unsigned.headers.items() if not k.startswith("X-Slack")}
     assert bot.send(wire.SignedRequest(unsigned.body, headers)).status == 401
     bot.settle(quiet=0.5)
-    assert bot.slack.calls() == []
+    assert said(bot.slack) == []
 
 
 def test_a_stale_timestamp_is_refused_even_when_correctly_signed(sqlite_bot: Bot) -> None:
     bot = sqlite_bot
     run = bot.plan()
-    before = len(bot.slack.calls())
+    before = len(said(bot.slack))
     ten_minutes_ago = int(time.time()) - 600
     stale_click = wire.block_action(
         "run.approve", user_id=RELIABILITY, message=bot.message(run), timestamp=ten_minutes_ago
@@ -51,7 +52,7 @@ def test_a_stale_timestamp_is_refused_even_when_correctly_signed(sqlite_bot: Bot
     assert bot.send(stale_click).status == 401
     assert bot.command("help", OWNER, timestamp=ten_minutes_ago).status == 401
     bot.settle(quiet=0.5)
-    assert len(bot.slack.calls()) == before
+    assert len(said(bot.slack)) == before
     assert bot.server.query("SELECT count(*) FROM approvals WHERE run_id = :id", id=run.id)[0][0] == 0
     # The same click, fresh, works: the refusal was about the timestamp only.
     bot.approve(run, RELIABILITY)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from tests.fakeslack import FakeSlack, wire
+from tests.fakeslack import wire
 
 from .conftest import OWNER, RELIABILITY, Bot, plan_values
-from .hostile import assert_unchanged, quiet, state
+from .hostile import assert_unchanged, quiet, said, state
 
 WINDOW = 300  # Slack's documented limit: refuse requests whose timestamp is more than five minutes off
 
@@ -20,29 +20,13 @@ def resigned(request: wire.SignedRequest, **headers: str) -> wire.SignedRequest:
     return wire.SignedRequest(request.body, {**request.headers, **headers})
 
 
-def said(bot: Bot) -> list[str]:
-    """What the bot has said so far (posts, modals, files, response_url answers); the background refresh of
-    user-group members reads Slack on its own schedule and is not an answer to anything."""
-    writes = ("chat.", "views.", "files.", FakeSlack.RESPONSE_URL)
-    return [
-        f"{c.method} {c.params.get('text', '')}"
-        for c in bot.slack.calls()
-        if c.method.startswith(writes) and not _scheduled(str(c.params.get("text", "")))
-    ]
-
-
-def _scheduled(text: str) -> bool:
-    """The notice before a planned start, and the summaries: posted by the bot's own schedule, not an answer."""
-    return "Coming up:" in text or text.startswith("Chaos experiments")
-
-
 def assert_refused_and_nothing_happened(bot: Bot, request: wire.SignedRequest, what: str) -> None:
-    before, earlier = state(bot.server), len(said(bot))
+    before, earlier = state(bot.server), len(said(bot.slack))
     answer = bot.send(request)
     assert answer.status == 401, f"{what}: HTTP {answer.status}"
     quiet(bot.slack, 0.3)
     assert_unchanged(bot.server, before, what)
-    assert len(said(bot)) == earlier, f"{what}: the bot said {said(bot)[earlier:]}"
+    assert len(said(bot.slack)) == earlier, f"{what}: the bot said {said(bot.slack)[earlier:]}"
 
 
 def test_forged_requests_that_would_change_state_are_refused(bot: Bot) -> None:
