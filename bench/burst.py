@@ -273,6 +273,10 @@ class Report:
 
 
 def retry_findings(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Did every retry wait its Retry-After? Calls are told apart by method and parameters only, so two
+    separate but identical calls (the same answer to the same person, twice) look like one call and its retry.
+    Each 429 is therefore paired with the earliest later identical call, not yet paired, that came at least
+    Retry-After after it: a retry is early only when identical calls followed the 429 and none of them waited."""
     by_request: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for call in calls:
         by_request[call["request"]].append(call)
@@ -281,17 +285,20 @@ def retry_findings(calls: list[dict[str, Any]]) -> dict[str, Any]:
     examples: list[str] = []
     for attempts in by_request.values():
         attempts.sort(key=lambda c: c["time"])
+        paired: set[int] = set()
         for i, call in enumerate(attempts):
             if call["status"] != 429:
                 continue
             limited += 1
-            later = attempts[i + 1 :]
-            if not later:
-                continue
-            waited = later[0]["time"] - call["time"]
-            waits.append(waited)
-            if waited < call["retry_after"] - RETRY_TOLERANCE_SECONDS:
+            later = [j for j in range(i + 1, len(attempts)) if j not in paired]
+            allowed = call["time"] + call["retry_after"] - RETRY_TOLERANCE_SECONDS
+            retry = next((j for j in later if attempts[j]["time"] >= allowed), None)
+            if retry is not None:
+                paired.add(retry)
+                waits.append(attempts[retry]["time"] - call["time"])
+            elif later:
                 early += 1
+                waited = attempts[later[0]]["time"] - call["time"]
                 examples.append(f"{call['method']} retried after {waited:.2f}s (Retry-After {call['retry_after']})")
         if any(c["status"] == 429 for c in attempts) and not any(c["ok"] for c in attempts):
             undelivered += 1
@@ -549,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print_and_write(args, items, report, wall, complete)
         print(f"total {time.monotonic() - began:.1f} s")
-        if args.keep or not complete:
+        if args.keep or not complete or not all(report.checks.values()):
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)

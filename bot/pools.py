@@ -52,22 +52,67 @@ class Foreground:
                 self._quiet.wait(min(self.gap, deadline - now))
 
 
-class _Pool:
-    """A thread pool whose tasks log their own failures; ``submit`` is a ``Background``. With a ``foreground``,
-    each task first waits (boundedly) until no request is being answered."""
+class _Turns:
+    """At most ``size`` tasks of a pool running at once. A task sleeping (Slack's ``Retry-After``) gives its turn
+    away meanwhile: a sleeping thread does not compete for the interpreter, and a burst that Slack rate-limits
+    would otherwise hold every turn in sleep while the queue waits."""
 
-    def __init__(self, size: int, name: str, foreground: Foreground | None = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+    def __init__(self, size: int) -> None:
+        self._free = threading.Semaphore(size)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        self._free.acquire()
+        _current.turns, _current.holding = self, True
+        try:
+            yield
+        finally:
+            self._give_back()
+            _current.turns = None
+
+    def sleep(self, seconds: float) -> None:
+        self._give_back()
+        time.sleep(seconds)
+        # Waiting without bound could deadlock: the tasks holding the turns may wait for a lock this one holds.
+        _current.holding = self._free.acquire(timeout=FOREGROUND_PATIENCE_SECONDS)
+
+    def _give_back(self) -> None:
+        if _current.holding:
+            _current.holding = False
+            self._free.release()
+
+
+_current = threading.local()  # the _Turns whose turn this thread runs in, if any
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` for work after an ack: the calling task's turn goes to another task meanwhile."""
+    turns: _Turns | None = getattr(_current, "turns", None)
+    if turns is None:
+        time.sleep(seconds)
+    else:
+        turns.sleep(seconds)
+
+
+class _Pool:
+    """A thread pool whose tasks log their own failures; ``submit`` is a ``Background``. At most ``size`` tasks
+    run at once (more threads wait in ``sleep``). With a ``foreground``, each task first waits (boundedly)
+    until no request is being answered."""
+
+    def __init__(self, size: int, name: str, foreground: Foreground | None = None, threads: int = 0) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(size, threads), thread_name_prefix=name)
         self._foreground = foreground
+        self._turns = _Turns(size)
 
     def submit(self, work: Callable[[], None]) -> None:
         def run() -> None:
-            if self._foreground is not None:
-                self._foreground.wait_until_quiet()
-            try:
-                work()
-            except Exception:
-                log.exception("background task failed")
+            with self._turns.turn():  # the threads without a turn block here instead of polling the foreground
+                if self._foreground is not None:
+                    self._foreground.wait_until_quiet()
+                try:
+                    work()
+                except Exception:
+                    log.exception("background task failed")
 
         self._executor.submit(run)
 
@@ -91,12 +136,12 @@ class Pools:
             pool.close()
 
 
-def worker_pools(work: int = 2, urgent: int = 16) -> Pools:
-    """One worker for the work after an ack, on purpose: request threads share the interpreter with it, and
-    every extra worker is one more thread taking the GIL from acks under a burst (measured in bench/README.md).
-    Aborts get their own threads and never wait for it."""
+def worker_pools(work: int = 2, urgent: int = 16, sleepers: int = 16) -> Pools:
+    """Two tasks after an ack running at once, on purpose: request threads share the interpreter with them, and
+    every extra one takes the GIL from acks under a burst (measured in bench/README.md). Up to ``sleepers``
+    more threads wait out Slack's ``Retry-After`` without a turn. Aborts get their own threads and never wait."""
     foreground = Foreground()
-    work_pool = _Pool(work, "chaosbot-work", foreground)
+    work_pool = _Pool(work, "chaosbot-work", foreground, threads=work + sleepers)
     urgent_pool = _Pool(urgent, "chaosbot-urgent")
     return Pools(
         work=work_pool.submit, urgent=urgent_pool.submit, foreground=foreground, _owned=(work_pool, urgent_pool)

@@ -62,7 +62,7 @@ class Conversation:
         return self.surface.renderer
 
     def reply(self, request: Request, message: Message) -> None:
-        self.surface.ephemeral(request.channel, request.user, message)
+        self.publisher.whisper(request.channel, request.user, message)
 
     def tell(self, request: Request, words: Words | str) -> None:
         """A short answer only the person who asked sees."""

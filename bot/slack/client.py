@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from slack_sdk import WebClient
@@ -16,7 +17,9 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot import pools
 from bot.interface.blocks import Message
+from bot.interface.outbox import PASSING
 from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import DeliveryFailed
 from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class _CountsRetries:
-    """Counts each retry slack_sdk decides to make, by reason, for /metrics."""
+    """Counts each retry slack_sdk decides to make, by reason, for /metrics; waits before it with
+    ``bot.pools.sleep``, so a task waiting out Slack gives its turn to another."""
 
     reason = "unknown"
 
@@ -42,13 +46,41 @@ class _CountsRetries:
             SLACK_API_RETRIES.labels(self.reason).inc()
         return bool(retry)
 
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        pools.sleep(self._wait(state, response))
+        state.increment_current_attempt()
+
+    def _wait(self, state: RetryState, response: HttpResponse | None) -> float:
+        return float(self.interval_calculator.calculate_sleep_duration(state.current_attempt))  # type: ignore[attr-defined]  # a RetryHandler's
+
 
 class _CountingRateLimitHandler(_CountsRetries, RateLimitErrorRetryHandler):
     reason = "ratelimited"
 
+    def _wait(self, state: RetryState, response: HttpResponse | None) -> float:
+        """Slack's ``Retry-After``, never less, plus a little jitter so the waiting calls do not return at once."""
+        headers = {key.lower(): values for key, values in (response.headers if response else {}).items()}
+        try:
+            retry_after = float(headers["retry-after"][0])
+        except (KeyError, IndexError, TypeError, ValueError):
+            retry_after = 1.0
+        return retry_after + random.uniform(0.0, 0.25)
+
 
 class _CountingServerErrorHandler(_CountsRetries, ServerErrorRetryHandler):
     reason = "server_error"
+
+
+class _CountingConnectionErrorHandler(_CountsRetries, ConnectionErrorRetryHandler):
+    reason = "connection_error"
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -58,7 +90,7 @@ def web_client(token: str, base_url: str) -> WebClient:
         base_url=base_url,
         timeout=10,
         retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
+            _CountingConnectionErrorHandler(max_retry_count=2),
             _CountingRateLimitHandler(max_retry_count=3),
             _CountingServerErrorHandler(max_retry_count=2),
         ],
@@ -93,9 +125,14 @@ class SlackSurface:
                 self.client.chat_postEphemeral(channel=channel, user=user, text=message.text, blocks=message.blocks)
                 return
             except SlackApiError as exc:
+                failed = _counted("chat.postEphemeral", exc)
+                if failed.reason in PASSING:  # a direct message now would meet the same outage
+                    raise failed from exc
                 # Not in that channel (or a DM with someone else): fall back to a direct message.
-                _counted("chat.postEphemeral", exc)
-        self.client.chat_postMessage(channel=user, text=message.text, blocks=message.blocks)
+        try:
+            self.client.chat_postMessage(channel=user, text=message.text, blocks=message.blocks)
+        except SlackApiError as exc:
+            raise _counted("chat.postMessage", exc) from exc
 
     def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> tuple[str, str]:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.pools import Foreground, worker_pools
+from bot.pools import Foreground, sleep, worker_pools
 
 
 def test_work_after_an_ack_waits_until_no_request_is_being_answered() -> None:
@@ -38,3 +38,41 @@ def test_the_kill_switch_pool_never_waits_for_requests() -> None:
             assert aborted.wait(0.1)
     finally:
         pools.close()
+
+
+def test_a_task_waiting_out_slack_gives_its_turn_to_the_next_task() -> None:
+    pools = worker_pools(work=1, sleepers=2)
+    waiting, other_ran = threading.Event(), threading.Event()
+
+    def waits_out_a_rate_limit() -> None:
+        waiting.set()
+        sleep(1.0)
+
+    try:
+        pools.work(waits_out_a_rate_limit)
+        assert waiting.wait(1.0)
+        pools.work(other_ran.set)
+        assert other_ran.wait(0.5), "the only turn stayed with a task that was sleeping"
+    finally:
+        pools.close()
+
+
+def test_only_the_pool_size_runs_at_once_however_many_threads_wait() -> None:
+    pools = worker_pools(work=2, sleepers=4)
+    running, most, guard = 0, 0, threading.Lock()
+
+    def busy() -> None:
+        nonlocal running, most
+        with guard:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with guard:
+            running -= 1
+
+    try:
+        for _ in range(12):
+            pools.work(busy)
+    finally:
+        pools.close()
+    assert most == 2

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.interface.blocks import notice
 from bot.interface.publisher import Publisher
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.slack.client import SlackSurface, web_client
@@ -110,3 +111,20 @@ def test_with_slack_down_the_kill_switch_still_reverts_and_tells_the_channel_aft
     told = wait_until(lambda: delivered("pulled the global kill switch"), timeout=60, what="the announcement")
     assert "Slack is down" in told[0]
     wait_until(lambda: delivered(f"{run.label} aborted by"), timeout=60, what="the abort in the run's thread")
+
+
+def test_an_answer_rate_limited_past_the_clients_retries_is_delivered_later_and_not_as_a_direct_message(
+    publisher: Publisher, slack: FakeSlack
+) -> None:
+    slack.fail_next("chat.postEphemeral", 429, retry_after=1, times=4)  # more than the client's 3 retries
+    answer = "RUN-7 is planned; its approvals happen in the channel."
+
+    publisher.whisper(CHANNEL, identity.DEFAULT_USER_ID, notice(answer))
+
+    def answered() -> list[Call]:
+        return [c for c in slack.calls("chat.postEphemeral") if c.ok and c.params.get("text") == answer]
+
+    wait_until(answered, timeout=30, what="the answer delivered from the outbox")
+    assert answered()[0].params.get("user") == identity.DEFAULT_USER_ID
+    direct = [c for c in slack.calls("chat.postMessage") if c.params.get("channel") == identity.DEFAULT_USER_ID]
+    assert not [c for c in direct if c.params.get("text") == answer]
