@@ -105,7 +105,7 @@ class RecordWriter:
             _mark(session, record)
 
         result = RunState(str(outcome["result"]))
-        self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save)
+        self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save, at=at)
         if self.on_ended is not None:
             try:
                 self.on_ended(run_id)

@@ -469,10 +469,12 @@ class Lifecycle:
         reason: str = "",
         *,
         also: Callable[[Session, Run], None] | None = None,
+        at: datetime | None = None,
     ) -> Run:
         """running → completed | aborted | failed. Finishing a run that already ended is an error.
 
-        ``also`` runs in the same transaction (the engine stores the outcome with the transition).
+        ``also`` runs in the same transaction (the engine stores the outcome with the transition). ``at``: when
+        the run ended, if not now (an end replayed from the spool after a database outage).
         """
         if result not in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED):
             raise ValueError(f"not a final result of a running run: {result}")
@@ -480,7 +482,7 @@ class Lifecycle:
         def apply(session: Session) -> Run:
             run = runs.get(session, run_id=run_id)
             self._require_state(run, {RunState.RUNNING}, _VERB[result])
-            ended = {"ended_at": self.clock(), "ended_by": actor, "end_reason": reason or None}
+            ended = {"ended_at": at or self.clock(), "ended_by": actor, "end_reason": reason or None}
             runs.transition(session, run=run, to=result, **ended)
             audit.append(session, actor=actor, action=f"run.{result.value}", run_id=run.id, payload={"reason": reason})
             if also is not None:

@@ -4,6 +4,7 @@ database is back (a new process replays the spool at start); the audit chain sta
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -70,17 +71,22 @@ def test_an_abort_during_an_outage_lands_once_after_a_restart(
 ) -> None:
     db, proxy = proxied
     world = make_world(db)
+    aborting = utcnow()
     run_id = outage_abort(world, proxy)
+    aborted = utcnow()
     assert world.spool_dir is not None and list(world.spool_dir.rglob("*.jsonl"))
 
     proxy.restore()
     assert world.run(run_id).run_state is RunState.RUNNING  # only the spool knows yet
+    time.sleep(1.0)  # the outage lasts: the replay comes well after the abort
     world.engine()  # the process restarts: the spool is replayed at start
 
     wait_for(lambda: world.run(run_id).run_state is RunState.ABORTED, what="the spooled end of the run")
     wait_for(lambda: not list(world.spool_dir.rglob("*.jsonl")), what="the spool emptied")  # type: ignore[union-attr]
     assert fault_states(world, run_id) == ["reverted"]
     assert world.run(run_id).end_reason == "outage drill"
+    ended_at = world.run(run_id).ended_at
+    assert ended_at is not None and aborting <= ended_at <= aborted, "the run is dated when it ended, not replayed"
     assert aborted_events(db, run_id) == 1
     assert chain_ok(db)
 
