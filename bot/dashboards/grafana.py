@@ -2,7 +2,8 @@
 
 - at inject: ``POST /api/annotations`` ``{time, tags: ["chaosbot", "RUN-n", "CE-01"], text}`` → ``{"id": …}``,
   stored against the run (``dashboard_annotations``) so whichever replica reverts can end it;
-- at revert: ``PATCH /api/annotations/{id}`` ``{timeEnd}``, which turns the point into a region.
+- at revert: ``PATCH /api/annotations/{id}`` ``{timeEnd}``, which turns the point into a region; an end that
+  Grafana did not take (down, 5xx) is sent again by a periodic job (``resend_ends``) for up to a day.
 
 Enabled when ``GRAFANA_URL`` and ``GRAFANA_TOKEN`` are set (the token, a service account token, is read at
 each call). Calls run on this object's own worker thread: the engine's ``fault_started``/``fault_ended`` return
@@ -16,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,12 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.dashboards.models import DashboardAnnotation
-from storage.db import Database
+from storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 5.0
 TAG = "chaosbot"
+RESEND_FOR = timedelta(days=1)  # an end older than this is not worth a region on today's dashboards
+RESEND_BATCH = 100
 
 
 class GrafanaAnnotations:
@@ -77,6 +80,10 @@ class GrafanaAnnotations:
     def fault_ended(self, run_id: int, *, at: datetime) -> Future[None]:
         """The fault of ``run_id`` was reverted at ``at``: give its annotation its end."""
         return self._submit(lambda: self._end(run_id, at), f"annotating the end of run {run_id}")
+
+    def resend_ends(self) -> Future[None]:
+        """A periodic job: send again the ends of the last day that Grafana did not take at the revert."""
+        return self._submit(self._resend_ends, "sending the fault windows' missed ends")
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
@@ -127,9 +134,30 @@ class GrafanaAnnotations:
         if annotation_id is not None:
             self._patch_end(run_id, annotation_id, at)
 
+    def _resend_ends(self) -> None:
+        query = (
+            select(DashboardAnnotation.run_id, DashboardAnnotation.annotation_id, DashboardAnnotation.ended_at)
+            .where(
+                DashboardAnnotation.annotation_id.is_not(None),
+                DashboardAnnotation.end_sent.is_(False),
+                DashboardAnnotation.ended_at >= utcnow() - RESEND_FOR,
+            )
+            .order_by(DashboardAnnotation.run_id)
+            .limit(RESEND_BATCH)
+        )
+        with self.db.transaction() as session:
+            missed = session.execute(query).all()
+        for run_id, annotation_id, ended_at in missed:
+            if annotation_id is not None and ended_at is not None:  # always, by the query
+                self._patch_end(run_id, annotation_id, ended_at)  # a failure stops the batch: Grafana still down
+
     def _patch_end(self, run_id: int, annotation_id: int, at: datetime) -> None:
         url = f"{self.base_url}/api/annotations/{annotation_id}"
-        self._http.patch(url, json={"timeEnd": _ms(at)}, headers=self._headers()).raise_for_status()
+        response = self._http.patch(url, json={"timeEnd": _ms(at)}, headers=self._headers())
+        if response.status_code == httpx.codes.NOT_FOUND:  # deleted in Grafana: nothing left to end
+            log.warning("Grafana: annotation %d of run %d is gone; its end is not sent", annotation_id, run_id)
+        else:
+            response.raise_for_status()
         with self.db.transaction() as session:
             _locked(session, run_id).end_sent = True
 

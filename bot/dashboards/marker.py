@@ -16,6 +16,8 @@ class FaultWindowMarker(Protocol):
 
     def fault_ended(self, run_id: int, *, at: datetime) -> Future[None]: ...
 
+    def resend_ends(self) -> Future[None]: ...
+
     def close(self) -> None: ...
 
 
@@ -24,6 +26,9 @@ class _NoMarker:
         return _done()
 
     def fault_ended(self, run_id: int, *, at: datetime) -> Future[None]:
+        return _done()
+
+    def resend_ends(self) -> Future[None]:
         return _done()
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 summaries, and the dashboards' fault-window marker, registered in the shared handlers' routers.
 
 Periodic jobs (``jobs``), safe on every replica: the retrospective sweep, filing pending action items,
-and the scheduled summaries (each claimed once through ``bot.schedule.firings``).
+the scheduled summaries (each claimed once through ``bot.schedule.firings``), and the dashboards' missed
+fault-window ends (sending one twice only sets the same end again).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Learning:
             Job(self.sweep, 15, "retrospective-sweep"),
             Job(self.file_pending, 30, "file-action-items"),
             Job(self.post_summaries, 60, "post-summaries"),
+            Job(self.marker.resend_ends, 60, "dashboard-ends"),
         ]
 
     def sweep(self) -> None:

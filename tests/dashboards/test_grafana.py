@@ -88,6 +88,13 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def annotated(lifecycle: Lifecycle, marker: GrafanaAnnotations, at: datetime) -> tuple[int, GrafanaAnnotations]:
+    """A running run whose fault window Grafana has annotated from ``at``."""
+    run = running_run(lifecycle)
+    marker.fault_started(run.id, label=run.label, experiment_id="CE-01", at=at, text="x").result(5)
+    return run.id, marker
+
+
 def test_created_at_inject_and_ended_at_revert(
     lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
@@ -121,6 +128,46 @@ def test_an_end_recorded_before_grafana_answered_the_create_still_ends_it(
 
     assert backend.annotations[1]["timeEnd"] == ms(END)
     stored = row(lifecycle.db, run.id)
+    assert stored is not None and stored.end_sent
+
+
+def test_an_end_grafana_did_not_take_is_sent_again_later(
+    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+) -> None:
+    url, backend = grafana
+    ended = datetime.now(UTC)
+    run_id, marker = annotated(lifecycle, make_marker(url), at=ended - timedelta(minutes=5))
+    backend.fail_next(503)
+    marker.fault_ended(run_id, at=ended).result(5)  # Grafana fails the PATCH at the revert
+    assert "timeEnd" not in backend.annotations[1]
+    backend.fail_next(503)
+
+    marker.resend_ends().result(5)  # Grafana still failing: the end stays to send
+    stored = row(lifecycle.db, run_id)
+    assert "timeEnd" not in backend.annotations[1] and stored is not None and not stored.end_sent
+    marker.resend_ends().result(5)  # Grafana back
+
+    assert backend.annotations[1]["timeEnd"] == ms(ended)
+    stored = row(lifecycle.db, run_id)
+    assert stored is not None and stored.end_sent
+    patches = len(backend.calls_to("PATCH"))
+    marker.resend_ends().result(5)
+    assert len(backend.calls_to("PATCH")) == patches, "an end already taken was sent again"
+
+
+def test_an_annotation_deleted_in_grafana_is_not_ended_again_and_again(
+    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+) -> None:
+    url, backend = grafana
+    ended = datetime.now(UTC)
+    run_id, marker = annotated(lifecycle, make_marker(url), at=ended)
+    backend.fail_next(404)
+
+    marker.fault_ended(run_id, at=ended).result(5)
+    marker.resend_ends().result(5)
+
+    assert len(backend.calls_to("PATCH")) == 1
+    stored = row(lifecycle.db, run_id)
     assert stored is not None and stored.end_sent
 
 

@@ -36,6 +36,9 @@ class RecordingMarker:
             self.calls.append(("ended", run_id, ""))
         return _done()
 
+    def resend_ends(self) -> Future[None]:
+        return _done()
+
     def close(self) -> None:
         pass
 
