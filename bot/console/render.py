@@ -37,6 +37,12 @@ EMOJI = {
     "tada": "🎉",
     "memo": "📝",
     "bar_chart": "📊",
+    "clipboard": "📋",
+    "pencil2": "✏️",
+    "lock": "🔒",
+    "unlock": "🔓",
+    "no_entry": "⛔",
+    "alarm_clock": "⏰",
 }
 
 _LINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^>|]+)(?:\|([^>]*))?>", re.IGNORECASE)

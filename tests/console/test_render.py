@@ -45,6 +45,9 @@ def plan_view() -> blocks.Block:
         ("5 * 3 * 2", "5 * 3 * 2"),
         (":white_check_mark: done", "✅ done"),
         (":no_such_emoji:", ":no_such_emoji:"),
+        (":lock: a freeze, :unlock: lifted", "🔒 a freeze, 🔓 lifted"),
+        (":pencil2: Plan edited, :no_entry: refused", "✏️ Plan edited, ⛔ refused"),
+        (":clipboard: planned, :alarm_clock: coming up", "📋 planned, ⏰ coming up"),
         ("typed <!channel> & <@rita> stay as typed", "typed <!channel> & <@rita> stay as typed"),
     ],
 )
