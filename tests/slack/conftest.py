@@ -500,25 +500,30 @@ class Bot:
         """Plan a run through the modal; returns once its message is posted and the timeline started."""
         view = view or self.open_plan(user)
         known = {run.ts for run in self.runs}
-        answer = self.submit(view, plan_values(environment, int(time.time()) + start_in), user)
+        run = self.submit_plan(view, plan_values(environment, int(time.time()) + start_in), user, known)
+        self.runs.append(run)
+        self.reply(run, f"Planned by <@{user}>")
+        self.ephemeral(user, f"{run.label} is planned")  # the owner is told where the approvals happen
+        self.planned_at = time.time()
+        return run
+
+    def submit_plan(self, view: dict[str, Any], values: dict[str, Any], user: str, known: set[str]) -> RunHandle:
+        """Submit the plan form; the run is the one whose message is new (its ts not in ``known``)."""
+        answer = self.submit(view, values, user)
         assert (answer.status, answer.body) == (200, b""), answer
         posted = self.slack.wait_for(
             "chat.postMessage",
             predicate=lambda c: (
                 c.ok
                 and not c.params.get("thread_ts")
+                # the run's own message, not an earlier run's one-line retrospective ("RUN-1 (CE-90, …")
                 and bool(RUN_TITLE.match(str(c.params.get("text"))))
                 and c.response["ts"] not in known
             ),
         )[-1]
         match = RUN_TITLE.match(str(posted.params["text"]))
         assert match is not None
-        run = RunHandle(int(match.group(1)), str(posted.response["ts"]))
-        self.runs.append(run)
-        self.reply(run, f"Planned by <@{user}>")
-        self.ephemeral(user, f"{run.label} is planned")  # the owner is told where the approvals happen
-        self.planned_at = time.time()
-        return run
+        return RunHandle(int(match.group(1)), str(posted.response["ts"]))
 
     def approve(self, run: RunHandle, user: str) -> None:
         assert self.click("run.approve", run, user).status == 200

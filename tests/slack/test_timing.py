@@ -27,7 +27,6 @@ from .conftest import (
     OWNER,
     POLICY,
     RELIABILITY,
-    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -72,21 +71,7 @@ def plan(bot: Bot, *, start_in: int, auto_start: bool, environment: str = "stagi
     view = bot.open_plan(OWNER)
     known = {run.ts for run in bot.runs}
     values = plan_values(environment, int(time.time()) + start_in, auto_start=auto_start)
-    answer = bot.submit(view, values, OWNER)
-    assert (answer.status, answer.body) == (200, b""), answer
-    posted = bot.slack.wait_for(
-        "chat.postMessage",
-        predicate=lambda c: (
-            c.ok
-            and not c.params.get("thread_ts")
-            # the run's own message, not an earlier run's one-line retrospective ("RUN-1 (CE-90, …")
-            and RUN_TITLE.match(str(c.params.get("text"))) is not None
-            and c.response["ts"] not in known
-        ),
-    )[-1]
-    title = RUN_TITLE.match(str(posted.params["text"]))
-    assert title is not None
-    run = RunHandle(int(title.group(1)), str(posted.response["ts"]))
+    run = bot.submit_plan(view, values, OWNER, known)
     bot.runs.append(run)
     bot.reply(run, f"Planned by <@{OWNER}>")
     return run

@@ -25,7 +25,6 @@ from .conftest import (
     OWNER,
     POLICY,
     RELIABILITY,
-    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -106,22 +105,9 @@ def replicas(
 def plan_approved(first: Bot, second: Bot, start_in: int) -> RunHandle:
     """Planned through one replica, approved through the other, with the automatic start ticked."""
     view = first.open_plan(OWNER, EXPERIMENT)
-    known = {c.response.get("ts") for c in first.slack.calls("chat.postMessage")}
-    answer = first.submit(view, plan_values("staging", int(time.time()) + start_in, auto_start=True), OWNER)
-    assert (answer.status, answer.body) == (200, b""), answer
-    posted = first.slack.wait_for(
-        "chat.postMessage",
-        predicate=lambda c: (
-            c.ok
-            and not c.params.get("thread_ts")
-            # the run's own message, not the previous run's one-line retrospective ("RUN-1 (CE-90, …")
-            and RUN_TITLE.match(str(c.params.get("text"))) is not None
-            and c.response["ts"] not in known
-        ),
-    )[-1]
-    title = RUN_TITLE.match(str(posted.params["text"]))
-    assert title is not None
-    run = RunHandle(int(title.group(1)), str(posted.response["ts"]))
+    known = {str(c.response.get("ts")) for c in first.slack.calls("chat.postMessage")}
+    values = plan_values("staging", int(time.time()) + start_in, auto_start=True)
+    run = first.submit_plan(view, values, OWNER, known)
     for approver in (RELIABILITY, SECURITY, STAKEHOLDER):
         second.approve(run, approver)
     second.wait_message(run, lambda m: "run.start" in buttons(m), what="approved")
