@@ -499,31 +499,40 @@ class Bot:
     ) -> RunHandle:
         """Plan a run through the modal; returns once its message is posted and the timeline started."""
         view = view or self.open_plan(user)
-        known = {run.ts for run in self.runs}
-        run = self.submit_plan(view, plan_values(environment, int(time.time()) + start_in), user, known)
+        run = self.submit_plan(view, plan_values(environment, int(time.time()) + start_in), user)
         self.runs.append(run)
         self.reply(run, f"Planned by <@{user}>")
         self.ephemeral(user, f"{run.label} is planned")  # the owner is told where the approvals happen
         self.planned_at = time.time()
         return run
 
-    def submit_plan(self, view: dict[str, Any], values: dict[str, Any], user: str, known: set[str]) -> RunHandle:
-        """Submit the plan form; the run is the one whose message is new (its ts not in ``known``)."""
+    def submit_plan(self, view: dict[str, Any], values: dict[str, Any], user: str) -> RunHandle:
+        """Submit the plan form; returns the run it planned."""
+        sent = time.time()
         answer = self.submit(view, values, user)
         assert (answer.status, answer.body) == (200, b""), answer
-        posted = self.slack.wait_for(
+        return self.planned_since(sent, user)
+
+    def planned_since(self, sent: float, user: str = OWNER) -> RunHandle:
+        """The run ``user`` planned after ``sent``: the message whose thread got "Planned by <@user>".
+
+        Not just "a new run message": a scheduled notice posts an earlier run's message if that one was never posted.
+        """
+        planned = self.slack.wait_for(
             "chat.postMessage",
+            timeout=10.0,
             predicate=lambda c: (
-                c.ok
-                and not c.params.get("thread_ts")
-                # the run's own message, not an earlier run's one-line retrospective ("RUN-1 (CE-90, …")
-                and bool(RUN_TITLE.match(str(c.params.get("text"))))
-                and c.response["ts"] not in known
+                c.time >= sent
+                and c.ok
+                and bool(c.params.get("thread_ts"))
+                and f"Planned by <@{user}>" in str(c.params.get("text"))
             ),
         )[-1]
+        ts = str(planned.params["thread_ts"])
+        posted = next(c for c in self.slack.calls("chat.postMessage") if c.ok and c.response.get("ts") == ts)
         match = RUN_TITLE.match(str(posted.params["text"]))
-        assert match is not None
-        return RunHandle(int(match.group(1)), str(posted.response["ts"]))
+        assert match is not None, posted.params
+        return RunHandle(int(match.group(1)), ts)
 
     def approve(self, run: RunHandle, user: str) -> None:
         assert self.click("run.approve", run, user).status == 200

@@ -16,7 +16,6 @@ from .conftest import (
     OUTSIDER,
     OWNER,
     RELIABILITY,
-    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -55,7 +54,7 @@ def test_plan_approve_start_abort_all_in_one_message(bot: Bot) -> None:
     tops = [
         c
         for c in bot.slack.calls("chat.postMessage")
-        if not c.params.get("thread_ts") and RUN_TITLE.match(str(c.params.get("text")))
+        if not c.params.get("thread_ts") and str(c.params.get("text")).startswith(f"{run.label} · ")
     ]
     assert len(tops) == 1 and tops[0].params["channel"] == CHANNEL
     planned = bot.message(run)
@@ -119,7 +118,7 @@ def test_plan_approve_start_abort_all_in_one_message(bot: Bot) -> None:
     ):
         assert any(expected in reply for reply in replies), (expected, replies)
     top_level = [m for m in bot.slack.messages(CHANNEL) if m.get("thread_ts") in (None, m["ts"])]
-    assert [m["ts"] for m in top_level if RUN_TITLE.match(m["text"])] == [run.ts]
+    assert [m["ts"] for m in top_level if m["text"].startswith(f"{run.label} · ")] == [run.ts]
 
 
 def test_the_owner_cannot_approve_their_own_run(sqlite_bot: Bot) -> None:

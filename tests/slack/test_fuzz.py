@@ -26,7 +26,6 @@ from .conftest import (
     CHANNEL,
     OWNER,
     RELIABILITY,
-    RUN_TITLE,
     SECURITY,
     STAKEHOLDER,
     Bot,
@@ -294,16 +293,8 @@ def _shown_as_text(bot: Bot, started: float, typed: str) -> None:
 def _plan_with(bot: Bot, view: dict[str, Any], notes: str, rollback: str) -> None:
     values = plan_values("staging", int(time.time()) + 600, rollback=rollback)
     values["notes"] = {"value": wire.text_value(notes)}
-    started = time.time()
-    answer = bot.submit(view, values, OWNER)
-    assert (answer.status, answer.body) == (200, b""), answer
-    posted = bot.slack.wait_for(
-        "chat.postMessage",
-        predicate=lambda c: c.time >= started and c.ok and bool(RUN_TITLE.match(str(c.params.get("text")))),
-    )[-1]
-    match = RUN_TITLE.match(str(posted.params["text"]))
-    assert match is not None
-    bot.ephemeral(OWNER, f"RUN-{match.group(1)} is planned")
+    run = bot.submit_plan(view, values, OWNER)
+    bot.ephemeral(OWNER, f"{run.label} is planned")
 
 
 @fuzz_settings(CI_EXAMPLES["plan_fields"])

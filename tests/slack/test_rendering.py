@@ -8,7 +8,7 @@ from bot.interface.render import SLACK
 from bot.words import Group, Person, Words
 from tests.fakeslack import wire
 
-from .conftest import OWNER, RUN_TITLE, SECURITY, Bot, RunHandle, block_text, plan_values
+from .conftest import OWNER, SECURITY, Bot, RunHandle, block_text, plan_values
 
 HOSTILE = "<!channel> & <@U0NOBODY> <!subteam^S0STAKE>"
 SHOWN = "&lt;!channel&gt; &amp; &lt;@U0NOBODY&gt; &lt;!subteam^S0STAKE&gt;"
@@ -25,14 +25,7 @@ def plan_with_notes(bot: Bot, notes: str) -> RunHandle:
     view = bot.open_plan()
     values = plan_values("staging", int(time.time()) + 60, rollback=f"1. Revert. {notes}")
     values["notes"] = {"value": wire.text_value(notes)}
-    assert bot.submit(view, values, OWNER).status == 200
-    posted = bot.slack.wait_for(
-        "chat.postMessage",
-        predicate=lambda c: c.ok and not c.params.get("thread_ts") and bool(RUN_TITLE.match(str(c.params["text"]))),
-    )[-1]
-    match = RUN_TITLE.match(str(posted.params["text"]))
-    assert match is not None
-    return RunHandle(int(match.group(1)), str(posted.response["ts"]))
+    return bot.submit_plan(view, values, OWNER)
 
 
 def test_typed_notes_and_reasons_are_shown_not_interpreted(sqlite_bot: Bot) -> None:

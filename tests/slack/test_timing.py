@@ -69,11 +69,9 @@ def bot(timing_server: ChaosbotServer, slack: FakeSlack, request: pytest.Fixture
 
 def plan(bot: Bot, *, start_in: int, auto_start: bool, environment: str = "staging") -> RunHandle:
     view = bot.open_plan(OWNER)
-    known = {run.ts for run in bot.runs}
     values = plan_values(environment, int(time.time()) + start_in, auto_start=auto_start)
-    run = bot.submit_plan(view, values, OWNER, known)
+    run = bot.submit_plan(view, values, OWNER)
     bot.runs.append(run)
-    bot.reply(run, f"Planned by <@{OWNER}>")
     return run
 
 
