@@ -32,9 +32,9 @@ from bot.audit.models import AuditHead
 from bot.catalogue.service import load_catalogue
 from bot.reports.periods import parse_period
 from bot.reports.summary import summarise
+from bot.schema import Base
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Base
 
 ZONE = ZoneInfo("Australia/Sydney")
 SPAN_START = datetime(2025, 1, 1, tzinfo=ZONE).astimezone(UTC)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.actions.service import counts_by_run
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
-from bot.engine.models import Outcome
+from bot.records.models import Outcome
 from bot.runs.models import Run, RunState
 from bot.vocabulary import format_seconds
 from storage.db import Database

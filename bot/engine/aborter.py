@@ -10,20 +10,20 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from adapters.base import Adapter
 from bot.engine import applying, wording
-from bot.engine.outcomes import Ending
-from bot.engine.parts import EnginePart
-from bot.engine.revert import adapter_for
-from bot.engine.rollbacks import Rollback
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.endings import Ending
+from bot.engine.outcomes import OutcomeRecorder
+from bot.engine.revert import Reverter, adapter_for
+from bot.engine.rollbacks import Rollback, RollbackStore
+from bot.engine.supervisor import Supervisor
+from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition
-from bot.runs.models import RunState
+from bot.runs.flows import Lifecycle
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,24 @@ class AbortResult:
     detail: Words
 
 
-class Aborter(EnginePart):
+class Aborter:
+    """Aborts runs and engages or releases the kill switch; holds what an abort uses, no more."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        coordination: Coordination,
+        supervisor: Supervisor,
+        rollbacks: RollbackStore,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        writes: PendingWrites,
+    ) -> None:
+        self.lifecycle, self.coordination, self.supervisor = lifecycle, coordination, supervisor
+        self.rollbacks, self.revert, self.recorder = rollbacks, revert, recorder
+        self.announcer, self.writes = announcer, writes
+
     def abort(self, actor: str, run_id: int, reason: str = "", *, breach: str | None = None) -> AbortResult:
         """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``)."""
         return self._abort(actor, run_id, reason, breach=breach)[0]
@@ -48,14 +65,7 @@ class Aborter(EnginePart):
         with self.supervisor.aborting(run_id):
             rollback = self.rollbacks.for_abort(run_id)
             report = self.revert(rollback)
-            ending = Ending(
-                RunState.ABORTED,
-                actor,
-                reason,
-                rollback.rto_seconds,
-                hypothesis_held=False if breach else None,
-                breach=breach,
-            )
+            ending = Ending.aborted(actor, reason, rollback.rto_seconds, breach=breach)
             try:
                 pending = self.recorder.finish(run_id, ending)
             except IllegalTransition as exc:  # it ended while we were reverting

@@ -10,20 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.base import FaultHandle
-from bot.engine import records
-from bot.engine.models import FaultRecord, FaultState, SpoolApplied
+from bot.engine.endings import Ending
+from bot.engine.models import SpoolApplied
 from bot.engine.spool import SpoolRecord
-from bot.runs.models import Run, RunState
+from bot.records import service as records
+from bot.records.models import FaultRecord, FaultRecordState
+from bot.runs.flows import Lifecycle
+from bot.runs.models import Run
 from bot.vocabulary import run_label
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,15 @@ def faults_reverted(run_id: int, errors: Mapping[int | None, str | None], at: da
     )
 
 
-def run_ended(run_id: int, actor: str, reason: str, outcome: Mapping[str, Any], at: datetime) -> SpoolRecord:
-    """``outcome``: the fields of the run's ``Outcome`` row (``result`` a final state's value)."""
-    data = {"run_id": run_id, "actor": actor, "reason": reason, "outcome": dict(outcome), "at": at.isoformat()}
-    return SpoolRecord(RUN_ENDED, data, f"the end of {run_label(run_id)} ({outcome['result']}: {reason})")
+def run_ended(run_id: int, ending: Ending, at: datetime) -> SpoolRecord:
+    data = {
+        "run_id": run_id,
+        "actor": ending.actor,
+        "reason": ending.reason,
+        "outcome": ending.outcome(),
+        "at": at.isoformat(),
+    }
+    return SpoolRecord(RUN_ENDED, data, f"the end of {run_label(run_id)} ({ending.result.value}: {ending.reason})")
 
 
 def kill_switch_engaged(actor: str, reason: str) -> SpoolRecord:
@@ -85,7 +89,7 @@ class RecordWriter:
         data, at = record.data, datetime.fromisoformat(str(record.data["at"]))
         if record.kind == FAULT_INJECTED:
             fault = session.get_one(FaultRecord, int(data["fault_id"]))
-            if fault.fault_state is FaultState.PREPARED:  # replayed late: never undo a revert recorded since
+            if fault.fault_state is FaultRecordState.PREPARED:  # replayed late: never undo a revert recorded since
                 records.fault_injected(session, fault_id=fault.id, handle=FaultHandle.from_json(data["handle"]), at=at)
             return
         if record.kind != FAULTS_REVERTED:
@@ -98,14 +102,14 @@ class RecordWriter:
 
     def _end(self, record: SpoolRecord) -> None:
         data = record.data
-        run_id, at, outcome = int(data["run_id"]), datetime.fromisoformat(str(data["at"])), dict(data["outcome"])
+        run_id, at = int(data["run_id"]), datetime.fromisoformat(str(data["at"]))
+        ending = Ending.from_record(str(data["actor"]), str(data["reason"]), dict(data["outcome"]))
 
         def save(session: Session, _run: Run) -> None:
-            records.save_outcome(session, run_id=run_id, at=at, **outcome)
+            records.save_outcome(session, run_id=run_id, at=at, **ending.outcome())
             _mark(session, record)
 
-        result = RunState(str(outcome["result"]))
-        self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save, at=at)
+        self.lifecycle.finish(ending.actor, run_id, ending.result, ending.reason, also=save, at=at)
         if self.on_ended is not None:
             try:
                 self.on_ended(run_id)

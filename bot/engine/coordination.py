@@ -35,7 +35,7 @@ from sqlalchemy import ColumnElement, Interval, delete, func, insert, literal, o
 from sqlalchemy.exc import IntegrityError
 
 from bot.engine.models import Lease, Replica
-from bot.engine.records import DB_UNAVAILABLE
+from bot.engine.outage import DB_UNAVAILABLE
 from storage.db import Database, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,13 @@ It composes the pieces and holds no logic of its own:
 - ``Aborter`` (aborter.py): one run, every run (the kill switch), resume.
 - ``OrphanRecovery`` (orphans.py): the dead man's switch.
 - ``Supervisor`` (supervisor.py): this process's leases, watchers and fault renewals.
-- ``RollbackStore`` (rollbacks.py), ``Reverter`` (revert.py), ``OutcomeRecorder`` (outcomes.py),
-  ``PendingWrites`` (writes.py); everything said to people comes from wording.py.
+- ``Prober`` (prober.py): samples stop conditions and stores the measurements.
+- ``Completion`` and ``OutcomeRecorder`` (outcomes.py): the maximum duration, the recovery, the recorded end;
+  every way a run ends is decided by an ``Ending`` constructor (endings.py).
+- ``RollbackStore`` (rollbacks.py), ``Reverter`` (revert.py), ``PendingWrites`` (writes.py); everything said
+  to people comes from wording.py.
+
+Each piece is given, in its constructor, only the parts it uses.
 
 Safety rules kept across them: a fault handle is persisted before the backend is touched; an abort reverts
 at once on the caller's thread and no outage holds it back; a running run belongs to the process holding its
@@ -26,7 +31,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -35,24 +39,23 @@ from bot.engine.aborter import Aborter, AbortResult
 from bot.engine.announcer import Announcer
 from bot.engine.applying import RecordWriter
 from bot.engine.coordination import Coordination
+from bot.engine.endings import ENGINE_ACTOR
 from bot.engine.orphans import OrphanRecovery
-from bot.engine.outcomes import OutcomeRecorder
-from bot.engine.parts import Parts
+from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.outcomes import Completion, OutcomeRecorder
+from bot.engine.prober import Prober
 from bot.engine.progress import Progress, read_progress
-from bot.engine.records import DB_UNAVAILABLE
 from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.shutdown import HANDOVER_SECONDS, Shutdown
 from bot.engine.spool import DEFAULT_SPOOL_DIR, Spool, spool_folder
 from bot.engine.starter import Starter
-from bot.engine.supervisor import ENGINE_ACTOR, Supervisor
+from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
+from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run
 from storage.db import utcnow
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride, Lifecycle
 
 __all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
 
@@ -100,32 +103,43 @@ class RunEngine:
         self._writes = writes or PendingWrites(Spool(spool_folder(spool_dir or DEFAULT_SPOOL_DIR, self.db.url)))
         self._writes.bind(RecordWriter(lifecycle, on_ended))
         announcer = self._announcer = Announcer(notifier)
-        self._rollbacks = RollbackStore(lifecycle, coordination)
+        rollbacks = self._rollbacks = RollbackStore(lifecycle, coordination)
         revert = Reverter(
-            self.db, self._rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock
+            rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock, marker=marker
         )
-        revert.marker = marker
-        recorder = OutcomeRecorder(lifecycle, self._writes, clock)
+        recorder = OutcomeRecorder(self._writes, clock)
+        prober = self._prober = Prober(self.db, clock, http=http)
         self._supervisor = Supervisor(
             lifecycle,
             coordination,
-            self._rollbacks,
-            revert,
-            recorder,
+            rollbacks,
+            prober,
             announcer,
+            completion=lambda holding: Completion(holding, rollbacks, revert, recorder, announcer),
             abort=self._abort_for_supervisor,
             holder=self.holder,
             lease_ttl=lease_ttl,
+        )
+        self._starter = Starter(
+            lifecycle,
+            self.db,
+            coordination,
+            self._supervisor,
+            prober,
+            rollbacks,
+            revert,
+            recorder,
+            announcer,
+            self._writes,
             clock=clock,
-            http=http,
+            marker=marker,
         )
-        parts = Parts(
-            lifecycle, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer, self._writes
+        self._aborter = Aborter(
+            lifecycle, coordination, self._supervisor, rollbacks, revert, recorder, announcer, self._writes
         )
-        self._starter = Starter(parts)
-        self._starter.marker = marker
-        self._aborter = Aborter(parts)
-        self._orphans = OrphanRecovery(parts)
+        self._orphans = OrphanRecovery(
+            self.db, coordination, self._supervisor, rollbacks, revert, recorder, announcer, clock=clock
+        )
 
     def _abort_for_supervisor(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> AbortResult:
         return self._aborter.abort(actor, run_id, reason, breach=breach)
@@ -209,5 +223,6 @@ class RunEngine:
             return
         self._closed = True
         self._supervisor.close()
+        self._prober.close()
         self._rollbacks.close()
         self._writes.close(deadline_seconds=deadline_seconds)

@@ -10,37 +10,56 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from adapters import registry
 from adapters.base import FaultHandle
 from bot.catalogue.models import Experiment
-from bot.engine import records, wording
-from bot.engine.models import FaultRecord, FaultState
-from bot.engine.outcomes import Ending
-from bot.engine.parts import EnginePart
-from bot.engine.rollbacks import rollback_of
-from bot.engine.supervisor import ENGINE_ACTOR, Injected
+from bot.engine import wording
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.endings import Ending
+from bot.engine.outcomes import OutcomeRecorder
+from bot.engine.revert import Reverter
+from bot.engine.rollbacks import RollbackStore, rollback_of
+from bot.engine.supervisor import Injected, Supervisor
 from bot.errors import IllegalTransition
+from bot.records import service as records
+from bot.records.models import FaultRecord, FaultRecordState
 from bot.runs import service as runs
 from bot.runs.models import Run, RunState
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    pass
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
-class OrphanRecovery(EnginePart):
+class OrphanRecovery:
+    """The dead man's switch (see the module docstring); holds what a recovery uses, no more."""
+
+    def __init__(
+        self,
+        db: Database,
+        coordination: Coordination,
+        supervisor: Supervisor,
+        rollbacks: RollbackStore,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db, self.coordination, self.supervisor = db, coordination, supervisor
+        self.rollbacks, self.revert, self.recorder, self.announcer = rollbacks, revert, recorder, announcer
+        self.clock = clock
+
     def sweep(self) -> list[int]:
         """Adopt every handed-over run and recover every orphaned one this process can take the lease of;
         returns the ids of the runs recovered (reverted and aborted)."""
         if self.supervisor.closed:  # shutting down: this process takes nothing on
             return []
-        with self.lifecycle.db.transaction() as session:
+        with self.db.transaction() as session:
             running = [run.id for run in records.running_runs(session)]
         mine = self.supervisor.responsible_for()
         expired = self.coordination.expired([r for r in running if r not in mine])
@@ -58,7 +77,7 @@ class OrphanRecovery(EnginePart):
 
     def _adopt(self, run_id: int, handed_over_by: str) -> bool:
         """Watch a run another replica handed over; False when it cannot be (then it is recovered instead)."""
-        with self.lifecycle.db.transaction() as session:
+        with self.db.transaction() as session:
             run = runs.get(session, run_id=run_id)
             faults = records.unreverted_faults(session, run_ids=[run_id])
         if run.run_state is not RunState.RUNNING:
@@ -90,13 +109,13 @@ class OrphanRecovery(EnginePart):
             self.supervisor.let_go(run_id)
             return False
         report = self.revert(rollback)
-        reason = wording.controller_lost(run_id)
+        ending = Ending.controller_lost(run_id, rollback.rto_seconds)
         try:
-            pending = self.recorder.finish(run_id, Ending(RunState.ABORTED, ENGINE_ACTOR, reason, rollback.rto_seconds))
+            pending = self.recorder.finish(run_id, ending)
         except IllegalTransition:  # ended meanwhile by someone else
             self.supervisor.let_go(run_id)
             return False
-        words = wording.recovered(run_id, reason, report.words(), pending)
+        words = wording.recovered(run_id, ending.reason, report.words(), pending)
         self.announcer.tell(run_id, words, urgent=True)
         self.announcer.alert(run_id, words)
         self.supervisor.let_go(run_id)
@@ -117,7 +136,7 @@ def adoption_of(run: Run, faults: Sequence[FaultRecord], now: datetime) -> Adopt
     experiment = Experiment.model_validate(run.experiment)
     if run.max_duration_seconds:
         experiment = experiment.model_copy(update={"max_duration": timedelta(seconds=run.max_duration_seconds)})
-    live = [fault for fault in faults if fault.fault_state is not FaultState.FAILED] or list(faults)
+    live = [fault for fault in faults if fault.fault_state is not FaultRecordState.FAILED] or list(faults)
     fault = live[-1] if live else None
     since = (fault.injected_at if fault is not None else None) or run.started_at or now
     at = time.monotonic() - max(0.0, (now - since).total_seconds())

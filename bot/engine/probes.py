@@ -36,22 +36,6 @@ class Sample:
     error: bool = False
 
 
-def threshold_text(condition: StopCondition) -> str:
-    """The threshold as people read it, e.g. ``status in [200], ≤ 500 ms`` or ``≤ 0``."""
-    probe = condition.probe
-    if isinstance(probe, HttpProbe):
-        parts = [f"status in {probe.expect_status}"]
-        if probe.max_latency_ms is not None:
-            parts.append(f"≤ {probe.max_latency_ms:g} ms")
-        return ", ".join(parts)
-    bounds = []
-    if probe.min is not None:
-        bounds.append(f"≥ {probe.min:g}")
-    if probe.max is not None:
-        bounds.append(f"≤ {probe.max:g}")
-    return " and ".join(bounds)
-
-
 def take_sample(condition: StopCondition, client: httpx.Client) -> Sample:
     """Probe once. Never raises for a probe failure: that is an error sample."""
     try:

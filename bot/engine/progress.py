@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.catalogue.models import Experiment
-from bot.engine import records
-from bot.engine.models import FaultState, Outcome
-from bot.engine.probes import threshold_text
+from bot.catalogue.thresholds import threshold_text
+from bot.records import service as records
+from bot.records.models import FaultRecordState, Outcome
 from bot.runs.models import Run, RunState
 from storage.db import Database
 
@@ -74,9 +74,9 @@ def read_progress(db: Database, run_id: int, now: Callable[[], datetime]) -> Pro
 
 
 def _phase(states: list[str]) -> str:
-    if not states or FaultState.PREPARED in states:
+    if not states or FaultRecordState.PREPARED in states:
         return "starting"
-    if all(state == FaultState.REVERTED for state in states):
+    if all(state == FaultRecordState.REVERTED for state in states):
         return "recovery"
     return "fault"
 

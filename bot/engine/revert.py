@@ -23,7 +23,6 @@ from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
 from bot.observability import REVERT_FAILURES, REVERTS
 from bot.words import Words
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,13 @@ def revert_target(target: FaultTarget, *, attempts: int) -> tuple[str | None, in
 def _already_gone(adapter: Adapter, params: AdapterParams, handle: FaultHandle, target: FaultTarget) -> bool:
     try:
         status = adapter.status(params, handle)
-    except Exception:  # status is a second opinion; its failure changes nothing
+    except Exception:  # status is a second opinion; its failure changes nothing, but say why it gave none
+        log.warning(
+            "revert of fault %s (%s) failed and its status could not be read either",
+            target.fault_id,
+            target.adapter,
+            exc_info=True,
+        )
         return False
     if status.state in GONE:
         log.warning(
@@ -130,18 +135,18 @@ class Reverter:
 
     def __init__(
         self,
-        db: Database,
         store: RollbackStore,
         writes: PendingWrites,
         notify: Callable[[Callable[[Notifier], None]], None],
         *,
         attempts: int,
         clock: Callable[[], datetime],
+        marker: FaultWindowMarker = NO_MARKER,
     ) -> None:
-        self.db, self.store, self.writes, self.notify = db, store, writes, notify
+        self.store, self.writes, self.notify = store, writes, notify
         self.attempts = attempts
         self.clock = clock
-        self.marker: FaultWindowMarker = NO_MARKER  # dashboards: the fault window ends at a successful revert
+        self.marker = marker  # dashboards: the fault window ends at a successful revert
 
     def __call__(self, rollback: Rollback) -> RevertReport:
         report = revert_rollback(rollback, attempts=self.attempts)

@@ -17,8 +17,9 @@ from bot.engine import wording
 from bot.engine.aborter import Aborter
 from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
-from bot.engine.records import DB_UNAVAILABLE
-from bot.engine.supervisor import ENGINE_ACTOR, Supervisor
+from bot.engine.endings import ENGINE_ACTOR
+from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.supervisor import Supervisor
 from bot.errors import DomainError
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.engine.outage import DB_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = "replay-"
@@ -98,8 +100,6 @@ class Spool:
         ``apply`` raises one of ``DB_UNAVAILABLE`` when the database cannot take it: the replay stops there
         and the file stays for the next one. Any other outcome of ``apply`` counts as done.
         """
-        from bot.engine.records import DB_UNAVAILABLE
-
         try:
             for path in self.files():
                 if not self._replay_file(path, apply):

@@ -10,30 +10,36 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
 from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, Preflight
 from adapters.dry_run import DryRunAdapter
 from bot.catalogue.models import Experiment
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
-from bot.engine import applying, records, wording
+from bot.engine import applying, wording
+from bot.engine.announcer import Announcer
+from bot.engine.coordination import Coordination
+from bot.engine.endings import Ending
 from bot.engine.errors import InjectFailed, PreflightFailed, SteadyStateNotMet
-from bot.engine.models import MeasurementPhase
-from bot.engine.outcomes import Ending
-from bot.engine.parts import EnginePart, Parts
-from bot.engine.revert import RevertReport
-from bot.engine.rollbacks import FaultTarget, Rollback
-from bot.engine.supervisor import ENGINE_ACTOR, Injected
+from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.outcomes import OutcomeRecorder
+from bot.engine.prober import Prober
+from bot.engine.revert import Reverter, RevertReport
+from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
+from bot.engine.supervisor import Injected, Supervisor
 from bot.engine.watcher import judged
+from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
+from bot.records import service as records
+from bot.records.models import MeasurementPhase
+from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run, RunState
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride
+from storage.db import Database
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,30 @@ class _Fault:
         return FaultTarget(fault_id, self.name, self.raw, handle.to_json(), self.dry_run)
 
 
-class Starter(EnginePart):
-    def __init__(self, parts: Parts) -> None:
-        super().__init__(parts)
-        self.marker: FaultWindowMarker = NO_MARKER  # dashboards: the fault window starts at the inject
+class Starter:
+    """Starts runs (see the module docstring); holds what a start uses, no more."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        db: Database,
+        coordination: Coordination,
+        supervisor: Supervisor,
+        prober: Prober,
+        rollbacks: RollbackStore,
+        revert: Reverter,
+        recorder: OutcomeRecorder,
+        announcer: Announcer,
+        writes: PendingWrites,
+        *,
+        clock: Callable[[], datetime],
+        marker: FaultWindowMarker = NO_MARKER,
+    ) -> None:
+        self.lifecycle, self.db, self.coordination = lifecycle, db, coordination
+        self.supervisor, self.prober, self.rollbacks, self.revert = supervisor, prober, rollbacks, revert
+        self.recorder, self.announcer, self.writes = recorder, announcer, writes
+        self.clock = clock
+        self.marker = marker  # dashboards: the fault window starts at the inject
 
     def start(
         self,
@@ -105,8 +131,8 @@ class Starter(EnginePart):
     def _baseline(self, run: Run, experiment: Experiment, *, rehearsal: bool) -> None:
         if not experiment.stop_conditions:
             return
-        samples = self.supervisor.sample(experiment.stop_conditions)
-        self.supervisor.save_samples(run.id, MeasurementPhase.BASELINE, samples)
+        samples = self.prober.sample(experiment.stop_conditions)
+        self.prober.save(run.id, MeasurementPhase.BASELINE, samples)
         bad = [f"{s.condition}: {s.detail}" for s in judged(samples, rehearsal=rehearsal) if not s.ok]
         if bad:
             raise SteadyStateNotMet(wording.steady_state_not_met(run.label, bad))
@@ -156,7 +182,7 @@ class Starter(EnginePart):
         self.supervisor.stop_renewing(run.id)
         report = self.revert(rollback)
         with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
-            pending = self.recorder.finish(run.id, Ending(RunState.FAILED, ENGINE_ACTOR, reason, rollback.rto_seconds))
+            pending = self.recorder.finish(run.id, Ending.failed(reason, rollback.rto_seconds))
             self.announcer.tell(
                 run.id, wording.failed_to_start(run.label, reason, report.words(), pending), urgent=True
             )
@@ -168,7 +194,7 @@ class Starter(EnginePart):
             return True
         try:
             return self.lifecycle.run(run_id).run_state is not RunState.RUNNING
-        except records.DB_UNAVAILABLE:
+        except DB_UNAVAILABLE:
             return False
 
     def _announcement(self, actor: str, run: Run, experiment: Experiment, fault: _Fault, preflight: Preflight) -> Words:

@@ -1,7 +1,8 @@
 """What this process holds while runs run: their leases, watchers and fault renewals.
 
-The ``Supervisor`` is the watchers' host (``WatcherHost``): a breach, the maximum duration, a measured
-recovery or a watcher crash arrive here, never on ``RunEngine``'s public face.
+The ``Supervisor`` is the watchers' host (``WatcherHost``): a breach or a watcher crash arrives here, never
+on ``RunEngine``'s public face. Sampling is the ``Prober``'s; the maximum duration and the measured recovery
+go to ``Completion`` (outcomes.py), which the supervisor builds and hands to each watcher.
 """
 
 from __future__ import annotations
@@ -10,38 +11,29 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
-
-import httpx
+from datetime import timedelta
+from typing import Protocol
 
 from adapters.base import Adapter, AdapterParams, FaultHandle
-from bot.catalogue.models import Experiment, StopCondition
-from bot.engine import records, wording
+from bot.catalogue.models import Experiment
+from bot.engine import wording
 from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
+from bot.engine.endings import ENGINE_ACTOR
 from bot.engine.leases import LeaseKeeper
-from bot.engine.models import MeasurementPhase
-from bot.engine.outcomes import Ending, OutcomeRecorder
-from bot.engine.probes import Sample, take_sample
-from bot.engine.records import DB_UNAVAILABLE
+from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.outcomes import Completion
+from bot.engine.prober import Prober
 from bot.engine.renewal import Renewal
-from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.watcher import Watcher
-from bot.errors import DomainError, IllegalTransition
+from bot.errors import DomainError
+from bot.runs.flows import Lifecycle
 from bot.runs.models import RunState
-from bot.words import SYSTEM_ACTOR
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 log = logging.getLogger(__name__)
-
-ENGINE_ACTOR = SYSTEM_ACTOR  # the bot itself, named (not @-mentioned) in messages
 
 
 class Abort(Protocol):
@@ -66,24 +58,21 @@ class Supervisor:
         self,
         lifecycle: Lifecycle,
         coordination: Coordination,
-        store: RollbackStore,
-        revert: Reverter,
-        recorder: OutcomeRecorder,
+        rollbacks: RollbackStore,
+        prober: Prober,
         announcer: Announcer,
         *,
+        completion: Callable[[Supervisor], Completion],
         abort: Abort,
         holder: str,
         lease_ttl: timedelta,
-        clock: Callable[[], datetime],
-        http: httpx.Client | None = None,
     ) -> None:
-        self.lifecycle, self.db = lifecycle, lifecycle.db
-        self.coordination, self.rollbacks, self.revert = coordination, store, revert
-        self.recorder, self.announcer = recorder, announcer
+        """``completion``: builds the ``Completion`` the watchers end runs through (it lets go of runs here)."""
+        self.lifecycle, self.coordination, self.rollbacks, self.prober = lifecycle, coordination, rollbacks, prober
+        self.announcer = announcer
+        self.completion = completion(self)
         self.abort = abort
-        self.holder, self.lease_ttl, self.clock = holder, lease_ttl, clock
-        self._given_http = http
-        self._own_http: httpx.Client | None = None
+        self.holder, self.lease_ttl = holder, lease_ttl
         self._lock = threading.RLock()
         self._watchers: dict[int, Watcher] = {}
         self._renewals: dict[int, Renewal] = {}
@@ -91,7 +80,6 @@ class Supervisor:
         self._closed = False
         self._draining = False
         self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost)
-        self._probes = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaosbot-probe")
 
     # -- what this process holds ---------------------------------------------------------------------
 
@@ -126,7 +114,7 @@ class Supervisor:
         ``at`` is when the fault went in (``time.monotonic()``; in the past for an adopted run). ``recovering``:
         the fault is already reverted and the watcher only measures the recovery (``injected`` is then None).
         """
-        watcher = Watcher(self, run_id, experiment, injected_at=at, rehearsal=rehearsal)
+        watcher = Watcher(self, self.prober, self.completion, run_id, experiment, injected_at=at, rehearsal=rehearsal)
         if recovering:
             watcher.recovering_since(time.monotonic())
         renewal = None
@@ -216,7 +204,8 @@ class Supervisor:
         return watched | self.rollbacks.known()
 
     def close(self) -> None:
-        """Stop watchers, renewals and lease renewal without reverting (the leases lapse; see ``RunEngine``)."""
+        """Stop watchers, renewals and lease renewal without reverting (the leases lapse; see ``RunEngine``).
+        The prober is its owner's to close, after this."""
         with self._lock:
             self._closed = True
             watchers = list(self._watchers.values())
@@ -231,43 +220,12 @@ class Supervisor:
             watcher.thread.join(timeout=0.5)
         for renewal in renewals:
             renewal.thread.join(timeout=0.5)
-        self._probes.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            own, self._own_http = self._own_http, None
-        if own is not None:
-            own.close()
 
     def _lease_lost(self, run_id: int) -> None:
         self.stop(run_id)
         with self._lock:
             self._watchers.pop(run_id, None)
         self.rollbacks.forget(run_id, mirror=False)
-
-    # -- probes (also the start's baseline) ------------------------------------------------------------
-
-    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]:
-        """One sample of each condition, probed in parallel."""
-        http = self._http()
-        if len(conditions) == 1:
-            return [take_sample(conditions[0], http)]
-        return list(self._probes.map(lambda condition: take_sample(condition, http), conditions))
-
-    def _http(self) -> httpx.Client:
-        """The probes' client, made at the first probe: its CA bundle (2.5 MB) is not loaded in an idle bot."""
-        if self._given_http is not None:
-            return self._given_http
-        with self._lock:
-            if self._own_http is None:
-                self._own_http = httpx.Client(follow_redirects=False)
-            return self._own_http
-
-    def save_samples(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None:
-        """Store samples as measurements (dropped, with a warning, while the database is down)."""
-        try:
-            with self.db.transaction() as session:
-                records.add_samples(session, run_id=run_id, phase=phase, samples=samples, at=self.clock())
-        except DB_UNAVAILABLE:
-            log.warning("database unavailable: %d samples of run %s not stored", len(samples), run_id)
 
     # -- the watcher's host ----------------------------------------------------------------------------
 
@@ -285,56 +243,13 @@ class Supervisor:
         except DomainError as exc:
             log.info("breach of run %s not acted on: %s", run_id, exc.message)
 
-    def end_fault(self, run_id: int) -> bool:
-        """Maximum duration reached: revert. False when the revert failed (the run is then marked failed)."""
-        self.stop_renewing(run_id)
-        rollback = self.rollbacks.current(run_id)
-        report = self.revert(rollback)
-        if report.ok:
-            rto = timedelta(seconds=rollback.rto_seconds)
-            self.announcer.tell(run_id, wording.maximum_reached(run_id, rto))
-            return True
-        reason = wording.end_revert_failed(report.failures())
-        with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
-            ending = Ending(RunState.FAILED, ENGINE_ACTOR, reason, rollback.rto_seconds)
-            pending = self.recorder.finish(run_id, ending)
-            self.announcer.tell(run_id, wording.failed(run_id, reason, pending), urgent=True)
-        self.let_go(run_id)
-        return False
-
-    def complete(self, run_id: int, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
-        """Recovery measured (None: it never came back): finish completed with the verdict on the hypothesis.
-
-        ``evaluated`` False: a rehearsal whose stop conditions could not be evaluated tested nothing.
-        """
-        try:
-            rollback = self.rollbacks.current(run_id)
-        except IllegalTransition:  # ended elsewhere meanwhile
-            return
-        rto = timedelta(seconds=rollback.rto_seconds)
-        watched = self._has_conditions(run_id)
-        held, summary = wording.verdict(rto, recovery_seconds, watched=watched, evaluated=evaluated)
-        with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
-            ending = Ending(
-                RunState.COMPLETED,
-                ENGINE_ACTOR,
-                wording.completed_reason(summary),
-                rollback.rto_seconds,
-                hypothesis_held=held,
-                recovery_seconds=recovery_seconds,
-                summary=summary,
-            )
-            pending = self.recorder.finish(run_id, ending)
-            self.announcer.tell(run_id, wording.completed(run_id, summary, pending), urgent=True)
-        self.let_go(run_id)
-
     def ticked(self, run_id: int) -> None:
         """A tick was stored: refresh the progress."""
         self.announcer.progressed(run_id)
 
     def crashed(self, run_id: int, error: Exception) -> None:
         """The watcher hit a bug: abort, so no fault stays injected with nobody watching it."""
-        if self._closed:  # close() cancels probes under the watcher's feet: not a reason to revert
+        if self._closed:  # closing cancels probes under the watcher's feet: not a reason to revert
             return
         try:
             self.abort(ENGINE_ACTOR, run_id, wording.internal_error(error))
@@ -355,8 +270,3 @@ class Supervisor:
             renewal = self._renewals.pop(run_id, None)
         if renewal is not None:
             renewal.stop()
-
-    def _has_conditions(self, run_id: int) -> bool:
-        with self._lock:
-            watcher = self._watchers.get(run_id)
-        return watcher is None or bool(watcher.experiment.stop_conditions)

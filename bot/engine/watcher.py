@@ -11,9 +11,9 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.catalogue.models import Experiment, StopCondition
-from bot.engine.models import MeasurementPhase
 from bot.engine.probes import BreachJudge, Sample
 from bot.logs import log_context
+from bot.records.models import MeasurementPhase
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,24 @@ class WatcherHost(Protocol):
     """What a watcher needs from whoever supervises it (``bot.engine.supervisor.Supervisor``)."""
 
     def still_running(self, run_id: int) -> bool: ...
-    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]: ...
-    def save_samples(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None: ...
     def breached(self, run_id: int, reason: str) -> None: ...
-    def end_fault(self, run_id: int) -> bool: ...
-    def complete(self, run_id: int, recovery_seconds: float | None, *, evaluated: bool = True) -> None: ...
     def ticked(self, run_id: int) -> None: ...
     def crashed(self, run_id: int, error: Exception) -> None: ...
     def detach(self, run_id: int, *, ended_elsewhere: bool) -> None: ...
+
+
+class Probing(Protocol):
+    """How a watcher samples its stop conditions (``bot.engine.prober.Prober``)."""
+
+    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]: ...
+    def save(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None: ...
+
+
+class Finishing(Protocol):
+    """How a watched run ends (``bot.engine.outcomes.Completion``)."""
+
+    def end_fault(self, run_id: int) -> bool: ...
+    def complete(self, run_id: int, recovery_seconds: float | None, *, watched: bool, evaluated: bool) -> None: ...
 
 
 class Watcher:
@@ -47,13 +57,15 @@ class Watcher:
     def __init__(
         self,
         host: WatcherHost,
+        prober: Probing,
+        completion: Finishing,
         run_id: int,
         experiment: Experiment,
         *,
         injected_at: float,
         rehearsal: bool = False,
     ) -> None:
-        self.host = host
+        self.host, self.prober, self.completion = host, prober, completion
         # A rehearsal (dry run outside production) records probes it cannot evaluate but does not act on them.
         self.rehearsal = rehearsal
         self.run_id = run_id
@@ -97,7 +109,7 @@ class Watcher:
             if not self.host.still_running(self.run_id):
                 return False
             if self.phase == FAULT and time.monotonic() >= deadline:
-                if not self.host.end_fault(self.run_id):
+                if not self.completion.end_fault(self.run_id):
                     return True
                 self.phase, self._reverted_at = RECOVERY, time.monotonic()
             taken = time.monotonic()
@@ -110,13 +122,13 @@ class Watcher:
         conditions = self.experiment.stop_conditions
         if not conditions:
             if self.phase == RECOVERY:
-                self.host.complete(self.run_id, None)
+                self._complete(None)
                 return True
             return False
-        samples = self.host.sample(conditions)
+        samples = self.prober.sample(conditions)
         if self.stop.is_set():
             return True  # aborted while probing: the abort has already reverted; drop the samples
-        self.host.save_samples(self.run_id, self.phase, samples)
+        self.prober.save(self.run_id, self.phase, samples)
         samples = judged(samples, rehearsal=self.rehearsal)
         if self.phase == FAULT:
             reason = next((r for r in map(self._judge.breach, samples) if r), None)
@@ -130,7 +142,7 @@ class Watcher:
 
     def _recovered(self, taken: float, samples: list[Sample]) -> bool:
         if not samples:  # a rehearsal whose probes cannot be evaluated: nothing to wait for
-            self.host.complete(self.run_id, None, evaluated=False)
+            self._complete(None, evaluated=False)
             return True
         if all(sample.ok for sample in samples):
             self._ok_ticks += 1
@@ -138,12 +150,16 @@ class Watcher:
         else:
             self._ok_ticks, self._ok_since = 0, None
         if self._ok_ticks >= RECOVERED_AFTER_OK_TICKS and self._ok_since is not None:
-            self.host.complete(self.run_id, max(0.0, self._ok_since - self._reverted_at))
+            self._complete(max(0.0, self._ok_since - self._reverted_at))
             return True
         if taken - self._reverted_at >= recovery_limit(self.experiment).total_seconds():
-            self.host.complete(self.run_id, None)
+            self._complete(None)
             return True
         return False
+
+    def _complete(self, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
+        watched = bool(self.experiment.stop_conditions)
+        self.completion.complete(self.run_id, recovery_seconds, watched=watched, evaluated=evaluated)
 
 
 def judged(samples: list[Sample], *, rehearsal: bool) -> list[Sample]:

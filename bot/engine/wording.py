@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.catalogue.models import Experiment
+from bot.engine.verdict import Verdict
 from bot.vocabulary import format_duration, format_seconds, run_label
 from bot.words import Words, who
 
@@ -136,19 +137,21 @@ def completed_reason(summary: str) -> str:
     return f"maximum duration reached; {summary}"
 
 
-def verdict(rto: timedelta, recovery: float | None, *, watched: bool, evaluated: bool) -> tuple[bool | None, str]:
-    """Whether the hypothesis held (None: not tested) and the summary stored with the outcome."""
+def verdict(verdict: Verdict, rto: timedelta, recovery: float | None) -> str:
+    """The summary stored with a completed run's outcome."""
     rto_text = format_duration(rto)
-    if not watched:
-        return None, "no stop conditions, so recovery was not measured"
-    if not evaluated:
-        return None, "its stop conditions could not be evaluated (a rehearsal), so the hypothesis was not tested"
-    if recovery is None:
-        return False, f"the steady state did not come back after the revert (RTO {rto_text}): hypothesis refuted"
-    took = format_seconds(recovery)
-    if recovery <= rto.total_seconds():
-        return True, f"recovered in {took} after the revert, within the RTO of {rto_text}: hypothesis held"
-    return False, f"recovered in {took} after the revert, over the RTO of {rto_text}: hypothesis refuted"
+    took = format_seconds(recovery) if recovery is not None else ""
+    return {
+        Verdict.NOT_WATCHED: "no stop conditions, so recovery was not measured",
+        Verdict.NOT_EVALUATED: (
+            "its stop conditions could not be evaluated (a rehearsal), so the hypothesis was not tested"
+        ),
+        Verdict.NEVER_CAME_BACK: (
+            f"the steady state did not come back after the revert (RTO {rto_text}): hypothesis refuted"
+        ),
+        Verdict.WITHIN_RTO: f"recovered in {took} after the revert, within the RTO of {rto_text}: hypothesis held",
+        Verdict.OVER_RTO: f"recovered in {took} after the revert, over the RTO of {rto_text}: hypothesis refuted",
+    }[verdict]
 
 
 def reverted(*, anything: bool, ok: bool, failures: Sequence[str]) -> Words:

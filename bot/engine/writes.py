@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from bot.engine.records import DB_UNAVAILABLE
+from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.spool import Spool, SpoolRecord
 from bot.errors import DomainError
 

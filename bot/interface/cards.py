@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.catalogue.models import Experiment
-from bot.engine.models import Outcome
 from bot.engine.progress import Progress, read_outcome, read_progress
 from bot.policy.models import Role
+from bot.records.models import Outcome
 from bot.runs import service as runs
 from bot.runs.flows import Lifecycle
 from bot.runs.models import Run

@@ -15,11 +15,11 @@ from bot.interface.ids import ADD_ACTION
 from bot.interface.metadata import RunRef
 from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import Surface
+from bot.records.models import MeasurementPhase
 from bot.retro.chart import chart_alt_text, draw
 from bot.retro.flows import RetroRenderers
 from bot.retro.models import (
     ConditionReport,
-    Phase,
     PhaseStats,
     Retrospective,
     TimelineEntry,
@@ -35,7 +35,11 @@ VERDICT_EMOJI = {
     Verdict.REFUTED: ":red_circle:",
     Verdict.NOT_TESTED: ":white_circle:",
 }
-PHASE_NAMES = {Phase.BASELINE: "Before", Phase.FAULT: "During", Phase.RECOVERY: "After"}
+PHASE_NAMES = {
+    MeasurementPhase.BASELINE: "Before",
+    MeasurementPhase.FAULT: "During",
+    MeasurementPhase.RECOVERY: "After",
+}
 CHART_MISSING = "The chart could not be attached."
 
 
@@ -136,7 +140,7 @@ def _condition_text(condition: ConditionReport, render: Renderer) -> str:
     mark = f" :rotating_light: breached ({condition.breaches} outside)" if condition.breached else ""
     head = f"*{render(condition.name)}* · threshold `{render(condition.threshold)}`{mark}"
     rows = [f"{'':7}{'n':>4}{'p50':>10}{'p95':>10}{'worst':>10}  outside"]
-    rows += [_stats_row(PHASE_NAMES[phase], condition.phases[phase], condition.unit) for phase in Phase]
+    rows += [_stats_row(PHASE_NAMES[phase], condition.phases[phase], condition.unit) for phase in MeasurementPhase]
     return head + "\n```" + "\n".join(rows) + "```"
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from bot.actions.models import ActionItem
-from bot.engine.models import Outcome
+from bot.records.models import Outcome
 from bot.reports.periods import Period, PeriodKind
 from bot.runs.models import Run, RunState
 from bot.words import SYSTEM_ACTOR

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from zoneinfo import ZoneInfo
 
-from bot.retro.models import ConditionReport, Phase, Retrospective
+from bot.records.models import MeasurementPhase
+from bot.retro.models import ConditionReport, Retrospective
 from bot.retro.service import ActionItemSource, build
 from bot.words import Words, who
 from storage.db import Database
 
-PHASES = {Phase.BASELINE: "Before (baseline)", Phase.FAULT: "During (fault)", Phase.RECOVERY: "After (recovery)"}
+PHASES = {
+    MeasurementPhase.BASELINE: "Before (baseline)",
+    MeasurementPhase.FAULT: "During (fault)",
+    MeasurementPhase.RECOVERY: "After (recovery)",
+}
 
 
 def render_markdown(retro: Retrospective, names: Mapping[str, str] | None = None) -> str:
@@ -89,7 +94,7 @@ def _condition(condition: ConditionReport, text: _Text) -> str:
     if condition.breached:
         head += f" **Breached**: {condition.breaches} samples outside the threshold during the fault."
     table = "| Phase | Samples | p50 | p95 | Worst | Outside threshold | Probe errors |\n|---|---|---|---|---|---|---|"
-    for phase in Phase:
+    for phase in MeasurementPhase:
         stats = condition.phases[phase]
         values = " | ".join(_number(v, condition.unit) for v in (stats.p50, stats.p95, stats.worst))
         table += f"\n| {PHASES[phase]} | {stats.samples} | {values} | {stats.failing} | {stats.errors} |"

@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.records.models import MeasurementPhase
 from bot.words import Words
 from storage.db import Base, UTCDateTime, utcnow
 
@@ -47,12 +48,6 @@ class Ending(StrEnum):
     NOT_RUN = "never ran"
 
 
-class Phase(StrEnum):
-    BASELINE = "baseline"
-    FAULT = "fault"
-    RECOVERY = "recovery"
-
-
 @dataclass(frozen=True)
 class Breach:
     """The sample that tripped a stop condition: which condition, which value against which threshold."""
@@ -70,7 +65,7 @@ class Point:
     at: datetime
     value: float | None  # None: the probe itself failed (no value)
     ok: bool
-    phase: Phase
+    phase: MeasurementPhase
     detail: str = ""
 
 
@@ -92,14 +87,14 @@ class ConditionReport:
     threshold: str  # as people read it: "status in [200], ≤ 500 ms"
     upper: float | None  # the line to draw: a maximum ...
     lower: float | None  # ... and/or a minimum
-    phases: dict[Phase, PhaseStats]
+    phases: dict[MeasurementPhase, PhaseStats]
     points: tuple[Point, ...]
     breached: bool
 
     @property
     def breaches(self) -> int:
         """Samples outside the threshold while the fault was on (what stop conditions act on)."""
-        return self.phases[Phase.FAULT].failing
+        return self.phases[MeasurementPhase.FAULT].failing
 
 
 @dataclass(frozen=True)

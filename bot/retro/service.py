@@ -16,16 +16,15 @@ from sqlalchemy.orm import Session
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.catalogue.models import Experiment, HttpProbe, StopCondition
-from bot.engine import records
-from bot.engine.models import FaultState
-from bot.engine.probes import threshold_text
+from bot.catalogue.thresholds import threshold_text
+from bot.records import service as records
+from bot.records.models import FaultRecordState, MeasurementPhase
 from bot.retro.links import filled_links
 from bot.retro.models import (
     ActionItemLine,
     Breach,
     ConditionReport,
     Ending,
-    Phase,
     PhaseStats,
     Point,
     Recovery,
@@ -196,9 +195,13 @@ class _Reader:
         upper = probe.max_latency_ms if isinstance(probe, HttpProbe) else probe.max
         lower = None if isinstance(probe, HttpProbe) else probe.min
         points = tuple(
-            Point(m.at, m.value, m.ok, Phase(m.phase), m.detail) for m in self.samples if m.condition == condition.name
+            Point(m.at, m.value, m.ok, MeasurementPhase(m.phase), m.detail)
+            for m in self.samples
+            if m.condition == condition.name
         )
-        phases = {phase: _phase_stats([p for p in points if p.phase is phase], upper, lower) for phase in Phase}
+        phases = {
+            phase: _phase_stats([p for p in points if p.phase is phase], upper, lower) for phase in MeasurementPhase
+        }
         return ConditionReport(
             name=condition.name,
             kind=probe.kind,
@@ -222,7 +225,7 @@ class _Reader:
         condition = next((c for c in conditions if c.breached), None)
         if condition is None:
             return Breach("", None, "", "", None, text)
-        failing = [p for p in condition.points if p.phase is Phase.FAULT and not p.ok]
+        failing = [p for p in condition.points if p.phase is MeasurementPhase.FAULT and not p.ok]
         sample = failing[-1] if failing else None
         detail = text.split(":", 1)[1].strip() if ":" in text else text
         return Breach(
@@ -323,7 +326,7 @@ class _Reader:
         for condition in conditions:
             gaps.extend(_condition_gaps(condition, started=started, faulted=self.injected_at() is not None))
         for fault in self.faults:
-            if fault.state == FaultState.FAILED:
+            if fault.state == FaultRecordState.FAILED:
                 gaps.append(
                     f"The {fault.adapter} fault could not be reverted ({fault.last_error}); "
                     "check its rollback steps were followed."
@@ -346,9 +349,9 @@ def _condition_gaps(condition: ConditionReport, *, started: bool, faulted: bool)
             f"{condition.name}: {len(errors)} of {len(condition.points)} samples could not be taken "
             f"(last: {errors[-1].detail})."
         )
-    if started and not condition.phases[Phase.BASELINE].samples:
+    if started and not condition.phases[MeasurementPhase.BASELINE].samples:
         gaps.append(f"{condition.name}: no baseline sample before the fault.")
-    if faulted and not condition.phases[Phase.FAULT].samples:
+    if faulted and not condition.phases[MeasurementPhase.FAULT].samples:
         gaps.append(f"{condition.name}: no sample while the fault was on.")
     return gaps
 

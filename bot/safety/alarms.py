@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent, AuditHead
-from bot.engine.models import FaultRecord, FaultState
 from bot.errors import IllegalTransition
+from bot.records.models import FaultRecord, FaultRecordState
 from bot.runs.models import Run
 from bot.vocabulary import format_duration, run_label
 from bot.words import Person, Words
@@ -103,7 +103,7 @@ def _lock_chain(session: Session) -> None:
 
 
 def _failed_runs(session: Session) -> list[int]:
-    query = select(FaultRecord.run_id).where(FaultRecord.state == FaultState.FAILED.value).distinct()
+    query = select(FaultRecord.run_id).where(FaultRecord.state == FaultRecordState.FAILED.value).distinct()
     return sorted(session.scalars(query))
 
 
@@ -123,7 +123,7 @@ def _last(session: Session, run_id: int, action: str) -> datetime | None:
 
 def _alarm(session: Session, run_id: int) -> Alarm | None:
     failed = session.scalar(
-        select(func.count()).where(FaultRecord.run_id == run_id, FaultRecord.state == FaultState.FAILED.value)
+        select(func.count()).where(FaultRecord.run_id == run_id, FaultRecord.state == FaultRecordState.FAILED.value)
     )
     if not failed:
         return None

@@ -1,13 +1,14 @@
-"""Alembic environment: the schema is storage.models' metadata; SQLite gets batch mode for ALTERs."""
+"""Alembic environment: the schema is ``bot.schema``'s metadata (every domain's tables); SQLite gets batch mode
+for ALTERs. The one module under storage/ that imports ``bot``: the tables are defined above storage."""
 
 from __future__ import annotations
 
 from alembic import context
 
-import storage.models
+import bot.schema
 from storage.db import create_db_engine
 
-target_metadata = storage.models.Base.metadata
+target_metadata = bot.schema.Base.metadata
 
 
 def run_migrations() -> None:

@@ -13,8 +13,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.engine import DatabaseCoordination, records
+from bot.engine import DatabaseCoordination
 from bot.errors import IllegalTransition
+from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World

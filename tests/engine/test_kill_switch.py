@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.engine import build_coordination, records
+from bot.engine import build_coordination
 from bot.errors import IllegalTransition, KillSwitchEngaged, NotPermitted
+from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World

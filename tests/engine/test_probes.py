@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from bot.catalogue.models import StopCondition
-from bot.engine.probes import BreachJudge, Sample, take_sample, threshold_text
+from bot.catalogue.thresholds import threshold_text
+from bot.engine.probes import BreachJudge, Sample, take_sample
 from tests.engine.lab import Lab, vector
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.engine import SteadyStateNotMet, records
+from bot.engine import SteadyStateNotMet
 from bot.errors import InvalidInput
+from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
-from bot.engine.models import FaultRecord, FaultState
 from bot.errors import IllegalTransition
+from bot.records.models import FaultRecord, FaultRecordState
 from bot.safety.alarms import RevertAlarms
 from storage.db import utcnow
 from tests.engine.conftest import OWNER, World
@@ -84,7 +84,9 @@ def test_a_fault_reverted_after_all_stops_the_reminders(world: World) -> None:
     alarms = RevertAlarms(world.db, repeat_every=EVERY, clock=clock)
 
     with world.db.transaction() as session:
-        session.execute(update(FaultRecord).where(FaultRecord.run_id == run_id).values(state=FaultState.REVERTED.value))
+        session.execute(
+            update(FaultRecord).where(FaultRecord.run_id == run_id).values(state=FaultRecordState.REVERTED.value)
+        )
     clock.offset = 3 * EVERY
 
     assert alarms.outstanding() == [] and alarms.due() == []

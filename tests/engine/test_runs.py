@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from bot.catalogue.models import Experiment
-from bot.engine import InjectFailed, PreflightFailed, SteadyStateNotMet, records
+from bot.engine import InjectFailed, PreflightFailed, SteadyStateNotMet
+from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World

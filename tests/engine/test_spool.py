@@ -16,11 +16,12 @@ from sqlalchemy.exc import OperationalError
 from adapters.base import FaultHandle
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
-from bot.engine import applying, records
+from bot.engine import applying
 from bot.engine.applying import RecordWriter
 from bot.engine.models import SpoolApplied
 from bot.engine.spool import Spool, SpoolRecord, spool_folder
 from bot.engine.writes import PendingWrites
+from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database, utcnow
 from tests.engine.conftest import OWNER, World

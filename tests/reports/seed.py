@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.actions.models import ActionItem
-from bot.engine.models import Outcome
+from bot.records.models import Outcome
 from bot.reports.periods import parse_period
 from bot.reports.summary import Summary, summarise
 from bot.runs.models import Run

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.engine import records
-from bot.engine.models import FaultRecord, Measurement
+from bot.records import service as records
+from bot.records.models import FaultRecord, Measurement
 from bot.runs.flows import Lifecycle
 from bot.runs.models import Run, RunState
 from tests.conftest import Clock

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
-from bot.retro.models import ActionItemLine, Ending, Phase, Retrospective, Verdict
+from bot.records.models import MeasurementPhase
+from bot.retro.models import ActionItemLine, Ending, Retrospective, Verdict
 from bot.retro.service import build
 from bot.runs.flows import Lifecycle
 from bot.runs.models import RunState
@@ -53,7 +54,7 @@ def test_stats_per_phase_are_the_samples_percentiles(lifecycle: Lifecycle, clock
 
     (condition,) = retro.conditions
     assert condition.name == CONDITION and condition.upper == 500 and condition.unit == "ms"
-    baseline, fault, recovery = (condition.phases[p] for p in Phase)
+    baseline, fault, recovery = (condition.phases[p] for p in MeasurementPhase)
     assert (baseline.samples, baseline.p50, baseline.worst) == (3, 121.0, 124.0)
     # HELD_FAULT sorted: 180 240 250 260 280 290 310 330 → p50 between 260 and 280; p95 at rank 6.65.
     assert fault.samples == 8 and fault.p50 == pytest.approx(270.0)
@@ -68,7 +69,7 @@ def test_slow_recovery_refutes_by_how_much_over_the_rto(lifecycle: Lifecycle, cl
     assert retro.verdict is Verdict.REFUTED
     assert retro.recovery.met is False and retro.recovery.margin_seconds == pytest.approx(-120.0)
     assert "2m 00s over the RTO of 5m 00s" in str(retro.why)
-    assert retro.conditions[0].phases[Phase.RECOVERY].failing == 7
+    assert retro.conditions[0].phases[MeasurementPhase.RECOVERY].failing == 7
 
 
 def test_breach_names_the_condition_value_and_threshold(lifecycle: Lifecycle, clock: Clock) -> None:
@@ -119,7 +120,7 @@ def test_failed_inject_is_not_tested_and_nothing_was_injected(lifecycle: Lifecyc
 def test_probe_errors_are_gaps_and_not_values(lifecycle: Lifecycle, clock: Clock) -> None:
     retro = retro_of(stories.probe_errors(lifecycle, clock))
 
-    fault = retro.conditions[0].phases[Phase.FAULT]
+    fault = retro.conditions[0].phases[MeasurementPhase.FAULT]
     assert (fault.samples, fault.errors, fault.failing) == (10, 2, 0)
     assert fault.worst == 330.0  # errors have no value, so they cannot be the worst
     assert f"{CONDITION}: 2 of 15 samples could not be taken (last: probe error: ReadError)." in retro.gaps
@@ -201,4 +202,4 @@ def test_every_ending_gives_a_complete_retrospective(lifecycle: Lifecycle, clock
     assert str(retro.why) and retro.recovery.text and retro.timeline
     assert retro.timeline[0].kind == "planned"
     assert [e.at for e in retro.timeline] == sorted(e.at for e in retro.timeline)
-    assert retro.conditions[0].phases[Phase.BASELINE].samples == 3
+    assert retro.conditions[0].phases[MeasurementPhase.BASELINE].samples == 3

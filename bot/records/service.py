@@ -1,33 +1,40 @@
-"""Database reads and writes of the run engine: fault handles, measurements and outcomes.
+"""Reads and writes of a run's records: fault handles, measurements and outcomes.
 
 Each function works inside the caller's session (one ``Database.transaction()``), so a caller decides what
-is atomic. ``DB_UNAVAILABLE`` lists the errors that mean "the database is unreachable right now": the engine
-retries those writes later and never lets them hold back a revert.
+is atomic. The engine writes; the retrospectives, the reports and the alarms read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from adapters.base import FaultHandle
-from bot.engine.models import FaultRecord, FaultState, Measurement, MeasurementPhase, Outcome
-from bot.engine.probes import Sample
+from bot.records.models import FaultRecord, FaultRecordState, Measurement, MeasurementPhase, Outcome
 from bot.runs.models import Run, RunState
 
-DB_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+class Sampled(Protocol):
+    """One probe result as stored (the engine's ``Sample``)."""
+
+    @property
+    def condition(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
 
 
 def add_fault(session: Session, *, run_id: int, handle: FaultHandle) -> int:
     """Persist a prepared handle (before the backend is touched); returns the fault id."""
     record = FaultRecord(
-        run_id=run_id, adapter=handle.adapter, handle=handle.to_json(), state=FaultState.PREPARED.value
+        run_id=run_id, adapter=handle.adapter, handle=handle.to_json(), state=FaultRecordState.PREPARED.value
     )
     session.add(record)
     session.flush()
@@ -36,18 +43,18 @@ def add_fault(session: Session, *, run_id: int, handle: FaultHandle) -> int:
 
 def fault_injected(session: Session, *, fault_id: int, handle: FaultHandle, at: datetime) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.handle, record.state, record.injected_at = handle.to_json(), FaultState.INJECTED.value, at
+    record.handle, record.state, record.injected_at = handle.to_json(), FaultRecordState.INJECTED.value, at
     record.expires_at = handle.expires_at
 
 
 def fault_reverted(session: Session, *, fault_id: int, at: datetime) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.state, record.reverted_at, record.last_error = FaultState.REVERTED.value, at, None
+    record.state, record.reverted_at, record.last_error = FaultRecordState.REVERTED.value, at, None
 
 
 def fault_failed(session: Session, *, fault_id: int, error: str) -> None:
     record = session.get_one(FaultRecord, fault_id)
-    record.state, record.last_error = FaultState.FAILED.value, error
+    record.state, record.last_error = FaultRecordState.FAILED.value, error
 
 
 def faults(session: Session, *, run_id: int) -> list[FaultRecord]:
@@ -58,7 +65,7 @@ def unreverted_faults(session: Session, *, run_ids: Iterable[int]) -> list[Fault
     """Faults of these runs that may still be active (prepared, injected, or a revert that failed)."""
     query = (
         select(FaultRecord)
-        .where(FaultRecord.run_id.in_(list(run_ids)), FaultRecord.state != FaultState.REVERTED.value)
+        .where(FaultRecord.run_id.in_(list(run_ids)), FaultRecord.state != FaultRecordState.REVERTED.value)
         .order_by(FaultRecord.id)
     )
     return list(session.scalars(query))
@@ -69,7 +76,7 @@ def running_runs(session: Session) -> list[Run]:
 
 
 def add_samples(
-    session: Session, *, run_id: int, phase: MeasurementPhase, samples: Iterable[Sample], at: datetime
+    session: Session, *, run_id: int, phase: MeasurementPhase, samples: Iterable[Sampled], at: datetime
 ) -> None:
     for sample in samples:
         session.add(

@@ -1,0 +1,66 @@
+"""``Prober``: samples stop conditions (the start's baseline, the watchers' ticks) and stores the samples."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import httpx
+
+from bot.catalogue.models import StopCondition
+from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.probes import Sample, take_sample
+from bot.engine.workers import Workers
+from bot.records import service as records
+from bot.records.models import MeasurementPhase
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+PROBE_WORKERS = 16
+CLOSE_SECONDS = 1.0  # a probe in flight at close gets this long; the process does not wait on a slow target
+
+
+class Prober:
+    """Owns the probes' thread pool and HTTP client (made at the first probe) and stops both in ``close``."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime], *, http: httpx.Client | None = None) -> None:
+        self.db, self.clock = db, clock
+        self._given_http = http
+        self._own_http: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self._probes = Workers(PROBE_WORKERS, "chaosbot-probe")
+
+    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]:
+        """One sample of each condition, probed in parallel."""
+        http = self._http()
+        if len(conditions) == 1:
+            return [take_sample(conditions[0], http)]
+        return self._probes.map(lambda condition: take_sample(condition, http), conditions)
+
+    def save(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None:
+        """Store samples as measurements (dropped, with a warning, while the database is down)."""
+        try:
+            with self.db.transaction() as session:
+                records.add_samples(session, run_id=run_id, phase=phase, samples=samples, at=self.clock())
+        except DB_UNAVAILABLE:
+            log.warning("database unavailable: %d samples of run %s not stored", len(samples), run_id)
+
+    def close(self) -> None:
+        """Cancel queued probes, give those in flight ``CLOSE_SECONDS``, then close the client made here."""
+        self._probes.close(deadline_seconds=CLOSE_SECONDS)
+        with self._lock:
+            own, self._own_http = self._own_http, None
+        if own is not None:
+            own.close()
+
+    def _http(self) -> httpx.Client:
+        """The probes' client, made at the first probe: its CA bundle (2.5 MB) is not loaded in an idle bot."""
+        if self._given_http is not None:
+            return self._given_http
+        with self._lock:
+            if self._own_http is None:
+                self._own_http = httpx.Client(follow_redirects=False)
+            return self._own_http
