@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,6 +19,7 @@ from bot.engine import wording
 from bot.engine.coordination import Coordination
 from bot.engine.errors import AbortImpossible
 from bot.engine.outage import DB_UNAVAILABLE
+from bot.engine.workers import Workers
 from bot.errors import IllegalTransition
 from bot.records import service as records
 from bot.records.models import FaultRecord
@@ -31,6 +31,7 @@ from bot.words import Words
 log = logging.getLogger(__name__)
 
 READ_DEADLINE_SECONDS = 0.5  # an abort waits this long for the database before using its copies
+READ_WORKERS = 8
 _MISSED: tuple[type[Exception], ...] = (FutureTimeout, *DB_UNAVAILABLE)  # too slow, or unreachable
 
 
@@ -93,7 +94,7 @@ class RollbackStore:
         self.coordination = coordination
         self._lock = threading.Lock()
         self._kept: dict[int, Rollback] = {}
-        self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chaosbot-read")
+        self._reads = Workers(READ_WORKERS, "chaosbot-read")
 
     def keep(self, rollback: Rollback) -> Rollback:
         """Keep (and mirror) a rollback, replacing the run's previous one."""
@@ -174,4 +175,5 @@ class RollbackStore:
         return self.lifecycle.ended_sentence(run)
 
     def close(self) -> None:
-        self._reads.shutdown(wait=False, cancel_futures=True)
+        """Refuse new reads; a read in flight gets ``READ_DEADLINE_SECONDS`` to finish."""
+        self._reads.close(deadline_seconds=READ_DEADLINE_SECONDS)
