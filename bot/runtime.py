@@ -6,6 +6,7 @@ every thread and connection it builds, and ``close`` stops them in a stated orde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -142,43 +143,55 @@ def build_runtime(
     """``outlet``: where retrospectives and summaries are posted with their charts (Slack's upload flow);
     by default the surface itself, with charts written under ``charts/`` beside the spool."""
     context = build_context(settings, members_of=members_of)
-    context.roles.start()
-    publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
-    redis = connect_redis(settings.redis_url) if settings.redis_url else None
-    coordination = build_coordination(redis, context.db)
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    learning = build_learning(
-        context,
-        outlet=outlet or SurfaceRetroOutlet(surface, settings.spool_dir.parent / "charts"),
-        render=surface.renderer,
-        channel=settings.channel,
-        holder=holder,
-    )
-    engine = RunEngine(
-        context.lifecycle,
-        publisher,
-        coordination,
-        spool_dir=settings.spool_dir,
-        holder=holder,
-        on_ended=learning.retrospectives.ended,
-        marker=learning.marker,
-    )
-    handlers = Handlers(context.lifecycle, engine, surface, publisher)
-    learning.register(handlers, context)
-    ledger = RequestLedger(context.db, redis)
-    schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
-    repeat = timedelta(seconds=settings.alert_repeat_seconds)
-    alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
-    alarms.register(handlers.actions)
-    return Runtime(
-        context,
-        engine,
-        publisher,
-        handlers,
-        ledger,
-        redis,
-        coordination,
-        learning=learning,
-        schedule=schedule,
-        alarms=alarms,
-    )
+    # Each step's resource is stopped again if a later step raises: a failed start leaves no thread behind.
+    with contextlib.ExitStack() as started:
+        started.callback(context.db.dispose)
+        context.roles.start()
+        started.callback(context.roles.close)
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        if redis is not None:
+            started.callback(redis.close)
+        coordination = build_coordination(redis, context.db)
+        started.callback(coordination.close)
+        publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
+        started.callback(publisher.close)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        learning = build_learning(
+            context,
+            outlet=outlet or SurfaceRetroOutlet(surface, settings.spool_dir.parent / "charts"),
+            render=surface.renderer,
+            channel=settings.channel,
+            holder=holder,
+        )
+        started.callback(learning.close)
+        engine = RunEngine(
+            context.lifecycle,
+            publisher,
+            coordination,
+            spool_dir=settings.spool_dir,
+            holder=holder,
+            on_ended=learning.retrospectives.ended,
+            marker=learning.marker,
+        )
+        started.callback(engine.close)
+        handlers = Handlers(context.lifecycle, engine, surface, publisher)
+        learning.register(handlers, context)
+        ledger = RequestLedger(context.db, redis)
+        schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+        repeat = timedelta(seconds=settings.alert_repeat_seconds)
+        alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
+        alarms.register(handlers.actions)
+        runtime = Runtime(
+            context,
+            engine,
+            publisher,
+            handlers,
+            ledger,
+            redis,
+            coordination,
+            learning=learning,
+            schedule=schedule,
+            alarms=alarms,
+        )
+        started.pop_all()  # from here on the runtime owns them: Runtime.close stops them
+    return runtime
