@@ -5,9 +5,10 @@ No Slack in here: people hear about runs through a ``bot.notify.Notifier``, in `
 
 from bot.engine.aborter import AbortResult
 from bot.engine.coordination import Coordination, DatabaseCoordination, RedisCoordination, build_coordination
-from bot.engine.engine import ENGINE_ACTOR, RunEngine
+from bot.engine.endings import ENGINE_ACTOR, Ending
+from bot.engine.engine import RunEngine
 from bot.engine.errors import AbortImpossible, InjectFailed, PreflightFailed, SteadyStateNotMet
-from bot.engine.progress import ConditionProgress, Progress
+from bot.engine.progress import ConditionProgress, Progress, ProgressPhase
 
 __all__ = [
     "ENGINE_ACTOR",
@@ -16,9 +17,11 @@ __all__ = [
     "ConditionProgress",
     "Coordination",
     "DatabaseCoordination",
+    "Ending",
     "InjectFailed",
     "PreflightFailed",
     "Progress",
+    "ProgressPhase",
     "RedisCoordination",
     "RunEngine",
     "SteadyStateNotMet",

@@ -39,7 +39,6 @@ from bot.engine.aborter import Aborter, AbortResult
 from bot.engine.announcer import Announcer
 from bot.engine.applying import RecordWriter
 from bot.engine.coordination import Coordination
-from bot.engine.endings import ENGINE_ACTOR
 from bot.engine.orphans import OrphanRecovery
 from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.outcomes import Completion, OutcomeRecorder
@@ -57,7 +56,7 @@ from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run
 from storage.db import utcnow
 
-__all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
+__all__ = ["AbortResult", "RunEngine"]
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from bot.catalogue.models import Experiment
 from bot.catalogue.thresholds import threshold_text
@@ -12,6 +13,14 @@ from bot.records import service as records
 from bot.records.models import FaultRecordState, Outcome
 from bot.runs.models import Run, RunState
 from storage.db import Database
+
+
+class ProgressPhase(StrEnum):
+    """Where a running run is: its fault prepared (starting), injected (fault), reverted (recovery)."""
+
+    STARTING = "starting"
+    FAULT = "fault"
+    RECOVERY = "recovery"
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,10 @@ class ConditionProgress:
 
 @dataclass(frozen=True)
 class Progress:
-    """``phase``: starting (fault prepared), fault (injected), recovery (reverted, waiting for steady state)."""
+    """``phase``: see ``ProgressPhase``."""
 
     run_id: int
-    phase: str
+    phase: ProgressPhase
     elapsed: timedelta
     max_duration: timedelta
     rto: timedelta
@@ -73,12 +82,12 @@ def read_progress(db: Database, run_id: int, now: Callable[[], datetime]) -> Pro
         )
 
 
-def _phase(states: list[str]) -> str:
+def _phase(states: list[str]) -> ProgressPhase:
     if not states or FaultRecordState.PREPARED in states:
-        return "starting"
+        return ProgressPhase.STARTING
     if all(state == FaultRecordState.REVERTED for state in states):
-        return "recovery"
-    return "fault"
+        return ProgressPhase.RECOVERY
+    return ProgressPhase.FAULT
 
 
 def read_outcome(db: Database, run_id: int) -> Outcome | None:

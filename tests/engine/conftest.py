@@ -15,13 +15,13 @@ import pytest
 
 from bot.catalogue.models import Catalogue, Experiment
 from bot.engine import Coordination, DatabaseCoordination, RunEngine
-from bot.notify import RecordingNotifier
 from bot.policy.models import Policy
 from bot.policy.service import load_policy
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.runs.models import Run
 from storage.db import Database
 from tests.engine.lab import Lab, make_experiment
+from tests.engine.recording import RecordingNotifier
 
 OWNER = "owen"
 APPROVERS = ("rita", "sam", "stella")

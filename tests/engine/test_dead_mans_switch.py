@@ -31,7 +31,7 @@ import pytest
 from zoneinfo import ZoneInfo
 from bot.catalogue.models import Catalogue
 from bot.engine import RunEngine, build_coordination
-from bot.notify import RecordingNotifier
+from tests.engine.recording import RecordingNotifier
 from bot.policy.service import load_policy
 from bot.runs.flows import Lifecycle
 from storage.db import Database
