@@ -8,8 +8,6 @@ refused start is an outcome, said in the run's thread and the channel, and not r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.engine.errors import InjectFailed
@@ -18,6 +16,7 @@ from bot.freezes.calendar import CalendarFeeds
 from bot.interface.blocks import Message, notice
 from bot.interface.conversation import Conversation
 from bot.interface.timing import notice_message, refusal_message
+from bot.jobs import Job
 from bot.policy.models import Policy
 from bot.runs.models import Run, RunState
 from bot.schedule import messages
@@ -84,13 +83,6 @@ def _rule(exc: DomainError) -> str:
         "PreflightFailed": "preflight",
         "SteadyStateNotMet": "steady_state",
     }.get(name, name)
-
-
-@dataclass(frozen=True)
-class Job:
-    run: Callable[[], object]
-    seconds: float
-    id: str
 
 
 class StartSchedule:

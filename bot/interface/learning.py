@@ -25,17 +25,11 @@ from bot.interface.render import Renderer
 from bot.interface.retrospectives import Outlet, Retrospectives, ThreadLinks
 from bot.interface.service import RunMessages
 from bot.interface.summaries import ReportCommand, Summaries
+from bot.jobs import Job
 from bot.reports.flows import Reports
 from storage.db import utcnow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Job:
-    run: Callable[[], object]
-    seconds: int
-    id: str
 
 
 @dataclass

@@ -19,7 +19,7 @@ from bot.interface.outbox import Outbox
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.flows import Lifecycle
-from bot.schedule.firings import describe
+from bot.schedule.firings import error_text
 from bot.vocabulary import run_label
 from bot.words import Words
 
@@ -172,7 +172,7 @@ class Publisher:
             self.messages.attach(run_id, channel_id=channel, message_ts=ts)
         except Exception as exc:
             with contextlib.suppress(Exception):  # the database is down too: the claim lapses by itself
-                self.messages.first_post_failed(run_id, self._holder, describe(exc))
+                self.messages.first_post_failed(run_id, self._holder, error_text(exc))
             raise
         with contextlib.suppress(Exception):  # where it is is stored, so nobody posts it again anyway
             self.messages.first_post_done(run_id, self._holder)

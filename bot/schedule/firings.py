@@ -164,13 +164,14 @@ def once(
         action()
     except Exception as exc:
         attempts = _attempts(db, kind=kind, key=key)
-        failed(db, kind=kind, key=key, holder=holder, error=describe(exc), retry_at=now + backoff.after(attempts))
+        failed(db, kind=kind, key=key, holder=holder, error=error_text(exc), retry_at=now + backoff.after(attempts))
         raise
     complete(db, kind=kind, key=key, holder=holder, now=now)
     return True
 
 
-def describe(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """An exception as stored with a failed firing: its type, and its message when it has one."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -220,11 +220,11 @@ class Scheduler:
             due.run_id,
             attempts,
             retry_at.isoformat(),
-            firings.describe(exc),
+            firings.error_text(exc),
             exc_info=exc,
         )
         firings.failed(
-            self.db, kind=due.kind, key=due.key, holder=self.holder, error=firings.describe(exc), retry_at=retry_at
+            self.db, kind=due.kind, key=due.key, holder=self.holder, error=firings.error_text(exc), retry_at=retry_at
         )
         return "failed"
 
