@@ -70,7 +70,6 @@ class Supervisor:
         """``completion``: builds the ``Completion`` the watchers end runs through (it lets go of runs here)."""
         self.lifecycle, self.coordination, self.rollbacks, self.prober = lifecycle, coordination, rollbacks, prober
         self.announcer = announcer
-        self.completion = completion(self)
         self.abort = abort
         self.holder, self.lease_ttl = holder, lease_ttl
         self._lock = threading.RLock()
@@ -80,6 +79,7 @@ class Supervisor:
         self._closed = False
         self._draining = False
         self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost)
+        self.completion = completion(self)
 
     # -- what this process holds ---------------------------------------------------------------------
 
