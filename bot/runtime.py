@@ -7,9 +7,6 @@ every thread and connection it builds, and ``close`` stops them in a stated orde
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -32,7 +29,7 @@ from bot.pools import Pools, worker_pools
 from bot.safety.alarms import RevertAlarms
 from bot.settings import Settings
 from bot.words import Words
-from storage.db import utcnow
+from storage.db import process_identity, utcnow
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
@@ -98,7 +95,7 @@ class Runtime:
             log.warning("replica heartbeat failed; it is tried again in a few seconds", exc_info=True)
 
     def expire_plans(self) -> None:
-        for run in self.context.lifecycle.expire_overdue():
+        for run in self.context.core.transitions.expire_overdue():
             self.publisher.run_changed(run.id)
             self.publisher.timeline(run.id, Words.of(f"{run.label} expired: its window passed without a start."))
 
@@ -143,10 +140,10 @@ def build_runtime(
     by default the surface itself, with charts written under ``charts/`` beside the spool."""
     context = build_context(settings, members_of=members_of)
     context.roles.start()
-    publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
+    holder = process_identity()  # the one name this process claims firings, leases and first posts under
+    publisher = Publisher(context.core, surface, channel=settings.channel, zone=settings.zone, holder=holder)
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
     coordination = build_coordination(redis, context.db)
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     learning = build_learning(
         context,
         outlet=outlet or SurfaceRetroOutlet(surface, settings.spool_dir.parent / "charts"),
@@ -155,7 +152,7 @@ def build_runtime(
         holder=holder,
     )
     engine = RunEngine(
-        context.lifecycle,
+        context.core,
         publisher,
         coordination,
         spool_dir=settings.spool_dir,
@@ -163,7 +160,7 @@ def build_runtime(
         on_ended=learning.retrospectives.ended,
         marker=learning.marker,
     )
-    handlers = Handlers(context.lifecycle, engine, surface, publisher)
+    handlers = Handlers(context.core, engine, surface, publisher)
     learning.register(handlers, context)
     ledger = RequestLedger(context.db, redis)
     schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)

@@ -22,7 +22,7 @@ from bot.errors import DomainError, IllegalTransition
 from bot.runs.models import RunState
 from bot.words import Words
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
     pass
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Aborter(EnginePart):
 
     def resume(self, actor: str) -> bool:
         """Release the global kill switch (approvers only); True when it was engaged."""
-        changed = self.lifecycle.release_kill_switch(actor)
+        changed = self.core.kill_switch.release(actor)
         mirrored = self.coordination.kill_switch_mirrored()
         self.coordination.mirror_kill_switch(engaged=False, actor=actor)
         return changed or mirrored

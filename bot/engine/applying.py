@@ -22,8 +22,8 @@ from bot.engine.spool import SpoolRecord
 from bot.runs.models import Run, RunState
 from bot.vocabulary import run_label
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ class RecordWriter:
     """Writes records (``PendingWrites``'s ``apply``). Raises what the database raises; ``IllegalTransition``
     when a run's end cannot be recorded because the run already ended otherwise."""
 
-    def __init__(self, lifecycle: Lifecycle, on_ended: Callable[[int], None] | None = None) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+    def __init__(self, core: RunCore, on_ended: Callable[[int], None] | None = None) -> None:
+        self.core = core
+        self.db = core.db
         self.on_ended = on_ended  # told each run whose end this process recorded (e.g. to post its retrospective)
 
     def __call__(self, record: SpoolRecord) -> None:
@@ -70,7 +70,7 @@ class RecordWriter:
         if record.kind == RUN_ENDED:
             self._end(record)
         elif record.kind == KILL_SWITCH_ENGAGED:
-            self.lifecycle.engage_kill_switch(str(record.data["actor"]), str(record.data["reason"]))
+            self.core.kill_switch.engage(str(record.data["actor"]), str(record.data["reason"]))
             self._mark_alone(record)
         else:
             with self.db.transaction() as session:
@@ -105,7 +105,7 @@ class RecordWriter:
             _mark(session, record)
 
         result = RunState(str(outcome["result"]))
-        self.lifecycle.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save, at=at)
+        self.core.transitions.finish(str(data["actor"]), run_id, result, str(data["reason"]), also=save, at=at)
         if self.on_ended is not None:
             try:
                 self.on_ended(run_id)

@@ -20,9 +20,6 @@ is replayed exactly once (writes.py, spool.py, applying.py).
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,10 +46,11 @@ from bot.engine.supervisor import ENGINE_ACTOR, Supervisor
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
 from bot.runs.models import Run
-from storage.db import utcnow
+from storage.db import process_identity, utcnow
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride, Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
+    from bot.runs.transitions import FreezeOverride
 
 __all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
 
@@ -76,7 +74,7 @@ class RunEngine:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         notifier: Notifier,
         coordination: Coordination,
         *,
@@ -90,24 +88,24 @@ class RunEngine:
         on_ended: Callable[[int], None] | None = None,
         marker: FaultWindowMarker = NO_MARKER,
     ) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+        self.core = core
+        self.db = core.db
         self.notifier = notifier
         self.coordination = coordination
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder or process_identity()
         self.clock = clock
         self._closed = False
         self._writes = writes or PendingWrites(Spool(spool_folder(spool_dir or DEFAULT_SPOOL_DIR, self.db.url)))
-        self._writes.bind(RecordWriter(lifecycle, on_ended))
+        self._writes.bind(RecordWriter(core, on_ended))
         announcer = self._announcer = Announcer(notifier)
-        self._rollbacks = RollbackStore(lifecycle, coordination)
+        self._rollbacks = RollbackStore(core, coordination)
         revert = Reverter(
             self.db, self._rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock
         )
         revert.marker = marker
-        recorder = OutcomeRecorder(lifecycle, self._writes, clock)
+        recorder = OutcomeRecorder(core, self._writes, clock)
         self._supervisor = Supervisor(
-            lifecycle,
+            core,
             coordination,
             self._rollbacks,
             revert,
@@ -119,9 +117,7 @@ class RunEngine:
             clock=clock,
             http=http,
         )
-        parts = Parts(
-            lifecycle, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer, self._writes
-        )
+        parts = Parts(core, coordination, self._rollbacks, self._supervisor, revert, recorder, announcer, self._writes)
         self._starter = Starter(parts)
         self._starter.marker = marker
         self._aborter = Aborter(parts)
@@ -156,13 +152,13 @@ class RunEngine:
         ``Notifier.alert`` (loud) with the rollback steps. Aborting a run that already ended raises
         ``IllegalTransition``.
         """
-        self.lifecycle.require_may_abort(actor, run_id)
+        self.core.kill_switch.require_may_abort(actor, run_id)
         return self._aborter.abort(actor, run_id, reason)
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
         """Engage the global kill switch (database and Redis) first, then abort every running run in parallel,
         then call ``halt_all`` on each adapter involved that supports it."""
-        self.lifecycle.require_may_abort(actor)
+        self.core.kill_switch.require_may_abort(actor)
         return self._aborter.abort_all(actor, reason)
 
     def resume(self, actor: str) -> bool:

@@ -28,7 +28,7 @@ from bot.errors import IllegalTransition
 from bot.runs import service as runs
 from bot.runs.models import Run, RunState
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
     pass
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class OrphanRecovery(EnginePart):
         returns the ids of the runs recovered (reverted and aborted)."""
         if self.supervisor.closed:  # shutting down: this process takes nothing on
             return []
-        with self.lifecycle.db.transaction() as session:
+        with self.core.db.transaction() as session:
             running = [run.id for run in records.running_runs(session)]
         mine = self.supervisor.responsible_for()
         expired = self.coordination.expired([r for r in running if r not in mine])
@@ -58,7 +58,7 @@ class OrphanRecovery(EnginePart):
 
     def _adopt(self, run_id: int, handed_over_by: str) -> bool:
         """Watch a run another replica handed over; False when it cannot be (then it is recovered instead)."""
-        with self.lifecycle.db.transaction() as session:
+        with self.core.db.transaction() as session:
             run = runs.get(session, run_id=run_id)
             faults = records.unreverted_faults(session, run_ids=[run_id])
         if run.run_state is not RunState.RUNNING:

@@ -12,8 +12,8 @@ from bot.engine.writes import PendingWrites
 from bot.runs.models import RunState
 from bot.words import Words
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class Ending:
 class OutcomeRecorder:
     """Finish runs with their outcome. A database outage leaves the record to the spool (``PendingWrites``)."""
 
-    def __init__(self, lifecycle: Lifecycle, writes: PendingWrites, clock: Callable[[], datetime]) -> None:
-        self.lifecycle = lifecycle
+    def __init__(self, core: RunCore, writes: PendingWrites, clock: Callable[[], datetime]) -> None:
+        self.core = core
         self.writes = writes
         self.clock = clock
 

@@ -13,13 +13,13 @@ from bot.engine.rollbacks import RollbackStore
 from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
 
 
 @dataclass(frozen=True)
 class Parts:
-    lifecycle: Lifecycle
+    core: RunCore
     coordination: Coordination
     rollbacks: RollbackStore
     supervisor: Supervisor
@@ -33,7 +33,7 @@ class EnginePart:
     """Base of the engine's pieces: each reads the shared parts as attributes of its own."""
 
     def __init__(self, parts: Parts) -> None:
-        self.lifecycle, self.db, self.coordination = parts.lifecycle, parts.lifecycle.db, parts.coordination
+        self.core, self.db, self.coordination = parts.core, parts.core.db, parts.coordination
         self.rollbacks, self.supervisor, self.revert = parts.rollbacks, parts.supervisor, parts.revert
         self.recorder, self.announcer, self.writes = parts.recorder, parts.announcer, parts.writes
         self.clock = parts.supervisor.clock

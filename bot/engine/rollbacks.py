@@ -26,8 +26,8 @@ from bot.runs import service as runs
 from bot.runs.models import Run, RunState
 from bot.words import Words
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def rollback_of(run: Run, faults: Sequence[FaultRecord]) -> Rollback:
 class RollbackStore:
     """This process's copies of rollbacks, their Redis mirror, and reads from the database under a deadline."""
 
-    def __init__(self, lifecycle: Lifecycle, coordination: Coordination) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+    def __init__(self, core: RunCore, coordination: Coordination) -> None:
+        self.core = core
+        self.db = core.db
         self.coordination = coordination
         self._lock = threading.Lock()
         self._kept: dict[int, Rollback] = {}
@@ -172,7 +172,7 @@ class RollbackStore:
     def _not_running(self, run: Run) -> Words:
         if not run.run_state.is_final:
             return wording.not_running(run.label, run.state)
-        return self.lifecycle.ended_sentence(run)
+        return self.core.queries.ended_sentence(run)
 
     def close(self) -> None:
         self._reads.shutdown(wait=False, cancel_futures=True)

@@ -36,8 +36,8 @@ from bot.errors import DomainError, IllegalTransition
 from bot.runs.models import RunState
 from bot.words import SYSTEM_ACTOR
 
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+if TYPE_CHECKING:  # the core imports engine models: a runtime import here would be circular
+    from bot.runs.core import RunCore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Supervisor:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         coordination: Coordination,
         store: RollbackStore,
         revert: Reverter,
@@ -77,7 +77,7 @@ class Supervisor:
         clock: Callable[[], datetime],
         http: httpx.Client | None = None,
     ) -> None:
-        self.lifecycle, self.db = lifecycle, lifecycle.db
+        self.core, self.db = core, core.db
         self.coordination, self.rollbacks, self.revert = coordination, store, revert
         self.recorder, self.announcer = recorder, announcer
         self.abort = abort
@@ -274,7 +274,7 @@ class Supervisor:
     def still_running(self, run_id: int) -> bool:
         """Whether the database still says running (True when it cannot be read: keep watching)."""
         try:
-            return self.lifecycle.run(run_id).run_state is RunState.RUNNING
+            return self.core.queries.run(run_id).run_state is RunState.RUNNING
         except DB_UNAVAILABLE:
             return True
 

@@ -1,6 +1,6 @@
 """The start gate: may this run start now, as far as off-peak windows and delivery freezes go?
 
-The kill switch and preflight stay where they are (``Lifecycle.begin``, the engine). A person's Start and
+The kill switch and preflight stay where they are (``RunCore.begin``, the engine). A person's Start and
 the scheduler's automatic start both ask ``StartGate.refusal``; the plan form asks ``window_error``.
 Windows are checked first: overriding a freeze would not help a run outside its window.
 """
@@ -54,7 +54,7 @@ class StartRefused(DomainError):
 
 
 class StartGate:
-    """Windows and freezes for starts; ``Lifecycle.may_start`` calls ``check``, the plan form ``window_error``."""
+    """Windows and freezes for starts; ``RunCore.may_start`` calls ``check``, the plan form ``window_error``."""
 
     def __init__(self, policy: Policy, freezes: Freezes, *, zone: ZoneInfo) -> None:
         self.policy = policy
