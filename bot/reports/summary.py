@@ -143,10 +143,6 @@ class Summary:
     def kind(self) -> PeriodKind:
         return self.period.kind
 
-    @property
-    def runs_listed_all(self) -> bool:
-        return len(self.runs) == self.runs_total or self.kind is PeriodKind.QUARTER
-
 
 def summarise(
     session: Session,
