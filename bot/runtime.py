@@ -123,6 +123,8 @@ class Runtime:
             self.learning.close()
         self.publisher.close()  # messages still waiting for Slack get a last chance
         self.context.roles.close()
+        if self.schedule is not None:
+            self.schedule.feeds.stop_hiding_urls()  # no poll runs any more: the scheduler stopped first
         self.coordination.close()
         if self.redis is not None:
             self.redis.close()
@@ -164,6 +166,7 @@ def build_runtime(
     learning.register(handlers, context)
     ledger = RequestLedger(context.db, redis)
     schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+    schedule.feeds.hide_urls_in_logs()  # removed again by close()
     repeat = timedelta(seconds=settings.alert_repeat_seconds)
     alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
     alarms.register(handlers.actions)
