@@ -1,7 +1,7 @@
 """Starting a run: checks, preflight, lease, baseline, the transition to running, then the inject.
 
 Order: may_start → kill switch (Redis mirror and database) → adapter preflight → lease → baseline (the
-steady state must hold) → ``core.transitions.begin`` → persist the prepared handle (database, then the kept and
+steady state must hold) → ``RunTransitions.begin`` → persist the prepared handle (database, then the kept and
 mirrored rollback) → inject → persist the injected handle → watch. A fault handle is always persisted
 *before* the backend is touched, so any process can revert it later, even after a crash.
 """

@@ -1,6 +1,6 @@
 """Issue 8 in the interface: editing and postponing plans, starting inside a freeze, and ``/chaos freeze``.
 
-The rules are the core's (``RunCore.edit``, ``StartGate``, ``Freezes``); this module opens the forms,
+The rules are the core's (``RunTransitions.edit``, ``StartGate``, ``Freezes``); this module opens the forms,
 maps their fields to the core's requests and says what happened in the run's thread.
 """
 
