@@ -218,7 +218,7 @@ def rowcount(result: Result[Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def insert_ignoring(session: Session, table: Any, values: dict[str, Any]) -> None:
+def insert_ignoring(session: Session, table: type[Base], values: dict[str, Any]) -> None:
     """INSERT ``values`` into ``table`` unless a row with the same key exists (ON CONFLICT DO NOTHING)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
