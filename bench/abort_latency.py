@@ -1,6 +1,6 @@
 """Abort-to-reverted latency of ``chaosbot serve`` for N concurrent runs on the http and redis adapters.
 
-For each (mode, N) and each round: plan and approve N runs directly through ``Lifecycle`` (not measured),
+For each (mode, N) and each round: plan and approve N runs directly through ``RunCore`` (not measured),
 start them with signed ``/chaos start RUN-n`` requests, wait until every fault is really on, then abort:
 
 - ``each``: N concurrent ``/chaos abort RUN-i`` requests; t0 of run i is taken just before its request is sent.
@@ -42,7 +42,8 @@ from sqlalchemy.engine import Engine
 
 from bot.catalogue.service import load_catalogue
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.fakeslack import wire
 
@@ -243,7 +244,7 @@ class Session:
         self.targets = targets
         self.workdir = Path(server.process.log or ".").parent
         db = Database(server.database_url)
-        self.lifecycle = Lifecycle(
+        self.core = RunCore.build(
             db,
             load_catalogue(self.workdir / "catalogue.yml"),
             load_policy(self.workdir / "policy.yml"),
@@ -254,7 +255,7 @@ class Session:
 
     def close(self) -> None:
         self.reader.dispose()
-        self.lifecycle.db.dispose()
+        self.core.db.dispose()
 
     # -- requests ----------------------------------------------------------------------------------------
 
@@ -281,9 +282,9 @@ class Session:
                 target, experiment = self.targets[redis_used], redis_experiment(redis_used)
                 redis_used += 1
             request = PlanRequest(experiment, "staging", planned_start=datetime.now(UTC))
-            run = self.lifecycle.plan(h.OWNER, request)
+            run = self.core.transitions.plan(h.OWNER, request)
             for approver in h.APPROVERS:
-                self.lifecycle.approve(approver, run.id)
+                self.core.transitions.approve(approver, run.id)
             runs.append(BenchRun(run.id, adapter, target))
         return runs
 
@@ -390,7 +391,7 @@ class Session:
                 self.command(f"abort RUN-{run_id} benchmark clean-up", h.RELIABILITY)
         for (run_id,) in self.query("SELECT id FROM runs WHERE state IN ('planned', 'approved')"):
             with contextlib.suppress(Exception):
-                self.lifecycle.cancel(h.OWNER, run_id, "benchmark clean-up")
+                self.core.transitions.cancel(h.OWNER, run_id, "benchmark clean-up")
         if self.kill_switch_engaged():
             self.command("resume", h.RELIABILITY)
         h.wait_until(

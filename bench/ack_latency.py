@@ -42,7 +42,8 @@ import _harness as h
 from bot.catalogue.service import load_catalogue
 from bot.interface.metadata import RunRef
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.fakeslack import identity, wire
 
@@ -285,11 +286,11 @@ def planned_run(database_url: str, workdir: Path) -> int:
     """A planned run for the refused approve clicks (planned directly through the core: not measured)."""
     db = Database(database_url)
     try:
-        lifecycle = Lifecycle(
+        core = RunCore.build(
             db, load_catalogue(workdir / "catalogue.yml"), load_policy(workdir / "policy.yml"), zone=ZoneInfo("UTC")
         )
         start = datetime.now(UTC) + timedelta(hours=1)
-        return lifecycle.plan(h.OWNER, PlanRequest("CE-90", "staging", planned_start=start)).id
+        return core.transitions.plan(h.OWNER, PlanRequest("CE-90", "staging", planned_start=start)).id
     finally:
         db.dispose()
 

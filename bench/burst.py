@@ -52,7 +52,8 @@ from sqlalchemy import bindparam, create_engine, text
 from bot.catalogue.service import load_catalogue
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack, _Failure, _failure_reply, _Reply
@@ -399,14 +400,14 @@ def verify(items: list[Interaction], setup: Setup, database_url: str, calls: lis
 def prepare(server: h.Chaosbot, workdir: Path, approvable: int) -> Setup:
     db = Database(server.database_url)
     try:
-        lifecycle = Lifecycle(
+        core = RunCore.build(
             db, load_catalogue(workdir / "catalogue.yml"), load_policy(workdir / "policy.yml"), zone=ZoneInfo("UTC")
         )
         active = []
         for experiment in ACTIVE_EXPERIMENTS:
-            run = lifecycle.plan(h.OWNER, PlanRequest(experiment, "staging", planned_start=datetime.now(UTC)))
+            run = core.transitions.plan(h.OWNER, PlanRequest(experiment, "staging", planned_start=datetime.now(UTC)))
             for approver in h.APPROVERS:
-                lifecycle.approve(approver, run.id)
+                core.transitions.approve(approver, run.id)
             status, _ = h.send(
                 server.events_url, wire.slash_command(f"start RUN-{run.id}", h.OWNER, channel_id=h.CHANNEL)
             )
@@ -415,7 +416,7 @@ def prepare(server: h.Chaosbot, workdir: Path, approvable: int) -> Setup:
             active.append(run.id)
         later = datetime.now(UTC) + timedelta(hours=1)
         waiting = [
-            lifecycle.plan(h.OWNER, PlanRequest(ACTIVE_EXPERIMENTS[0], "staging", planned_start=later)).id
+            core.transitions.plan(h.OWNER, PlanRequest(ACTIVE_EXPERIMENTS[0], "staging", planned_start=later)).id
             for _ in range(approvable)
         ]
     finally:

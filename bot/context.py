@@ -1,4 +1,4 @@
-"""The composition root: settings → database, catalogue, policy → the lifecycle core."""
+"""The composition root: settings → database, catalogue, policy → the runs core (``RunCore``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bot.catalogue.service import load_catalogue
 from bot.policy.directory import RoleDirectory
 from bot.policy.models import GroupMembers, Policy, no_groups
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.settings import Settings
 from storage.db import Database
 
@@ -21,7 +21,7 @@ class AppContext:
     catalogue: Catalogue
     policy: Policy
     roles: RoleDirectory  # start() it to keep group members fresh in the background; close() it at the end
-    lifecycle: Lifecycle
+    core: RunCore
 
 
 def build_context(
@@ -34,5 +34,5 @@ def build_context(
     if check_migrated:
         db.check_migrated()
     roles = RoleDirectory(policy, members_of, ttl=settings.role_cache_seconds)
-    lifecycle = Lifecycle(db, catalogue, policy, zone=settings.zone, roles=roles)
-    return AppContext(settings=settings, db=db, catalogue=catalogue, policy=policy, roles=roles, lifecycle=lifecycle)
+    core = RunCore.build(db, catalogue, policy, zone=settings.zone, roles=roles)
+    return AppContext(settings=settings, db=db, catalogue=catalogue, policy=policy, roles=roles, core=core)

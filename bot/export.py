@@ -10,11 +10,9 @@ from bot.actions.service import counts_by_run
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.records.models import Outcome
-from bot.runs.models import Run, RunState
+from bot.runs.models import RAN, Run
 from bot.vocabulary import format_seconds
 from storage.db import Database
-
-RAN = (RunState.COMPLETED.value, RunState.ABORTED.value, RunState.FAILED.value)
 
 
 def run_row(run: Run, outcome: Outcome | None, items: tuple[int, int] = (0, 0)) -> dict[str, Any]:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,7 +30,7 @@ from bot.pools import Pools, worker_pools
 from bot.safety.alarms import RevertAlarms
 from bot.settings import Settings
 from bot.words import Words
-from storage.db import utcnow
+from storage.db import process_identity, utcnow
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
@@ -99,7 +96,7 @@ class Runtime:
             log.warning("replica heartbeat failed; it is tried again in a few seconds", exc_info=True)
 
     def expire_plans(self) -> None:
-        for run in self.context.lifecycle.expire_overdue():
+        for run in self.context.core.transitions.expire_overdue():
             self.publisher.run_changed(run.id)
             self.publisher.timeline(run.id, Words.of(f"{run.label} expired: its window passed without a start."))
 
@@ -127,6 +124,8 @@ class Runtime:
             self.learning.close()
         self.publisher.close()  # messages still waiting for Slack get a last chance
         self.context.roles.close()
+        if self.schedule is not None:
+            self.schedule.feeds.stop_hiding_urls()  # no poll runs any more: the scheduler stopped first
         self.coordination.close()
         if self.redis is not None:
             self.redis.close()
@@ -148,14 +147,14 @@ def build_runtime(
         started.callback(context.db.dispose)
         context.roles.start()
         started.callback(context.roles.close)
+        holder = process_identity()  # the one name this process claims firings, leases and first posts under
         redis = connect_redis(settings.redis_url) if settings.redis_url else None
         if redis is not None:
             started.callback(redis.close)
         coordination = build_coordination(redis, context.db)
         started.callback(coordination.close)
-        publisher = Publisher(context.lifecycle, surface, channel=settings.channel, zone=settings.zone)
+        publisher = Publisher(context.core, surface, channel=settings.channel, zone=settings.zone, holder=holder)
         started.callback(publisher.close)
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         learning = build_learning(
             context,
             outlet=outlet or SurfaceRetroOutlet(surface, settings.spool_dir.parent / "charts"),
@@ -165,7 +164,7 @@ def build_runtime(
         )
         started.callback(learning.close)
         engine = RunEngine(
-            context.lifecycle,
+            context.core,
             publisher,
             coordination,
             spool_dir=settings.spool_dir,
@@ -174,10 +173,12 @@ def build_runtime(
             marker=learning.marker,
         )
         started.callback(engine.close)
-        handlers = Handlers(context.lifecycle, engine, surface, publisher)
+        handlers = Handlers(context.core, engine, surface, publisher)
         learning.register(handlers, context)
         ledger = RequestLedger(context.db, redis)
         schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+        schedule.feeds.hide_urls_in_logs()  # removed again by close()
+        started.callback(schedule.feeds.stop_hiding_urls)
         repeat = timedelta(seconds=settings.alert_repeat_seconds)
         alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
         alarms.register(handlers.actions)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import ast
+import functools
+import os
+import socket
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy import DateTime, Engine, MetaData, Result, create_engine, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -25,6 +31,9 @@ NAMING = {
 
 
 CONNECT_TIMEOUT_SECONDS = 3
+RACE_RETRIES = 5
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -171,3 +180,50 @@ def stamped_revision(engine: Engine) -> str | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def process_identity() -> str:
+    """This process's name wherever it claims something (firings, leases, first posts): ``host:pid:random``.
+
+    The same name for the whole life of the process (a forked child gets its own), so one process never
+    claims under two names."""
+    return _identity(os.getpid())
+
+
+@functools.cache
+def _identity(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+class StaleRow(Exception):
+    """Someone changed the row between our read and our conditional write; ``retrying`` re-reads and decides again."""
+
+
+def retrying(db: Database, apply: Callable[[Session], T], *, attempts: int = RACE_RETRIES) -> T:
+    """``apply`` in one transaction per try; a lost race (``StaleRow``, a duplicate key) runs it again on fresh
+    rows, so the loser gets a clear answer ("already approved by …") instead of a second change."""
+    for attempt in range(attempts):
+        try:
+            with db.transaction() as session:
+                return apply(session)
+        except (StaleRow, IntegrityError):
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (``Session.execute`` declares a ``Result``; these give a
+    ``CursorResult``, which has the count)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def insert_ignoring(session: Session, table: type[Base], values: dict[str, Any]) -> None:
+    """INSERT ``values`` into ``table`` unless a row with the same key exists (ON CONFLICT DO NOTHING)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+    else:  # pragma: no cover - the two databases chaosbot supports are above
+        raise NotImplementedError(dialect)

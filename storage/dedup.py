@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import Database, utcnow
+from storage.db import Database, rowcount, utcnow
 from storage.dedup_models import ProcessedRequest
 
 log = logging.getLogger(__name__)
@@ -41,4 +41,4 @@ class RequestLedger:
     def forget_old(self) -> int:
         with self.db.transaction() as session:
             result = session.execute(delete(ProcessedRequest).where(ProcessedRequest.at < utcnow() - KEEP))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+            return rowcount(result)

@@ -1,4 +1,4 @@
-"""Fixtures shared by every suite: databases on SQLite and PostgreSQL, Redis, and the lifecycle core."""
+"""Fixtures shared by every suite: databases on SQLite and PostgreSQL, Redis, and the runs core (``RunCore``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from bot.catalogue.service import load_catalogue
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.services import redis_client_or_skip, scratch_postgres_database
@@ -126,15 +126,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_lifecycle(clock: Clock) -> Callable[[Database], Lifecycle]:
+def make_core(clock: Clock) -> Callable[[Database], RunCore]:
     catalogue, policy = load_catalogue(), load_policy()
 
-    def build(database: Database) -> Lifecycle:
-        return Lifecycle(database, catalogue, policy, zone=ZoneInfo("Australia/Sydney"), clock=clock)
+    def build(database: Database) -> RunCore:
+        return RunCore.build(database, catalogue, policy, zone=ZoneInfo("Australia/Sydney"), clock=clock)
 
     return build
 
 
 @pytest.fixture
-def lifecycle(db: Database, make_lifecycle: Callable[[Database], Lifecycle]) -> Lifecycle:
-    return make_lifecycle(db)
+def core(db: Database, make_core: Callable[[Database], RunCore]) -> RunCore:
+    return make_core(db)

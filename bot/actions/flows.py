@@ -225,6 +225,11 @@ class ActionItems:
     def _file(self, item_id: int, *, attempts: int) -> bool | None:
         """One filing attempt: True filed, False failed (retried later), None when another replica has it."""
         assert self.backlog is not None
+        with self.database.transaction() as session:
+            unfiled = service.get(session, item_id=item_id)
+            owner, run_id = unfiled.owner, unfiled.run_id  # set when the item was raised, never changed
+        # The injected resolvers may ask Slack: called before the claim's transaction, never inside one.
+        owner_name, link = self.name_of(owner), self.link_for(run_id)
         now = self.clock()
         with self.database.transaction() as session:
             if not service.claim_filing(session, item_id=item_id, attempts=attempts, now=now, until=now + CLAIM):
@@ -236,9 +241,9 @@ class ActionItems:
                 run=run.label,
                 experiment=run.experiment_id,
                 what=item.what,
-                owner=self.name_of(item.owner),
+                owner=owner_name,
                 due_on=item.due_on,
-                link=self.link_for(run.id),
+                link=link,
             )
         attempt = attempts + 1
         try:

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from bot.actions.models import ActionItem, BacklogState, ItemStatus
 from bot.errors import NotFound
+from storage.db import StaleRow, rowcount
 
 
-class StaleItem(Exception):
+class StaleItem(StaleRow):
     """Someone changed the item between our read and our write; the flow re-reads and decides again."""
 
 
@@ -63,7 +64,7 @@ def mark_done(session: Session, *, item: ActionItem, by: str, at: datetime) -> N
         .values(status=ItemStatus.DONE.value, done_by=by, done_at=at, version=item.version + 1)
         .execution_options(synchronize_session=False)
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult has rowcount; Result[Any] is declared
+    if rowcount(changed) != 1:
         raise StaleItem(item.id)
 
 
@@ -98,7 +99,7 @@ def claim_filing(session: Session, *, item_id: int, attempts: int, now: datetime
         .values(backlog_attempts=attempts + 1, backlog_next_at=until)
         .execution_options(synchronize_session=False)
     )
-    return bool(changed.rowcount == 1)  # type: ignore[attr-defined]  # see mark_done
+    return rowcount(changed) == 1
 
 
 def record_filed(session: Session, *, item_id: int, attempt: int, url: str | None, key: str | None) -> bool:
@@ -118,7 +119,7 @@ def record_filed(session: Session, *, item_id: int, attempt: int, url: str | Non
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(changed.rowcount == 1)  # type: ignore[attr-defined]  # see mark_done
+    return rowcount(changed) == 1
 
 
 def record_failure(session: Session, *, item_id: int, attempt: int, error: str, retry_at: datetime) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.audit.models import AuditEvent, AuditHead
-from storage.db import utcnow
+from storage.db import Database, utcnow
 
 GENESIS = "0" * 64
 
@@ -147,3 +147,15 @@ def write_rows(rows: list[dict[str, Any]], out: IO[str], fmt: str) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: canonical(v) if isinstance(v, dict | list) else v for k, v in row.items()})
+
+
+class AuditTrail:
+    """Audit events for what is not a state change (a command typed, a Slack message posted)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, actor: str, action: str, run_id: int | None = None, **payload: object) -> None:
+        """Append one event in its own transaction."""
+        with self.db.transaction() as session:
+            append(session, actor=actor, action=action, run_id=run_id, payload=dict(payload))

@@ -41,7 +41,7 @@ from bot.interface.surface import Request
 from bot.logs import TextFormatter, configure_logging
 from bot.policy.service import PolicyError
 from bot.retro import flows as retro_flows
-from bot.runs.models import RunState
+from bot.runs.models import RAN
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from bot.vocabulary import parse_run_label, run_label
@@ -341,20 +341,20 @@ class Shell:
         deadline = time.monotonic() + limit
         # Until the run has ended and the engine has let go of it (its last messages are out by then).
         while time.monotonic() < deadline and (
-            not self.handlers.lifecycle.run(run_id).run_state.is_final or run_id in self.handlers.engine.running()
+            not self.handlers.core.queries.run(run_id).run_state.is_final or run_id in self.handlers.engine.running()
         ):
             time.sleep(0.2)
         # ...and its retrospective is in its thread (posted right after the end, on another thread).
         while time.monotonic() < deadline and self._retrospective_due(run_id):
             time.sleep(0.2)
-        state = self.handlers.lifecycle.run(run_id).run_state
+        state = self.handlers.core.queries.run(run_id).run_state
         label = run_label(run_id)
         self.surface.say(f"{label} is {state.value}." if state.is_final else f"{label} is still {state.value}.")
 
     def _retrospective_due(self, run_id: int) -> bool:
-        state = self.handlers.lifecycle.run(run_id).run_state
-        ran = state in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED)
-        return ran and retro_flows.posted(self.handlers.lifecycle.db, run_id) is None
+        state = self.handlers.core.queries.run(run_id).run_state
+        ran = state in RAN
+        return ran and retro_flows.posted(self.handlers.core.db, run_id) is None
 
     def switch_user(self, rest: str) -> None:
         """``as USER``: who the next lines act as."""

@@ -22,7 +22,7 @@ from bot.engine.rollbacks import Rollback, RollbackStore
 from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.words import Words
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Aborter:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         coordination: Coordination,
         supervisor: Supervisor,
         rollbacks: RollbackStore,
@@ -51,7 +51,7 @@ class Aborter:
         announcer: Announcer,
         writes: PendingWrites,
     ) -> None:
-        self.lifecycle, self.coordination, self.supervisor = lifecycle, coordination, supervisor
+        self.core, self.coordination, self.supervisor = core, coordination, supervisor
         self.rollbacks, self.revert, self.recorder = rollbacks, revert, recorder
         self.announcer, self.writes = announcer, writes
 
@@ -91,7 +91,7 @@ class Aborter:
 
     def resume(self, actor: str) -> bool:
         """Release the global kill switch (approvers only); True when it was engaged."""
-        changed = self.lifecycle.release_kill_switch(actor)
+        changed = self.core.kill_switch.release(actor)
         mirrored = self.coordination.kill_switch_mirrored()
         self.coordination.mirror_kill_switch(engaged=False, actor=actor)
         return changed or mirrored

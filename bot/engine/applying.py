@@ -20,7 +20,7 @@ from bot.engine.models import SpoolApplied
 from bot.engine.spool import SpoolRecord
 from bot.records import service as records
 from bot.records.models import FaultRecord, FaultRecordState
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run
 from bot.vocabulary import run_label
 
@@ -63,9 +63,9 @@ class RecordWriter:
     """Writes records (``PendingWrites``'s ``apply``). Raises what the database raises; ``IllegalTransition``
     when a run's end cannot be recorded because the run already ended otherwise."""
 
-    def __init__(self, lifecycle: Lifecycle, on_ended: Callable[[int], None] | None = None) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+    def __init__(self, core: RunCore, on_ended: Callable[[int], None] | None = None) -> None:
+        self.core = core
+        self.db = core.db
         self.on_ended = on_ended  # told each run whose end this process recorded (e.g. to post its retrospective)
 
     def __call__(self, record: SpoolRecord) -> None:
@@ -74,7 +74,7 @@ class RecordWriter:
         if record.kind == RUN_ENDED:
             self._end(record)
         elif record.kind == KILL_SWITCH_ENGAGED:
-            self.lifecycle.engage_kill_switch(str(record.data["actor"]), str(record.data["reason"]))
+            self.core.kill_switch.engage(str(record.data["actor"]), str(record.data["reason"]))
             self._mark_alone(record)
         else:
             with self.db.transaction() as session:
@@ -109,7 +109,7 @@ class RecordWriter:
             records.save_outcome(session, run_id=run_id, at=at, **ending.outcome())
             _mark(session, record)
 
-        self.lifecycle.finish(ending.actor, run_id, ending.result, ending.reason, also=save, at=at)
+        self.core.transitions.finish(ending.actor, run_id, ending.result, ending.reason, also=save, at=at)
         if self.on_ended is not None:
             try:
                 self.on_ended(run_id)

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.engine.models import Lease, Replica
 from bot.engine.outage import DB_UNAVAILABLE
-from storage.db import Database, UTCDateTime, utcnow
+from storage.db import Database, UTCDateTime, rowcount, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,7 +157,7 @@ class DatabaseCoordination(Coordination):
                 .values(holder=holder, expires_at=self._in(ttl), handed_over_by=None)
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(taken) == 1:
+            if rowcount(taken) == 1:
                 return True
         try:
             with self.db.transaction() as session:
@@ -174,7 +174,7 @@ class DatabaseCoordination(Coordination):
                 .values(expires_at=self._in(ttl))
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) == 1:
+            if rowcount(result) == 1:
                 return True
         # Our row is gone (released by a recoverer): take it back only if nobody else holds it.
         return self.acquire(run_id, holder, ttl)
@@ -204,7 +204,7 @@ class DatabaseCoordination(Coordination):
                 .values(handed_over_by=holder, expires_at=self._clock())
                 .execution_options(synchronize_session=False)
             )
-            return _rowcount(result) == 1
+            return rowcount(result) == 1
 
     def handed_over(self, run_ids: Iterable[int]) -> dict[int, str]:
         wanted = list(run_ids)
@@ -224,7 +224,7 @@ class DatabaseCoordination(Coordination):
                 .values(expires_at=self._in(ttl))
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(beat) == 1:
+            if rowcount(beat) == 1:
                 return
             session.execute(delete(Replica).where(Replica.expires_at <= self._clock()))  # the long dead
         # A concurrent first beat of the same holder (IntegrityError): the row is there, which is all we need.
@@ -435,11 +435,6 @@ def _lease(run_id: int) -> str:
 
 def _ms(ttl: timedelta) -> int:
     return max(1, int(ttl.total_seconds() * 1000))
-
-
-def _rowcount(result: Any) -> int:
-    """The rows an UPDATE matched (``Result`` types it loosely; an UPDATE's is a ``CursorResult``)."""
-    return int(result.rowcount)
 
 
 def _exists(client: Any, run_ids: list[int]) -> list[int]:

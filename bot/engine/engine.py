@@ -25,9 +25,6 @@ is replayed exactly once (writes.py, spool.py, applying.py).
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,9 +49,10 @@ from bot.engine.starter import Starter
 from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
-from bot.runs.flows import FreezeOverride, Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run
-from storage.db import utcnow
+from bot.runs.transitions import FreezeOverride
+from storage.db import process_identity, utcnow
 
 __all__ = ["AbortResult", "RunEngine"]
 
@@ -78,7 +76,7 @@ class RunEngine:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         notifier: Notifier,
         coordination: Coordination,
         *,
@@ -92,24 +90,24 @@ class RunEngine:
         on_ended: Callable[[int], None] | None = None,
         marker: FaultWindowMarker = NO_MARKER,
     ) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+        self.core = core
+        self.db = core.db
         self.notifier = notifier
         self.coordination = coordination
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder or process_identity()
         self.clock = clock
         self._closed = False
         self._writes = writes or PendingWrites(Spool(spool_folder(spool_dir or DEFAULT_SPOOL_DIR, self.db.url)))
-        self._writes.bind(RecordWriter(lifecycle, on_ended))
+        self._writes.bind(RecordWriter(core, on_ended))
         announcer = self._announcer = Announcer(notifier)
-        rollbacks = self._rollbacks = RollbackStore(lifecycle, coordination)
+        rollbacks = self._rollbacks = RollbackStore(core, coordination)
         revert = Reverter(
             rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock, marker=marker
         )
         recorder = OutcomeRecorder(self._writes, clock)
         prober = self._prober = Prober(self.db, clock, http=http)
         self._supervisor = Supervisor(
-            lifecycle,
+            core,
             coordination,
             rollbacks,
             prober,
@@ -120,7 +118,7 @@ class RunEngine:
             lease_ttl=lease_ttl,
         )
         self._starter = Starter(
-            lifecycle,
+            core,
             self.db,
             coordination,
             self._supervisor,
@@ -134,7 +132,7 @@ class RunEngine:
             marker=marker,
         )
         self._aborter = Aborter(
-            lifecycle, coordination, self._supervisor, rollbacks, revert, recorder, announcer, self._writes
+            core, coordination, self._supervisor, rollbacks, revert, recorder, announcer, self._writes
         )
         self._orphans = OrphanRecovery(
             self.db, coordination, self._supervisor, rollbacks, revert, recorder, announcer, clock=clock
@@ -169,13 +167,13 @@ class RunEngine:
         ``Notifier.alert`` (loud) with the rollback steps. Aborting a run that already ended raises
         ``IllegalTransition``.
         """
-        self.lifecycle.require_may_abort(actor, run_id)
+        self.core.kill_switch.require_may_abort(actor, run_id)
         return self._aborter.abort(actor, run_id, reason)
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
         """Engage the global kill switch (database and Redis) first, then abort every running run in parallel,
         then call ``halt_all`` on each adapter involved that supports it."""
-        self.lifecycle.require_may_abort(actor)
+        self.core.kill_switch.require_may_abort(actor)
         return self._aborter.abort_all(actor, reason)
 
     def resume(self, actor: str) -> bool:

@@ -24,7 +24,7 @@ from bot.errors import IllegalTransition
 from bot.records import service as records
 from bot.records.models import FaultRecord
 from bot.runs import service as runs
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
 from bot.words import Words
 
@@ -88,9 +88,9 @@ def rollback_of(run: Run, faults: Sequence[FaultRecord]) -> Rollback:
 class RollbackStore:
     """This process's copies of rollbacks, their Redis mirror, and reads from the database under a deadline."""
 
-    def __init__(self, lifecycle: Lifecycle, coordination: Coordination) -> None:
-        self.lifecycle = lifecycle
-        self.db = lifecycle.db
+    def __init__(self, core: RunCore, coordination: Coordination) -> None:
+        self.core = core
+        self.db = core.db
         self.coordination = coordination
         self._lock = threading.Lock()
         self._kept: dict[int, Rollback] = {}
@@ -172,7 +172,7 @@ class RollbackStore:
     def _not_running(self, run: Run) -> Words:
         if not run.run_state.is_final:
             return wording.not_running(run.label, run.state)
-        return self.lifecycle.ended_sentence(run)
+        return self.core.queries.ended_sentence(run)
 
     def close(self) -> None:
         """Refuse new reads; a read in flight gets ``READ_DEADLINE_SECONDS`` to finish."""

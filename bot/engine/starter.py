@@ -1,7 +1,7 @@
 """Starting a run: checks, preflight, lease, baseline, the transition to running, then the inject.
 
 Order: may_start → kill switch (Redis mirror and database) → adapter preflight → lease → baseline (the
-steady state must hold) → ``lifecycle.begin`` → persist the prepared handle (database, then the kept and
+steady state must hold) → ``RunTransitions.begin`` → persist the prepared handle (database, then the kept and
 mirrored rollback) → inject → persist the injected handle → watch. A fault handle is always persisted
 *before* the backend is touched, so any process can revert it later, even after a crash.
 """
@@ -36,8 +36,9 @@ from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
 from bot.records import service as records
 from bot.records.models import MeasurementPhase
-from bot.runs.flows import FreezeOverride, Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
+from bot.runs.transitions import FreezeOverride
 from bot.words import Words
 from storage.db import Database
 
@@ -65,7 +66,7 @@ class Starter:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         db: Database,
         coordination: Coordination,
         supervisor: Supervisor,
@@ -79,7 +80,7 @@ class Starter:
         clock: Callable[[], datetime],
         marker: FaultWindowMarker = NO_MARKER,
     ) -> None:
-        self.lifecycle, self.db, self.coordination = lifecycle, db, coordination
+        self.core, self.db, self.coordination = core, db, coordination
         self.supervisor, self.prober, self.rollbacks, self.revert = supervisor, prober, rollbacks, revert
         self.recorder, self.announcer, self.writes = recorder, announcer, writes
         self.clock = clock
@@ -97,10 +98,10 @@ class Starter:
         """Check, inject and start watching a run; returns the running run (see the module docstring)."""
         if self.supervisor.closed:
             raise IllegalTransition(wording.shutting_down())
-        run = self.lifecycle.run(run_id)
-        self.lifecycle.may_start(actor, run, overriding=override.freeze_id if override else None)
+        run = self.core.queries.run(run_id)
+        self.core.transitions.may_start(actor, run, overriding=override.freeze_id if override else None)
         self._refuse_when_killed()
-        limit = self.lifecycle.run_duration(run, dry_run=dry_run, requested=duration)
+        limit = self.core.rules.run_duration(run, dry_run=dry_run, requested=duration)
         experiment = Experiment.model_validate(run.experiment).model_copy(update={"max_duration": limit})
         fault = _fault_of(experiment, dry_run=dry_run)
         preflight = self._preflight(run, fault, dry_run=dry_run)
@@ -108,15 +109,15 @@ class Starter:
             raise IllegalTransition(wording.started_elsewhere(run.label))
         try:
             self._baseline(run, experiment, rehearsal=_rehearsal(run, dry_run))
-            run = self.lifecycle.begin(actor, run_id, dry_run=dry_run, duration=duration, override=override)
+            run = self.core.transitions.begin(actor, run_id, dry_run=dry_run, duration=duration, override=override)
         except BaseException:
             self.supervisor.let_go(run_id)
             raise
         self._inject(actor, run, experiment, fault, preflight)
-        return self.lifecycle.run(run_id)
+        return self.core.queries.run(run_id)
 
     def _refuse_when_killed(self) -> None:
-        if self.coordination.kill_switch_mirrored() or self.lifecycle.kill_switch_engaged():
+        if self.coordination.kill_switch_mirrored() or self.core.kill_switch.engaged():
             raise KillSwitchEngaged(wording.kill_switch_engaged())
 
     def _preflight(self, run: Run, fault: _Fault, *, dry_run: bool) -> Preflight:
@@ -193,7 +194,7 @@ class Starter:
         if self.supervisor.is_aborting(run_id):
             return True
         try:
-            return self.lifecycle.run(run_id).run_state is not RunState.RUNNING
+            return self.core.queries.run(run_id).run_state is not RunState.RUNNING
         except DB_UNAVAILABLE:
             return False
 

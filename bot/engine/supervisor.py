@@ -30,7 +30,7 @@ from bot.engine.renewal import Renewal
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.watcher import Watcher
 from bot.errors import DomainError
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Supervisor:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         coordination: Coordination,
         rollbacks: RollbackStore,
         prober: Prober,
@@ -68,7 +68,7 @@ class Supervisor:
         lease_ttl: timedelta,
     ) -> None:
         """``completion``: builds the ``Completion`` the watchers end runs through (it lets go of runs here)."""
-        self.lifecycle, self.coordination, self.rollbacks, self.prober = lifecycle, coordination, rollbacks, prober
+        self.core, self.coordination, self.rollbacks, self.prober = core, coordination, rollbacks, prober
         self.announcer = announcer
         self.abort = abort
         self.holder, self.lease_ttl = holder, lease_ttl
@@ -232,7 +232,7 @@ class Supervisor:
     def still_running(self, run_id: int) -> bool:
         """Whether the database still says running (True when it cannot be read: keep watching)."""
         try:
-            return self.lifecycle.run(run_id).run_state is RunState.RUNNING
+            return self.core.queries.run(run_id).run_state is RunState.RUNNING
         except DB_UNAVAILABLE:
             return True
 

@@ -32,7 +32,7 @@ class PendingWrites:
     """Write records now, or spool them and replay later; see the module docstring.
 
     ``apply`` writes one record in one transaction together with its id (``bot.engine.applying``); it may
-    be given after construction with ``bind`` (the engine builds it from its lifecycle).
+    be given after construction with ``bind`` (the engine builds it from its core).
     """
 
     def __init__(self, spool: Spool, *, apply: Apply | None = None, delays: Sequence[float] = RETRY_DELAYS) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import MissingSecretError, resolve_env
@@ -30,7 +30,7 @@ from bot.audit import service as audit
 from bot.freezes.config import FreezeCalendar
 from bot.freezes.models import Freeze, FreezeFeed, feed_source
 from bot.words import SYSTEM_ACTOR
-from storage.db import Database, utcnow
+from storage.db import Database, insert_ignoring, rowcount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,42 @@ MAX_REASON = 500
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-class _HideFeedUrls(logging.Filter):
-    """httpx logs every request's URL at INFO; a feed's URL is a secret, so its lines name it by label."""
+HTTPX_LOG = "httpx"  # httpx logs every request's URL at INFO on this logger
+
+
+class FeedUrlFilter(logging.Filter):
+    """Names a feed by its label in httpx's log lines: a feed's URL is a secret.
+
+    Holds one entry per calendar (its URL as last resolved, as given and as httpx prints it), replaced on
+    every fetch, so it never grows past the policy's calendars. Poll threads write it and any logging thread
+    reads it: both under the lock."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._urls: dict[str, tuple[frozenset[str], str]] = {}  # calendar key -> (URL spellings, label)
+
+    def hide(self, calendar: FreezeCalendar, url: str) -> None:
+        with self._lock:
+            self._urls[calendar.key] = (frozenset({url, str(httpx.URL(url))}), calendar.label)
+
+    @property
+    def size(self) -> int:
+        """How many calendars' URLs are hidden (at most the policy's calendars)."""
+        with self._lock:
+            return len(self._urls)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            hiding = list(self._urls.values())
         message = record.getMessage()
         hidden = message
-        for url, label in self.urls.items():
-            hidden = hidden.replace(url, f"[calendar {label}]")
+        for urls, label in hiding:
+            for url in urls:
+                hidden = hidden.replace(url, f"[calendar {label}]")
         if hidden != message:
             record.msg, record.args = hidden, None
         return True
-
-
-_HIDE_URLS = _HideFeedUrls()
-logging.getLogger("httpx").addFilter(_HIDE_URLS)
 
 
 class FeedError(Exception):
@@ -188,6 +205,15 @@ class CalendarFeeds:
         self.clock = clock
         self.timeout = timeout
         self.environ = environ
+        self.url_filter = FeedUrlFilter()
+
+    def hide_urls_in_logs(self) -> None:
+        """Install the filter that keeps the feeds' URLs out of httpx's log lines (the runtime does, at start)."""
+        logging.getLogger(HTTPX_LOG).addFilter(self.url_filter)
+
+    def stop_hiding_urls(self) -> None:
+        """Remove that filter again (the runtime does, at close)."""
+        logging.getLogger(HTTPX_LOG).removeFilter(self.url_filter)
 
     def poll_due(self) -> list[PollResult]:
         """Poll every feed whose turn has come and which this replica claims (call it every few seconds)."""
@@ -252,7 +278,7 @@ class CalendarFeeds:
             url = str(resolve_env(calendar.url, self.environ))
         except MissingSecretError as exc:
             raise FeedError(f"the environment variable {exc.variable} is not set") from None
-        _HIDE_URLS.urls[url] = _HIDE_URLS.urls[str(httpx.URL(url))] = calendar.label
+        self.url_filter.hide(calendar, url)
         try:
             with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
                 response = client.get(url, headers={"Accept": "text/calendar"})
@@ -276,14 +302,11 @@ class CalendarFeeds:
                 .values(next_poll_at=now + calendar.poll, last_attempt_at=now, label=calendar.label)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount) == 1  # type: ignore[attr-defined]  # CursorResult of an UPDATE has rowcount
+            return rowcount(result) == 1
 
     def _feed(self, session: Session, calendar: FreezeCalendar, now: datetime) -> FreezeFeed:
         values = {"key": calendar.key, "label": calendar.label, "next_poll_at": now, "freeze_count": 0}
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(postgresql.insert(FreezeFeed).values(**values).on_conflict_do_nothing())
-        else:
-            session.execute(sqlite.insert(FreezeFeed).values(**values).on_conflict_do_nothing())
+        insert_ignoring(session, FreezeFeed, values)
         feed = session.get(FreezeFeed, calendar.key, populate_existing=True)
         assert feed is not None  # inserted just above if it was missing
         return feed

@@ -16,7 +16,6 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
@@ -26,17 +25,16 @@ from bot.freezes.models import MANUAL, Freeze, feed_source, freeze_label
 from bot.policy.models import Policy
 from bot.vocabulary import format_local
 from bot.words import Words, listing, who
-from storage.db import Database, utcnow
+from storage.db import Database, StaleRow, retrying, rowcount, utcnow
 
 T = TypeVar("T")
 MAX_REASON = 500
 LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
 _LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 _FREEZE_ID = re.compile(r"^(?:FRZ-?)?(\d{1,9})$", re.IGNORECASE)
-_RACE_RETRIES = 5
 
 
-class StaleFreeze(Exception):
+class StaleFreeze(StaleRow):
     """Someone changed the freeze between our read and our write; re-read and decide again."""
 
 
@@ -248,7 +246,7 @@ class Freezes:
                 .values(removed_at=now, removed_by=actor, version=freeze.version + 1)
                 .execution_options(synchronize_session=False)
             )
-            if int(result.rowcount) != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE has rowcount
+            if rowcount(result) != 1:
                 raise StaleFreeze(freeze.label)
             session.refresh(freeze)
             audit.append(session, actor=actor, action="freeze.removed", payload=_payload(freeze))
@@ -311,18 +309,6 @@ def append_override(session: Session, *, run_id: int, actor: str, reason: str, f
         run_id=run_id,
         payload={**_payload(freeze), "override_reason": text},
     )
-
-
-def retrying(db: Database, apply: Callable[[Session], T]) -> T:
-    """One transaction per try; a lost race (stale version, duplicate key) re-reads and decides again."""
-    for attempt in range(_RACE_RETRIES):
-        try:
-            with db.transaction() as session:
-                return apply(session)
-        except (StaleFreeze, IntegrityError):
-            if attempt == _RACE_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _get(session: Session, freeze_id: int) -> Freeze:

@@ -114,7 +114,7 @@ class ActionItemDesk:
         self.warm_link = warm_link  # the run's thread link, fetched before the item is filed
 
     def open_form(self, request: Request, run_id: int) -> None:
-        run = self.talk.lifecycle.run(run_id)
+        run = self.talk.core.queries.run(run_id)
         if request.trigger_id is None:
             raise InvalidInput("Adding an action item needs a form.")
         self.talk.surface.open_modal(

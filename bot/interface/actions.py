@@ -50,10 +50,10 @@ class Actions:
 
     def home(self, user: str) -> None:
         talk = self.talk
-        talk.surface.publish_home(user, blocks.home_view(talk.lifecycle.home(user), talk.lifecycle.zone, talk.say))
+        talk.surface.publish_home(user, blocks.home_view(talk.core.queries.home(user), talk.core.zone, talk.say))
 
     def approve(self, request: Request, run_id: int) -> None:
-        approved = self.talk.lifecycle.approve(request.user, run_id)
+        approved = self.talk.core.transitions.approve(request.user, run_id)
         run, publisher = approved.run, self.talk.publisher
         publisher.run_changed(run.id)
         publisher.timeline(run.id, Words.of("Approved by ", Person(request.user), f" as {approved.role.label}."))
@@ -61,7 +61,7 @@ class Actions:
             publisher.timeline(run.id, Words.of(f"{run.label} has every approval it needs and can start."))
 
     def open_reject(self, request: Request, run_id: int) -> None:
-        run = self.talk.lifecycle.run(run_id)
+        run = self.talk.core.queries.run(run_id)
         if request.trigger_id is None:
             raise InvalidInput("Rejecting needs a form for the reason.")
         self.talk.surface.open_modal(request.trigger_id, blocks.reject_modal(run))
@@ -74,7 +74,7 @@ class Actions:
             self.talk.reply(request, refusal_message(exc.refusal, run_id, self.talk.say))
 
     def cancel(self, request: Request, run_id: int, reason: str = "") -> None:
-        run = self.talk.lifecycle.cancel(request.user, run_id, reason)
+        run = self.talk.core.transitions.cancel(request.user, run_id, reason)
         self.talk.publisher.run_changed(run.id)
         said = f": {reason}" if reason else "."
         self.talk.publisher.timeline(run.id, Words.of("Cancelled by ", Person(request.user), said))

@@ -16,8 +16,8 @@ from bot.interface import ids
 from bot.interface.cards import RunCard
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import Renderer
-from bot.runs.flows import Home
 from bot.runs.models import Run, RunState
+from bot.runs.queries import Home
 from bot.vocabulary import format_duration, format_local, run_label
 from bot.words import Person, Words, listing, who
 

@@ -10,7 +10,7 @@ from bot.engine.progress import Progress, read_outcome, read_progress
 from bot.policy.models import Role
 from bot.records.models import Outcome
 from bot.runs import service as runs
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run
 from bot.words import Part
 
@@ -31,10 +31,10 @@ class RunCard:
         return [role for role in self.required if role not in self.approvals]
 
 
-def load_card(lifecycle: Lifecycle, run_id: int) -> RunCard:
+def load_card(core: RunCore, run_id: int) -> RunCard:
     """Read through the core and the engine's records, so every replica renders the same card."""
-    run = lifecycle.run(run_id)
-    policy, now = lifecycle.policy, lifecycle.clock()
+    run = core.queries.run(run_id)
+    policy, now = core.policy, core.clock()
     required = policy.required_roles(run.environment) if run.environment in policy.environments else []
     return RunCard(
         run=run,
@@ -42,7 +42,7 @@ def load_card(lifecycle: Lifecycle, run_id: int) -> RunCard:
         required=required,
         approvals=runs.approvals_by_role(run),
         holders={role: policy.holders(role).who() for role in required},
-        progress=read_progress(lifecycle.db, run_id, lambda: now),
-        outcome=read_outcome(lifecycle.db, run_id),
+        progress=read_progress(core.db, run_id, lambda: now),
+        outcome=read_outcome(core.db, run_id),
         now=now,
     )

@@ -12,7 +12,7 @@ from bot.interface.actions import Actions
 from bot.interface.conversation import Conversation
 from bot.interface.metadata import PlanMeta
 from bot.interface.surface import Request
-from bot.runs.flows import default_rollback
+from bot.runs.rules import default_rollback
 from bot.runs.service import parse_run_id
 from bot.vocabulary import parse_duration, parse_run_label
 from bot.words import Person, Words
@@ -26,9 +26,7 @@ class Commands:
         self.actions = actions
         self.routes: dict[str, Callable[[Request, list[str]], None]] = {
             "help": lambda request, _args: self.talk.reply(request, blocks.usage()),
-            "list": lambda request, _args: self.talk.reply(
-                request, blocks.catalogue_message(self.talk.lifecycle.catalogue)
-            ),
+            "list": lambda request, _args: self.talk.reply(request, blocks.catalogue_message(self.talk.core.catalogue)),
             "plan": self.plan,
             "status": self.status,
             "start": self.start,
@@ -53,7 +51,7 @@ class Commands:
         talk = self.talk
 
         def record() -> None:
-            talk.lifecycle.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
+            talk.core.audit.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
 
         if handler is None:
             talk.guarded(request, record)
@@ -69,13 +67,13 @@ class Commands:
     def plan(self, request: Request, args: list[str]) -> None:
         if not args or len(args) > 2:
             usage("Which experiment? Use `/chaos plan CE-03 [environment]`.")
-        lifecycle = self.talk.lifecycle
-        experiment = lifecycle.experiment(args[0])
-        environment = lifecycle.check_environment(experiment, args[1] if len(args) > 1 else None)
+        core = self.talk.core
+        experiment = core.rules.experiment(args[0])
+        environment = core.rules.check_environment(experiment, args[1] if len(args) > 1 else None)
         if request.trigger_id is None:
             raise InvalidInput("Planning needs a form; run the command from Slack or the console.")
         meta = PlanMeta(experiment=experiment.id, channel=request.channel)
-        start = _default_start(lifecycle.clock())
+        start = _default_start(core.clock())
         view = blocks.plan_modal(experiment, environment, start, default_rollback(experiment), meta)
         self.talk.surface.open_modal(request.trigger_id, view)
 
@@ -84,8 +82,8 @@ class Commands:
         if args:
             talk.reply(request, talk.publisher.render(parse_run_id(args[0])))
             return
-        status = talk.lifecycle.status()
-        talk.reply(request, blocks.status_message(status.active, talk.lifecycle.zone, status.kill_switch, talk.say))
+        status = talk.core.queries.status()
+        talk.reply(request, blocks.status_message(status.active, talk.core.zone, status.kill_switch, talk.say))
 
     def start(self, request: Request, args: list[str]) -> None:
         words = list(args)
@@ -109,7 +107,7 @@ class Commands:
         if args and parse_run_label(args[0]) is not None:
             self.actions.abort_one(request, parse_run_id(args[0]), " ".join(args[1:]))
             return
-        running = self.talk.lifecycle.running_runs()
+        running = self.talk.core.queries.running_runs()
         if not running:
             raise NotFound("Nothing is running, so there is nothing to abort.")
         if len(running) > 1:

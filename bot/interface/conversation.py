@@ -16,8 +16,9 @@ from bot.interface.publisher import Publisher
 from bot.interface.render import Renderer
 from bot.interface.surface import DeliveryFailed, Request, Surface
 from bot.logs import log_context
-from bot.runs.flows import FreezeOverride, Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run
+from bot.runs.transitions import FreezeOverride
 from bot.words import Words
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Engine(Protocol):
 class Conversation:
     """The parts a handler talks through; ``say`` renders what the core says for this surface."""
 
-    lifecycle: Lifecycle
+    core: RunCore
     engine: Engine
     surface: Surface
     publisher: Publisher

@@ -42,10 +42,10 @@ class Firings:
         self._everywhere(run, message)
 
     def auto_start(self, run: Run) -> str | None:
-        lifecycle = self.talk.lifecycle
+        core = self.talk.core
         if run.run_state is RunState.PLANNED:
-            missing = lifecycle.missing_roles(run)
-            words = messages.not_approved(run, missing=missing, policy=lifecycle.policy, zone=self.zone)
+            missing = core.queries.missing_roles(run)
+            words = messages.not_approved(run, missing=missing, policy=core.policy, zone=self.zone)
             self._everywhere(run, notice(f":hourglass_flowing_sand: {self.talk.say(words)}"))
             return "refused:approval"
         try:
@@ -56,7 +56,7 @@ class Firings:
         except InjectFailed:
             return "failed:inject"  # the engine already told the thread and the channel, and reverted
         except DomainError as exc:  # kill switch, preflight, steady state: say which, no retry
-            if isinstance(exc, IllegalTransition) and lifecycle.run(run.id).run_state is RunState.RUNNING:
+            if isinstance(exc, IllegalTransition) and core.queries.run(run.id).run_state is RunState.RUNNING:
                 return "started"  # someone pressed Start a moment before: that is the start we wanted
             words = Words.of(f"{run.label} did not start by itself: ") + exc.words
             self._everywhere(run, notice(f":no_entry: {self.talk.say(words)}"))
@@ -123,5 +123,5 @@ class StartSchedule:
 
 def build_schedule(talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None) -> StartSchedule:
     scheduler = Scheduler(db, policy, Firings(talk), holder=holder)
-    feeds = CalendarFeeds(db, policy.freeze_calendars, zone=talk.lifecycle.zone)
+    feeds = CalendarFeeds(db, policy.freeze_calendars, zone=talk.core.zone)
     return StartSchedule(scheduler, feeds)

@@ -1,6 +1,6 @@
 """Form submissions: map the fields to the core's request, let the core validate, answer inside the ack.
 
-Validation is the core's (``Lifecycle.check_plan``, ``check_reason``) and touches no database, so field
+Validation is the core's (``PlanRules.check_plan``, ``check_reason``) and touches no database, so field
 errors go back in the ack; the work happens after it. A core error names a field: shown on that field
 when the form has it, otherwise told to the person once the form closes.
 """
@@ -18,7 +18,7 @@ from bot.interface import blocks, ids
 from bot.interface.conversation import Conversation
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.surface import DeliveryFailed, Request
-from bot.runs.flows import PlanRequest
+from bot.runs.rules import PlanRequest
 from bot.words import Person, Words
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,7 @@ class Forms:
             notes=_field(values, "notes") or "",
             auto_start=_ticked(values, "auto_start"),
         )
-        valid = self.talk.lifecycle.check_plan(plan)
-        outside = self.talk.lifecycle.gate.window_error(valid.environment, valid.planned_start)
-        if outside is not None:
-            raise InvalidInput(outside, field="planned_start")
+        self.talk.core.rules.check_plan(plan)  # the off-peak window included: its error shows on the field
         edit, run_id = self.edit_plan, meta.run
         if edit is not None and run_id is not None:
             return Submission(then=lambda: self.talk.guarded(request, lambda: edit(request, run_id, plan)))
@@ -79,7 +76,7 @@ class Forms:
 
     def _create(self, request: Request, plan: PlanRequest) -> None:
         talk = self.talk
-        run = talk.lifecycle.plan(request.user, plan)
+        run = talk.core.transitions.plan(request.user, plan)
         channel = talk.publisher.channel
         try:
             posted = talk.publisher.post_plan(run.id)
@@ -94,10 +91,10 @@ class Forms:
         talk.reply(request, blocks.notice(f":clipboard: {run.label} is planned; its approvals happen in {where}."))
 
     def reject(self, request: Request, values: dict[str, Any], run_id: int) -> Submission:
-        reason = self.talk.lifecycle.check_reason(_field(values, "reason") or "")
+        reason = self.talk.core.rules.check_reason(_field(values, "reason") or "")
 
         def reject() -> None:
-            run = self.talk.lifecycle.reject(request.user, run_id, reason)
+            run = self.talk.core.transitions.reject(request.user, run_id, reason)
             self.talk.publisher.run_changed(run.id)
             self.talk.publisher.timeline(run.id, Words.of("Rejected by ", Person(request.user), f": {reason}"))
 

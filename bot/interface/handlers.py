@@ -18,14 +18,14 @@ from bot.interface.forms import Forms, Submission
 from bot.interface.publisher import Publisher
 from bot.interface.surface import Request, Surface
 from bot.interface.timing import Timing
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 
 __all__ = ["AbortOutcome", "Engine", "Handlers", "Submission"]
 
 
 class Handlers:
-    def __init__(self, lifecycle: Lifecycle, engine: Engine, surface: Surface, publisher: Publisher) -> None:
-        self.talk = Conversation(lifecycle, engine, surface, publisher)
+    def __init__(self, core: RunCore, engine: Engine, surface: Surface, publisher: Publisher) -> None:
+        self.talk = Conversation(core, engine, surface, publisher)
         self.actions = Actions(self.talk)
         self.commands = Commands(self.talk, self.actions)
         self.forms = Forms(self.talk)
@@ -44,8 +44,8 @@ class Handlers:
         self.forms.edit_plan = self.timing.save_edit
 
     @property
-    def lifecycle(self) -> Lifecycle:
-        return self.talk.lifecycle
+    def core(self) -> RunCore:
+        return self.talk.core
 
     @property
     def engine(self) -> Engine:

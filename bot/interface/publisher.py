@@ -18,10 +18,11 @@ from bot.interface.cards import load_card
 from bot.interface.outbox import Outbox
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.schedule.firings import error_text
 from bot.vocabulary import run_label
 from bot.words import Words
+from storage.db import process_identity
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 12.0  # seconds between progress refreshes: within chat.update's rate limit
@@ -41,7 +42,7 @@ class Publisher:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
+        core: RunCore,
         surface: Surface,
         *,
         channel: str,
@@ -49,11 +50,13 @@ class Publisher:
         progress_interval: float = PROGRESS_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         tracked: int = TRACKED_RUNS,
+        holder: str | None = None,
     ) -> None:
-        self.lifecycle = lifecycle
+        """``holder``: this process's name in the first-post claim (``storage.db.process_identity`` by default)."""
+        self.core = core
         self.surface = surface
         self.say = surface.renderer
-        self.messages = RunMessages(lifecycle.db)
+        self.messages = RunMessages(core.db)
         self.channel = channel
         self.zone = zone
         self.progress_interval = progress_interval
@@ -61,7 +64,7 @@ class Publisher:
         self.tracked = tracked
         self._slots: OrderedDict[int, _Slot] = OrderedDict()
         self._guard = threading.Lock()
-        self._holder = f"publisher-{uuid.uuid4().hex[:12]}"  # this process, in the first-post claim
+        self._holder = holder or process_identity()  # this process, in the first-post claim
         self.outbox = Outbox()  # what Slack cannot take now is delivered later, in order (issue 10)
 
     @property
@@ -71,7 +74,7 @@ class Publisher:
             return len(self._slots)
 
     def render(self, run_id: int) -> Message:
-        return run_message(load_card(self.lifecycle, run_id), self.zone, self.say)
+        return run_message(load_card(self.core, run_id), self.zone, self.say)
 
     def post_plan(self, run_id: int) -> Where:
         """Post the run's message (once) and return where it is."""

@@ -87,14 +87,6 @@ def summary_line(retro: Retrospective, render: Renderer = SLACK, *, link: str | 
     return Message(text=text, blocks=[section(text)])
 
 
-def summary_words(retro: Retrospective) -> Words:
-    """The same line as plain ``Words``, for a surface without mrkdwn."""
-    return Words.of(
-        f"{retro.label} ({retro.experiment_id}, {retro.environment}) {retro.ending.value}: ",
-        f"hypothesis {retro.verdict.value}. {retro.recovery.text}",
-    )
-
-
 # -- parts ---------------------------------------------------------------------------------------
 
 

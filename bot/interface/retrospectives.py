@@ -26,12 +26,11 @@ from bot.interface.service import RunMessages
 from bot.retro import service as retro
 from bot.retro.flows import Destination, Posted, RetroPoster, post_once, post_retrospective
 from bot.retro.models import RetrospectivePost
-from bot.runs.models import Run, RunState
+from bot.runs.models import RAN, Run
 from storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 
-ENDED = (RunState.COMPLETED.value, RunState.ABORTED.value, RunState.FAILED.value)
 # How far back the sweep looks: a fresh install must not post a year of retrospectives at once.
 SWEEP_HORIZON = timedelta(days=2)
 SWEEP_BATCH = 20
@@ -133,7 +132,7 @@ class Retrospectives:
             query = (
                 select(Run.id)
                 .outerjoin(RetrospectivePost, RetrospectivePost.run_id == Run.id)
-                .where(Run.state.in_(ENDED), Run.ended_at >= since, RetrospectivePost.run_id.is_(None))
+                .where(Run.state.in_(RAN), Run.ended_at >= since, RetrospectivePost.run_id.is_(None))
                 .order_by(Run.ended_at)
                 .limit(limit)
             )

@@ -1,5 +1,5 @@
 """Database access for the interface's own table (run messages). Runs and the kill switch are read
-through the core (``Lifecycle``), never here."""
+through the core (``RunCore``), never here."""
 
 from __future__ import annotations
 

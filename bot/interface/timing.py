@@ -1,6 +1,6 @@
 """Issue 8 in the interface: editing and postponing plans, starting inside a freeze, and ``/chaos freeze``.
 
-The rules are the core's (``Lifecycle.edit``, ``StartGate``, ``Freezes``); this module opens the forms,
+The rules are the core's (``RunTransitions.edit``, ``StartGate``, ``Freezes``); this module opens the forms,
 maps their fields to the core's requests and says what happened in the run's thread.
 """
 
@@ -24,8 +24,10 @@ from bot.interface.forms import Submission
 from bot.interface.metadata import OverrideMeta, PlanMeta, RunRef
 from bot.interface.render import Renderer
 from bot.interface.surface import Request
-from bot.runs.flows import FreezeOverride, Lifecycle, PlanRequest
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
+from bot.runs.rules import PlanRequest
+from bot.runs.transitions import FreezeOverride
 from bot.schedule.gate import Refusal, StartRefused
 from bot.vocabulary import format_local
 from bot.words import Person, Words, listing
@@ -162,16 +164,16 @@ class Timing:
 
     @property
     def freezes(self) -> Freezes:
-        return self.talk.lifecycle.gate.freezes
+        return self.talk.core.gate.freezes
 
     # Edit / Postpone
 
     def open_edit(self, request: Request, run_id: int) -> None:
-        lifecycle = self.talk.lifecycle
-        run = lifecycle.run(run_id)
+        core = self.talk.core
+        run = core.queries.run(run_id)
         if run.run_state not in EDITABLE:
-            raise IllegalTransition(_not_editable(lifecycle, run))
-        if request.user != run.owner and not lifecycle.roles.is_approver(request.user):
+            raise IllegalTransition(_not_editable(core, run))
+        if request.user != run.owner and not core.roles.is_approver(request.user):
             raise NotPermitted(
                 Words.of("Only the owner (", Person(run.owner), f") or an approver can edit {run.label}.")
             )
@@ -192,9 +194,9 @@ class Timing:
 
     def save_edit(self, request: Request, run_id: int, plan: PlanRequest) -> None:
         talk = self.talk
-        before = talk.lifecycle.run(run_id)
+        before = talk.core.queries.run(run_id)
         reset = [(approval.role.replace("_", " "), approval.user_id) for approval in before.approvals]
-        after = talk.lifecycle.edit(request.user, run_id, plan)
+        after = talk.core.transitions.edit(request.user, run_id, plan)
         talk.publisher.run_changed(after.id)
         talk.publisher.timeline(after.id, edit_words(request.user, before, after, reset, talk.publisher.zone))
         talk.tell(request, f":pencil2: {after.label} is saved; its approvals were reset.")
@@ -202,16 +204,16 @@ class Timing:
     # Start anyway
 
     def open_override(self, request: Request, run_id: int) -> None:
-        lifecycle = self.talk.lifecycle
-        run = lifecycle.run(run_id)
-        refusal = lifecycle.gate.refusal(run, lifecycle.clock())
+        core = self.talk.core
+        run = core.queries.run(run_id)
+        refusal = core.gate.refusal(run, core.clock())
         if refusal is None:
             self.talk.tell(request, f"No window or freeze holds {run.label} back now: use Start.")
             return
         if not refusal.overridable or refusal.freeze is None:
             self.talk.reply(request, refusal_message(refusal, run.id, self.talk.say))
             return
-        if not lifecycle.roles.is_approver(request.user):
+        if not core.roles.is_approver(request.user):
             raise NotPermitted(f"Only an approver can start {run.label} inside {refusal.freeze.label}.")
         if request.trigger_id is None:
             raise InvalidInput("Starting anyway needs a form for the reason.")
@@ -249,26 +251,24 @@ class Timing:
 
     def command(self, request: Request, args: list[str]) -> None:
         talk, freezes = self.talk, self.freezes
-        parsed = parse_freeze_command(" ".join(args), talk.lifecycle.zone)
+        parsed = parse_freeze_command(" ".join(args), talk.core.zone)
         if isinstance(parsed, ListFreezes):
-            talk.tell(request, listing_words(freezes.upcoming(), talk.lifecycle.zone))
+            talk.tell(request, listing_words(freezes.upcoming(), talk.core.zone))
             return
-        approver = talk.lifecycle.roles.is_approver(request.user)
+        approver = talk.core.roles.is_approver(request.user)
         if isinstance(parsed, OpenFreezeForm):
             if not approver:
                 raise NotPermitted("Only approvers can add a freeze.")
             if request.trigger_id is None:
                 raise InvalidInput("The freeze form needs Slack or the console; or use `/chaos freeze add`.")
-            view = freeze_modal(list(talk.lifecycle.policy.environments), talk.lifecycle.clock())
+            view = freeze_modal(list(talk.core.policy.environments), talk.core.clock())
             talk.surface.open_modal(request.trigger_id, view)
         elif isinstance(parsed, AddFreeze):
             self._added(request, freezes.add(request.user, parsed.request, approver=approver))
         elif isinstance(parsed, RemoveFreeze):
             removed = freezes.remove(request.user, parsed.freeze_id, approver=approver)
             talk.announce(
-                Words.of(
-                    ":unlock: ", Person(request.user), " removed the freeze ", describe(removed, talk.lifecycle.zone)
-                )
+                Words.of(":unlock: ", Person(request.user), " removed the freeze ", describe(removed, talk.core.zone))
             )
 
     def submit_freeze(self, request: Request, values: dict[str, Any], _metadata: str) -> Submission:
@@ -281,22 +281,22 @@ class Timing:
         valid = self.freezes.check(wanted)
 
         def add() -> None:
-            approver = self.talk.lifecycle.roles.is_approver(request.user)
+            approver = self.talk.core.roles.is_approver(request.user)
             self._added(request, self.freezes.add(request.user, valid, approver=approver))
 
         return Submission(then=lambda: self.talk.guarded(request, add))
 
     def _added(self, request: Request, freeze: Freeze) -> None:
-        zone = self.talk.lifecycle.zone
+        zone = self.talk.core.zone
         self.talk.announce(Words.of(":lock: ", Person(request.user), " added a freeze: ", describe(freeze, zone)))
 
 
-def _not_editable(lifecycle: Lifecycle, run: Run) -> Words:
+def _not_editable(core: RunCore, run: Run) -> Words:
     if run.run_state is RunState.RUNNING:
         return Words.of(
             f"{run.label} is running: a running run cannot be edited (abort it with `/chaos abort {run.label}`)."
         )
-    return lifecycle.ended_sentence(run) + " An ended run cannot be edited; plan a new one."
+    return core.queries.ended_sentence(run) + " An ended run cannot be edited; plan a new one."
 
 
 def _element(values: dict[str, Any], block_id: str) -> dict[str, Any]:

@@ -26,11 +26,10 @@ from sqlalchemy.orm import Session
 from bot.actions.models import ActionItem
 from bot.records.models import Outcome
 from bot.reports.periods import Period, PeriodKind
-from bot.runs.models import Run, RunState
+from bot.runs.models import RAN, Run, RunState
 from bot.words import SYSTEM_ACTOR
 
 STALE_AFTER = timedelta(days=90)
-RAN = (RunState.COMPLETED.value, RunState.ABORTED.value, RunState.FAILED.value)
 LEARNING_ITEMS = 5  # action items listed per refuted experiment in the quarterly update
 
 LinkFor = Callable[[int], str | None]
@@ -143,10 +142,6 @@ class Summary:
     @property
     def kind(self) -> PeriodKind:
         return self.period.kind
-
-    @property
-    def runs_listed_all(self) -> bool:
-        return len(self.runs) == self.runs_total or self.kind is PeriodKind.QUARTER
 
 
 def summarise(

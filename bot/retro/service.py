@@ -35,7 +35,7 @@ from bot.retro.models import (
 )
 from bot.retro.stats import percentile, worst
 from bot.runs import service as runs
-from bot.runs.models import Run, RunState
+from bot.runs.models import RAN, Run, RunState
 from bot.vocabulary import format_duration, format_seconds
 from bot.words import SYSTEM_ACTOR, Words, who
 from storage.db import Database
@@ -44,7 +44,7 @@ ActionItemSource = Callable[[Session, int], Sequence[ActionItemLine]]
 CONTROLLER_LOST = "controller lost"
 # Same-second moments in the order they happen: the revert comes before the record of the end.
 _TIE_ORDER = {"injected": 1, "breach": 2, "reverted": 3, "recovered": 4, "completed": 5, "aborted": 5, "failed": 5}
-_ENDED_KINDS = {"run.completed": "completed", "run.aborted": "aborted", "run.failed": "failed"}
+_ENDED_KINDS = {f"run.{state.value}": state.value for state in RAN}
 
 
 def build(

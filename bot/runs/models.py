@@ -26,8 +26,14 @@ class RunState(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (RunState.PLANNED, RunState.APPROVED, RunState.RUNNING)
+        """Ended: nothing can happen to the run any more."""
+        return self not in ACTIVE
 
+
+# The states a run is still going in (planned, approved, running); every other state is final.
+ACTIVE: frozenset[RunState] = frozenset({RunState.PLANNED, RunState.APPROVED, RunState.RUNNING})
+# How a run that started can end; the other final states (rejected, cancelled, expired) end a run that never ran.
+RAN: frozenset[RunState] = frozenset({RunState.COMPLETED, RunState.ABORTED, RunState.FAILED})
 
 ALLOWED: dict[RunState, frozenset[RunState]] = {
     RunState.PLANNED: frozenset(
@@ -36,7 +42,7 @@ ALLOWED: dict[RunState, frozenset[RunState]] = {
     RunState.APPROVED: frozenset(
         {RunState.PLANNED, RunState.RUNNING, RunState.REJECTED, RunState.CANCELLED, RunState.EXPIRED}
     ),
-    RunState.RUNNING: frozenset({RunState.COMPLETED, RunState.ABORTED, RunState.FAILED}),
+    RunState.RUNNING: RAN,
 }
 
 

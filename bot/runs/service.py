@@ -12,10 +12,10 @@ from bot.errors import IllegalTransition, NotFound
 from bot.policy.models import Role
 from bot.runs.models import ALLOWED, Run, RunState
 from bot.vocabulary import parse_run_label, run_label
-from storage.db import utcnow
+from storage.db import StaleRow, rowcount, utcnow
 
 
-class StaleRun(Exception):
+class StaleRun(StaleRow):
     """Someone changed the run between our read and our write; the flow re-reads and decides again."""
 
 
@@ -60,6 +60,6 @@ def transition(session: Session, *, run: Run, to: RunState, **changes: Any) -> N
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE has rowcount
+    if rowcount(result) != 1:
         raise StaleRun(run.label)
     session.refresh(run)

@@ -35,11 +35,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.schedule.models import Firing
-from storage.db import Database
+from storage.db import Database, insert_ignoring, rowcount
 
 MAX_ERROR = 2000
 
@@ -88,7 +87,7 @@ def claim(
             .values(claimed_by=holder, claimed_until=now + lease, attempts=Firing.attempts + 1)
             .execution_options(synchronize_session=False)
         )
-        return _count(result) == 1
+        return rowcount(result) == 1
 
 
 def complete(db: Database, *, kind: str, key: str, holder: str, now: datetime, outcome: str = "done") -> bool:
@@ -110,7 +109,7 @@ def close(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return _count(result) == 1
+        return rowcount(result) == 1
 
 
 def failed(db: Database, *, kind: str, key: str, holder: str, error: str, retry_at: datetime) -> bool:
@@ -122,7 +121,7 @@ def failed(db: Database, *, kind: str, key: str, holder: str, error: str, retry_
             .values(claimed_until=retry_at, last_error=error[:MAX_ERROR])
             .execution_options(synchronize_session=False)
         )
-        return _count(result) == 1
+        return rowcount(result) == 1
 
 
 def get(db: Database, *, kind: str, key: str) -> Firing | None:
@@ -185,15 +184,4 @@ def _insert_if_missing(
     session: Session, *, kind: str, key: str, due_at: datetime, run_id: int | None, now: datetime
 ) -> None:
     values = {"kind": kind, "key": key, "due_at": due_at, "run_id": run_id, "attempts": 0, "created_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(Firing).values(**values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(Firing).values(**values).on_conflict_do_nothing())
-    else:  # pragma: no cover - the two databases chaosbot supports are above
-        raise NotImplementedError(dialect)
-
-
-def _count(result: Any) -> int:
-    # The CursorResult of an UPDATE has rowcount; Session.execute is typed as returning Result.
-    return int(result.rowcount)
+    insert_ignoring(session, Firing, values)

@@ -1,7 +1,8 @@
 """The start gate: may this run start now, as far as off-peak windows and delivery freezes go?
 
-The kill switch and preflight stay where they are (``Lifecycle.begin``, the engine). A person's Start and
-the scheduler's automatic start both ask ``StartGate.refusal``; the plan form asks ``window_error``.
+The kill switch and preflight stay where they are (``RunTransitions.begin``, the engine). A person's Start and
+the scheduler's automatic start both ask ``StartGate.refusal``; every plan and edit asks ``window_error``
+(through ``PlanRules.check_window``).
 Windows are checked first: overriding a freeze would not help a run outside its window.
 """
 
@@ -54,7 +55,7 @@ class StartRefused(DomainError):
 
 
 class StartGate:
-    """Windows and freezes for starts; ``Lifecycle.may_start`` calls ``check``, the plan form ``window_error``."""
+    """Windows and freezes for starts: ``RunTransitions.may_start`` calls ``check``, ``PlanRules`` ``window_error``."""
 
     def __init__(self, policy: Policy, freezes: Freezes, *, zone: ZoneInfo) -> None:
         self.policy = policy
@@ -97,7 +98,7 @@ class StartGate:
             raise StartRefused(refusal)
 
     def window_error(self, environment: str, planned_start: datetime) -> str | None:
-        """For the plan form: None when ``planned_start`` is inside the environment's windows, else why not."""
+        """For the plan rules: None when ``planned_start`` is inside the environment's windows, else why not."""
         windows = self.off_peak(environment)
         if windows.allowed(planned_start):
             return None

@@ -16,9 +16,6 @@ past, the firing is closed as missed and ``handler.missed`` lets the thread say 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +28,7 @@ from bot.runs.models import Run, RunState
 from bot.schedule import firings
 from bot.schedule.firings import DEFAULT_BACKOFF, Backoff
 from bot.schedule.models import Firing
-from storage.db import Database, utcnow
+from storage.db import Database, process_identity, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +86,6 @@ def firing_key(run_id: int, planned_start: datetime) -> str:
     return f"run:{run_id}:{planned_start.astimezone(UTC).isoformat()}"
 
 
-def default_holder() -> str:
-    """A name for this process that no other replica shares."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 class Scheduler:
     """Derives due firings from the runs table and fires each once; the runtime calls ``tick`` every few seconds."""
 
@@ -111,7 +103,7 @@ class Scheduler:
         self.db = db
         self.policy = policy
         self.handler = handler
-        self.holder = holder or default_holder()
+        self.holder = holder or process_identity()
         self.clock = clock
         self.lease = lease
         self.backoff = backoff

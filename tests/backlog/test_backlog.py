@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from bot.actions.flows import FILED
-from bot.actions.models import BacklogState
+from bot.actions.flows import FILED, ActionItems
+from bot.actions.models import ActionItem, BacklogState
 from bot.audit.models import AuditEvent
 from bot.audit.service import verify
 from bot.backlog.models import BacklogConfig
@@ -23,6 +23,7 @@ from tests.adapters.servers import closed_port_url, running
 from tests.backlog.conftest import MakeItems
 from tests.backlog.servers import GITHUB_TOKEN, JIRA_EMAIL, JIRA_TOKEN, FakeGitHub, FakeJira, FakeWebhook
 from tests.conftest import Clock
+from tests.reports.seed import SYDNEY
 
 CONFIG: TypeAdapter[Any] = TypeAdapter(BacklogConfig)
 GITHUB_ENV = {"GITHUB_TOKEN": GITHUB_TOKEN}
@@ -231,3 +232,41 @@ def test_filing_can_be_left_to_the_periodic_job(db: Database, make_items: MakeIt
         assert item.backlog_state is BacklogState.PENDING and server.backend.calls == []
         assert items.file_pending().filed == 1
         assert items.get(item.id).backlog_url == "https://github.com/acme/reliability/issues/1"
+
+
+def test_the_owner_name_and_run_link_are_resolved_while_no_transaction_is_open(
+    db: Database, clock: Clock, run_id: int, due: date
+) -> None:
+    got_through: list[bool] = []
+    writers: list[threading.Thread] = []
+
+    def touch_every_item() -> None:
+        with db.transaction() as session:
+            session.execute(update(ActionItem).values(what=ActionItem.what))
+
+    def waiting_for_slack(answer: str) -> str:
+        # Another writer must get through while we "ask Slack": a transaction held by the filing claim would
+        # keep it out (SQLite: one write lock; PostgreSQL: the claimed item's row lock).
+        writer = threading.Thread(target=touch_every_item)
+        writers.append(writer)
+        writer.start()
+        writer.join(timeout=3)
+        got_through.append(not writer.is_alive())
+        return answer
+
+    with running(FakeGitHub()) as server:
+        items = ActionItems(
+            db,
+            backlog=github(server.url),
+            zone=SYDNEY,
+            clock=clock,
+            name_of=lambda user: waiting_for_slack("Grace Hopper"),
+            link_for=lambda run: waiting_for_slack(f"https://acme.slack.com/archives/C1/p{run}"),
+        )
+        item = items.add(run_id=run_id, what="Cache the share token", owner="U0FIXER", due_on=due, actor="U0OWNER")
+        [issue] = server.backend.issues
+    for writer in writers:
+        writer.join(timeout=10)
+
+    assert got_through == [True, True]
+    assert item.backlog_state is BacklogState.FILED and "- Owner: Grace Hopper" in issue["body"]

@@ -13,7 +13,8 @@ from bot.console.shell import ConsoleSurface
 from bot.interface.blocks import Message
 from bot.interface.publisher import Publisher
 from bot.interface.service import RunMessages
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from bot.words import Person, Words
 from storage.db import Database
 
@@ -21,13 +22,13 @@ SYDNEY = ZoneInfo("Australia/Sydney")
 
 
 def test_per_run_state_stays_bounded_and_messages_are_found_again(
-    make_lifecycle: Callable[[Database], Lifecycle], db: Database
+    make_core: Callable[[Database], RunCore], db: Database
 ) -> None:
-    lifecycle = make_lifecycle(db)
+    core = make_core(db)
     out = io.StringIO()
-    publisher = Publisher(lifecycle, ConsoleSurface(out, SYDNEY), channel="console", zone=SYDNEY, tracked=3)
+    publisher = Publisher(core, ConsoleSurface(out, SYDNEY), channel="console", zone=SYDNEY, tracked=3)
 
-    runs = [lifecycle.plan("oliver", PlanRequest(experiment_id="CE-01")) for _ in range(5)]
+    runs = [core.transitions.plan("oliver", PlanRequest(experiment_id="CE-01")) for _ in range(5)]
     posted = {run.id: publisher.post_plan(run.id) for run in runs}
     for run in runs:
         publisher.run_changed(run.id)
@@ -64,12 +65,12 @@ class SlowFirstPost(ConsoleSurface):
 
 
 def test_a_run_clicked_through_another_replica_while_its_message_is_posted_gets_one_message(
-    make_lifecycle: Callable[[Database], Lifecycle], db: Database
+    make_core: Callable[[Database], RunCore], db: Database
 ) -> None:
-    lifecycle = make_lifecycle(db)
+    core = make_core(db)
     slack = SlowFirstPost()
-    planner, other = (Publisher(lifecycle, slack, channel="console", zone=SYDNEY) for _ in range(2))
-    run = lifecycle.plan("oliver", PlanRequest(experiment_id="CE-01"))
+    planner, other = (Publisher(core, slack, channel="console", zone=SYDNEY, holder=name) for name in ("a", "b"))
+    run = core.transitions.plan("oliver", PlanRequest(experiment_id="CE-01"))
 
     with ThreadPoolExecutor(2) as pool:
         planned = pool.submit(planner.post_plan, run.id)

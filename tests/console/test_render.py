@@ -22,7 +22,8 @@ from bot.console.render import (
 from bot.interface import blocks
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import NameRenderer
-from bot.runs.flows import Home, default_rollback
+from bot.runs.queries import Home
+from bot.runs.rules import default_rollback
 from bot.words import Group, Person, Words
 
 SYDNEY = ZoneInfo("Australia/Sydney")

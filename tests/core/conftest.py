@@ -1,4 +1,4 @@
-"""Fixtures for the lifecycle-core tests, on top of tests/conftest.py (db, pg_db, clock, lifecycle)."""
+"""Fixtures for the runs-core tests, on top of tests/conftest.py (db, pg_db, clock, core)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from bot.catalogue.service import load_catalogue
 from bot.policy.directory import RoleDirectory
 from bot.policy.models import GroupMembers, Policy, no_groups
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from storage.db import Database
 from tests.conftest import Clock
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 
-BuildLifecycle = Callable[..., Lifecycle]
+BuildCore = Callable[..., RunCore]
 
 
 @pytest.fixture(scope="session")
@@ -33,18 +33,18 @@ def demo_policy() -> Policy:
 
 
 @pytest.fixture
-def make_lifecycle(clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> Callable[[Database], Lifecycle]:
+def make_core(clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> Callable[[Database], RunCore]:
     """Same as tests/conftest.py's, without re-reading the bundled files for every test."""
 
-    def build(database: Database) -> Lifecycle:
-        return Lifecycle(database, bundled_catalogue, demo_policy, zone=SYDNEY, clock=clock)
+    def build(database: Database) -> RunCore:
+        return RunCore.build(database, bundled_catalogue, demo_policy, zone=SYDNEY, clock=clock)
 
     return build
 
 
 @pytest.fixture
-def build_lifecycle(db: Database, clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> BuildLifecycle:
-    """A Lifecycle on ``db`` with the hand-moved clock and any policy, catalogue or group resolver."""
+def build_core(db: Database, clock: Clock, bundled_catalogue: Catalogue, demo_policy: Policy) -> BuildCore:
+    """A RunCore on ``db`` with the hand-moved clock and any policy, catalogue or group resolver."""
 
     def build(
         *,
@@ -52,8 +52,8 @@ def build_lifecycle(db: Database, clock: Clock, bundled_catalogue: Catalogue, de
         catalogue: Catalogue | None = None,
         members_of: GroupMembers = no_groups,
         roles: RoleDirectory | None = None,
-    ) -> Lifecycle:
-        return Lifecycle(
+    ) -> RunCore:
+        return RunCore.build(
             db,
             catalogue or bundled_catalogue,
             policy or demo_policy,

@@ -1,4 +1,4 @@
-"""Small helpers shared by the lifecycle-core tests: building runs, reading the audit log, writing files."""
+"""Small helpers shared by the runs-core tests: building runs, reading the audit log, writing files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.catalogue.service import bundled_path
 from bot.errors import DomainError
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 
 
@@ -32,7 +33,7 @@ PRODUCTION_APPROVERS = ("rita", "sam", "stella", "eve")
 
 
 def plan_run(
-    lifecycle: Lifecycle,
+    core: RunCore,
     *,
     owner: str = OWNER,
     experiment: str = "CE-01",
@@ -44,45 +45,55 @@ def plan_run(
     request = PlanRequest(
         experiment_id=experiment,
         environment=environment,
-        planned_start=start,
+        planned_start=start or allowed_start(core, environment),
         rollback_steps=rollback,
         notes=notes,
     )
-    return lifecycle.plan(owner, request)
+    return core.transitions.plan(owner, request)
 
 
-def approve_all(lifecycle: Lifecycle, run_id: int, approvers: tuple[str, ...] = STAGING_APPROVERS) -> Run:
+def allowed_start(core: RunCore, environment: str | None) -> datetime | None:
+    """Now, or the next moment ``environment``'s off-peak windows allow (a plan outside them is refused);
+    None (now) for an environment without windows."""
+    name = (environment or "").strip().lower()
+    if name not in core.policy.environments:
+        return None
+    windows, now = core.gate.off_peak(name), core.clock()
+    return None if windows.allowed(now) else windows.next_allowed_start(now)
+
+
+def approve_all(core: RunCore, run_id: int, approvers: tuple[str, ...] = STAGING_APPROVERS) -> Run:
     for approver in approvers:
-        lifecycle.approve(approver, run_id)
-    return lifecycle.run(run_id)
+        core.transitions.approve(approver, run_id)
+    return core.queries.run(run_id)
 
 
-def approved_run(lifecycle: Lifecycle, **plan: Any) -> Run:
-    run = plan_run(lifecycle, **plan)
-    return approve_all(lifecycle, run.id)
+def approved_run(core: RunCore, **plan: Any) -> Run:
+    run = plan_run(core, **plan)
+    return approve_all(core, run.id)
 
 
-def running_run(lifecycle: Lifecycle, *, starter: str = OWNER, **plan: Any) -> Run:
-    run = approved_run(lifecycle, **plan)
-    return lifecycle.begin(starter, run.id)
+def running_run(core: RunCore, *, starter: str = OWNER, **plan: Any) -> Run:
+    run = approved_run(core, **plan)
+    return core.transitions.begin(starter, run.id)
 
 
-def run_in_state(lifecycle: Lifecycle, state: RunState) -> Run:
-    """A run brought to ``state`` through the lifecycle's own flows (never by writing the row)."""
+def run_in_state(core: RunCore, state: RunState) -> Run:
+    """A run brought to ``state`` through the core's own flows (never by writing the row)."""
     if state is RunState.PLANNED:
-        return plan_run(lifecycle)
+        return plan_run(core)
     if state is RunState.APPROVED:
-        return approved_run(lifecycle)
+        return approved_run(core)
     if state is RunState.RUNNING:
-        return running_run(lifecycle)
+        return running_run(core)
     if state in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED):
-        run = running_run(lifecycle)
-        return lifecycle.finish(OWNER, run.id, state, reason="done")
-    run = plan_run(lifecycle)
+        run = running_run(core)
+        return core.transitions.finish(OWNER, run.id, state, reason="done")
+    run = plan_run(core)
     if state is RunState.REJECTED:
-        return lifecycle.reject("rita", run.id, "not this week")
+        return core.transitions.reject("rita", run.id, "not this week")
     if state is RunState.CANCELLED:
-        return lifecycle.cancel(OWNER, run.id, "changed my mind")
+        return core.transitions.cancel(OWNER, run.id, "changed my mind")
     raise ValueError(f"no recipe for {state}")
 
 

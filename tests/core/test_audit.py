@@ -13,22 +13,22 @@ from sqlalchemy import text
 
 from bot.audit import service as audit
 from bot.cli import main
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.core.conftest import SYDNEY
 from tests.core.helpers import OWNER, actions, approve_all, events, plan_run, verify_chain
 
 
-def realistic_history(lifecycle: Lifecycle) -> None:
+def realistic_history(core: RunCore) -> None:
     """RUN-1 completes (planned, 3 approvals, approved, started, a probe sample, completed); RUN-2 is cancelled."""
-    run = plan_run(lifecycle, notes="first game day")
-    approve_all(lifecycle, run.id)
-    lifecycle.begin("rita", run.id)
-    lifecycle.record("rita", "probe.sample", run.id, condition="share-link latency", value=212.5)
-    lifecycle.finish("rita", run.id, RunState.COMPLETED, reason="hypothesis held")
-    other = plan_run(lifecycle, experiment="CE-05", environment="production")
-    lifecycle.cancel(OWNER, other.id, "clashes with a client delivery")
+    run = plan_run(core, notes="first game day")
+    approve_all(core, run.id)
+    core.transitions.begin("rita", run.id)
+    core.audit.record("rita", "probe.sample", run.id, condition="share-link latency", value=212.5)
+    core.transitions.finish("rita", run.id, RunState.COMPLETED, reason="hypothesis held")
+    other = plan_run(core, experiment="CE-05", environment="production")
+    core.transitions.cancel(OWNER, other.id, "clashes with a client delivery")
 
 
 def tamper(db: Database, sql: str, **params: object) -> None:
@@ -45,8 +45,8 @@ def cli_env(db: Database, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.delenv(name, raising=False)
 
 
-def test_chain_verifies_after_a_realistic_history(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_chain_verifies_after_a_realistic_history(core: RunCore, db: Database) -> None:
+    realistic_history(core)
 
     report = verify_chain(db)
 
@@ -55,8 +55,8 @@ def test_chain_verifies_after_a_realistic_history(lifecycle: Lifecycle, db: Data
     assert [e.seq for e in events(db)] == list(range(1, 11))
 
 
-def test_each_event_links_to_the_one_before(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_each_event_links_to_the_one_before(core: RunCore, db: Database) -> None:
+    realistic_history(core)
 
     chain = events(db)
 
@@ -65,8 +65,8 @@ def test_each_event_links_to_the_one_before(lifecycle: Lifecycle, db: Database) 
     assert len({e.hash for e in chain}) == len(chain)
 
 
-def test_edited_payload_is_reported_as_altered(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_edited_payload_is_reported_as_altered(core: RunCore, db: Database) -> None:
+    realistic_history(core)
     tamper(db, "UPDATE audit_events SET payload = :p WHERE seq = 2", p='{"role":"executive"}')
 
     report = verify_chain(db)
@@ -80,8 +80,8 @@ def test_edited_payload_is_reported_as_altered(lifecycle: Lifecycle, db: Databas
     ("column", "value"),
     [("actor", "mallory"), ("action", "run.cancelled"), ("run_id", 2)],
 )
-def test_any_edited_column_is_detected(lifecycle: Lifecycle, db: Database, column: str, value: object) -> None:
-    realistic_history(lifecycle)
+def test_any_edited_column_is_detected(core: RunCore, db: Database, column: str, value: object) -> None:
+    realistic_history(core)
     tamper(db, f"UPDATE audit_events SET {column} = :v WHERE seq = 4", v=value)
 
     report = verify_chain(db)
@@ -89,8 +89,8 @@ def test_any_edited_column_is_detected(lifecycle: Lifecycle, db: Database, colum
     assert not report.ok and report.seq == 4 and "altered" in (report.problem or "")
 
 
-def test_row_rewritten_with_a_fresh_hash_breaks_the_next_link(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_row_rewritten_with_a_fresh_hash_breaks_the_next_link(core: RunCore, db: Database) -> None:
+    realistic_history(core)
     row = events(db)[1]
     forged = audit.event_hash(
         seq=row.seq, at=row.at, actor="mallory", action=row.action, run_id=row.run_id, payload=row.payload,
@@ -104,8 +104,8 @@ def test_row_rewritten_with_a_fresh_hash_breaks_the_next_link(lifecycle: Lifecyc
     assert report.problem == "row 3 does not link to row 2"
 
 
-def test_deleted_middle_row_is_reported_missing(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_deleted_middle_row_is_reported_missing(core: RunCore, db: Database) -> None:
+    realistic_history(core)
     tamper(db, "DELETE FROM audit_events WHERE seq = 5")
 
     report = verify_chain(db)
@@ -114,8 +114,8 @@ def test_deleted_middle_row_is_reported_missing(lifecycle: Lifecycle, db: Databa
     assert report.problem == "row 5 is missing (found 6 next)"
 
 
-def test_deleted_first_row_is_reported_missing(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_deleted_first_row_is_reported_missing(core: RunCore, db: Database) -> None:
+    realistic_history(core)
     tamper(db, "DELETE FROM audit_events WHERE seq = 1")
 
     report = verify_chain(db)
@@ -123,8 +123,8 @@ def test_deleted_first_row_is_reported_missing(lifecycle: Lifecycle, db: Databas
     assert not report.ok and report.seq == 1 and "row 1 is missing" in (report.problem or "")
 
 
-def test_deleted_newest_row_is_caught_by_the_head(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_deleted_newest_row_is_caught_by_the_head(core: RunCore, db: Database) -> None:
+    realistic_history(core)
     tamper(db, "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
 
     report = verify_chain(db)
@@ -140,9 +140,9 @@ def test_empty_log_verifies(db: Database) -> None:
     assert report.ok and report.checked == 0
 
 
-def test_verify_works_across_batches(lifecycle: Lifecycle, db: Database) -> None:
+def test_verify_works_across_batches(core: RunCore, db: Database) -> None:
     for number in range(7):
-        lifecycle.record("rita", "command.status", None, n=number)
+        core.audit.record("rita", "command.status", None, n=number)
     tamper(db, "UPDATE audit_events SET payload = :p WHERE seq = 6", p='{"n":99}')
 
     with db.transaction() as session:
@@ -160,8 +160,8 @@ def test_event_appended_with_a_local_timestamp_still_verifies(db: Database) -> N
     assert report.ok, report.problem
 
 
-def test_timeline_holds_only_that_runs_events(lifecycle: Lifecycle, db: Database) -> None:
-    realistic_history(lifecycle)
+def test_timeline_holds_only_that_runs_events(core: RunCore, db: Database) -> None:
+    realistic_history(core)
 
     with db.transaction() as session:
         timeline = audit.timeline(session, 2)
@@ -173,8 +173,8 @@ def test_timeline_holds_only_that_runs_events(lifecycle: Lifecycle, db: Database
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_cli_audit_verify_says_intact_and_exits_zero(lifecycle: Lifecycle, capsys: pytest.CaptureFixture[str]) -> None:
-    realistic_history(lifecycle)
+def test_cli_audit_verify_says_intact_and_exits_zero(core: RunCore, capsys: pytest.CaptureFixture[str]) -> None:
+    realistic_history(core)
 
     assert main(["audit", "verify"]) == 0
 
@@ -184,9 +184,9 @@ def test_cli_audit_verify_says_intact_and_exits_zero(lifecycle: Lifecycle, capsy
 
 @pytest.mark.usefixtures("cli_env")
 def test_cli_audit_verify_fails_naming_the_tampered_row(
-    lifecycle: Lifecycle, db: Database, capsys: pytest.CaptureFixture[str]
+    core: RunCore, db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    realistic_history(lifecycle)
+    realistic_history(core)
     tamper(db, "UPDATE audit_events SET payload = :p WHERE seq = 2", p="{}")
 
     code = main(["audit", "verify"])
@@ -199,9 +199,9 @@ def test_cli_audit_verify_fails_naming_the_tampered_row(
 @pytest.mark.usefixtures("cli_env")
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_cli_exports_runs_with_approvals_and_hash(
-    lifecycle: Lifecycle, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+    core: RunCore, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    realistic_history(lifecycle)
+    realistic_history(core)
     out = tmp_path / f"runs.{fmt}"
 
     assert main(["export", "runs", "--format", fmt, "-o", str(out)]) == 0
@@ -210,7 +210,7 @@ def test_cli_exports_runs_with_approvals_and_hash(
     assert [row["run"] for row in rows] == ["RUN-1", "RUN-2"]
     first, second = rows
     assert (first["state"], first["experiment"], first["owner"]) == ("completed", "CE-01", OWNER)
-    assert first["experiment_hash"] == lifecycle.run(1).experiment_hash
+    assert first["experiment_hash"] == core.queries.run(1).experiment_hash
     approvals = first["approvals"] if fmt == "jsonl" else json.loads(first["approvals"])
     assert approvals == {"reliability_partner": "rita", "security_specialist": "sam", "stakeholder": "stella"}
     assert (second["state"], second["environment"]) == ("cancelled", "production")
@@ -220,8 +220,8 @@ def test_cli_exports_runs_with_approvals_and_hash(
 
 @pytest.mark.usefixtures("cli_env")
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_cli_exports_every_audit_event_in_order(lifecycle: Lifecycle, db: Database, tmp_path: Path, fmt: str) -> None:
-    realistic_history(lifecycle)
+def test_cli_exports_every_audit_event_in_order(core: RunCore, db: Database, tmp_path: Path, fmt: str) -> None:
+    realistic_history(core)
     out = tmp_path / f"events.{fmt}"
 
     assert main(["export", "events", "--format", fmt, "-o", str(out)]) == 0
@@ -236,10 +236,8 @@ def test_cli_exports_every_audit_event_in_order(lifecycle: Lifecycle, db: Databa
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_cli_export_to_standard_output_is_jsonl_by_default(
-    lifecycle: Lifecycle, capsys: pytest.CaptureFixture[str]
-) -> None:
-    realistic_history(lifecycle)
+def test_cli_export_to_standard_output_is_jsonl_by_default(core: RunCore, capsys: pytest.CaptureFixture[str]) -> None:
+    realistic_history(core)
 
     assert main(["export", "runs"]) == 0
 

@@ -11,7 +11,7 @@ from bot.catalogue.models import Catalogue
 from bot.catalogue.service import CatalogueError, load_catalogue
 from bot.cli import main
 from bot.settings import load_settings
-from tests.core.conftest import BuildLifecycle
+from tests.core.conftest import BuildCore
 from tests.core.helpers import bundled_entries, bundled_entry, plan_run, write_catalogue
 
 # The playbook's catalogue table (15-05): id -> a phrase of its hypothesis.
@@ -285,26 +285,26 @@ def edited_catalogue(tmp_path: Path, **change: Any) -> Catalogue:
     return load_catalogue(write_catalogue(tmp_path / "edited.yml", entries))
 
 
-def test_run_records_the_exact_catalogue_entry(build_lifecycle: BuildLifecycle) -> None:
-    lifecycle = build_lifecycle()
-    experiment = lifecycle.experiment("CE-01")
+def test_run_records_the_exact_catalogue_entry(build_core: BuildCore) -> None:
+    core = build_core()
+    experiment = core.rules.experiment("CE-01")
 
-    run = plan_run(lifecycle, experiment="CE-01")
+    run = plan_run(core, experiment="CE-01")
 
-    stored = lifecycle.run(run.id)
+    stored = core.queries.run(run.id)
     assert stored.experiment == experiment.snapshot()
     assert stored.experiment_hash == experiment.content_hash()
     assert stored.experiment["hypothesis"] == experiment.hypothesis
 
 
-def test_later_catalogue_edit_does_not_alter_a_stored_run(tmp_path: Path, build_lifecycle: BuildLifecycle) -> None:
-    original = build_lifecycle()
+def test_later_catalogue_edit_does_not_alter_a_stored_run(tmp_path: Path, build_core: BuildCore) -> None:
+    original = build_core()
     run = plan_run(original, experiment="CE-01")
-    recorded, recorded_hash = original.run(run.id).experiment, original.run(run.id).experiment_hash
+    recorded, recorded_hash = original.queries.run(run.id).experiment, original.queries.run(run.id).experiment_hash
 
-    edited = build_lifecycle(catalogue=edited_catalogue(tmp_path, hypothesis="Rewritten later.", max_duration="1h"))
+    edited = build_core(catalogue=edited_catalogue(tmp_path, hypothesis="Rewritten later.", max_duration="1h"))
 
-    again = edited.run(run.id)
+    again = edited.queries.run(run.id)
     assert again.experiment == recorded and again.experiment_hash == recorded_hash
     assert again.experiment["hypothesis"] != "Rewritten later."
     newer = plan_run(edited, experiment="CE-01")
@@ -312,26 +312,26 @@ def test_later_catalogue_edit_does_not_alter_a_stored_run(tmp_path: Path, build_
     assert newer.experiment["hypothesis"] == "Rewritten later."
 
 
-def test_stored_hash_matches_the_stored_snapshot(build_lifecycle: BuildLifecycle) -> None:
+def test_stored_hash_matches_the_stored_snapshot(build_core: BuildCore) -> None:
     from bot.catalogue.models import Experiment
 
-    lifecycle = build_lifecycle()
-    run = lifecycle.run(plan_run(lifecycle, experiment="CE-05", environment="production").id)
+    core = build_core()
+    run = core.queries.run(plan_run(core, experiment="CE-05", environment="production").id)
 
     assert Experiment.model_validate(run.experiment).content_hash() == run.experiment_hash
 
 
 def test_plan_edit_is_checked_against_the_recorded_entry_not_todays_catalogue(
-    tmp_path: Path, build_lifecycle: BuildLifecycle
+    tmp_path: Path, build_core: BuildCore
 ) -> None:
     from bot.errors import InvalidInput
-    from bot.runs.flows import PlanRequest
+    from bot.runs.rules import PlanRequest
 
-    run = plan_run(build_lifecycle(), experiment="CE-01")
-    widened = build_lifecycle(catalogue=edited_catalogue(tmp_path, environments=["staging", "production"]))
+    run = plan_run(build_core(), experiment="CE-01")
+    widened = build_core(catalogue=edited_catalogue(tmp_path, environments=["staging", "production"]))
 
     with pytest.raises(InvalidInput, match="may run only in: staging"):
-        widened.edit("oliver", run.id, PlanRequest(experiment_id="CE-01", environment="production"))
+        widened.transitions.edit("oliver", run.id, PlanRequest(experiment_id="CE-01", environment="production"))
 
 
 def test_misspelt_field_is_refused_not_silently_ignored(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import yaml
 from bot.errors import IllegalTransition, InvalidInput, NotPermitted
 from bot.policy.models import Policy, Role, no_groups
 from bot.policy.service import PolicyError, bundled_path, load_policy, role_to_credit
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
+from bot.runs.rules import PlanRequest
 from storage.db import Database
-from tests.core.conftest import BuildLifecycle
-from tests.core.helpers import OWNER, PRODUCTION_APPROVERS, actions, approve_all, plan_run, said
+from tests.core.conftest import BuildCore
+from tests.core.helpers import OWNER, PRODUCTION_APPROVERS, actions, allowed_start, approve_all, plan_run, said
 
 
 def policy_from(roles: dict[str, Any], environments: dict[str, list[str]] | None = None) -> Policy:
@@ -58,28 +59,28 @@ def test_demo_policy_follows_the_playbook() -> None:
 # -- who may approve ------------------------------------------------------------------------------
 
 
-def test_owner_cannot_approve_own_run(build_lifecycle: BuildLifecycle) -> None:
-    lifecycle = build_lifecycle()
-    run = plan_run(lifecycle, owner="rita")
+def test_owner_cannot_approve_own_run(build_core: BuildCore) -> None:
+    core = build_core()
+    run = plan_run(core, owner="rita")
 
     with pytest.raises(NotPermitted, match="You own RUN-1, so you cannot approve it"):
-        lifecycle.approve("rita", run.id)
+        core.transitions.approve("rita", run.id)
 
-    assert lifecycle.run(run.id).approvals == []
+    assert core.queries.run(run.id).approvals == []
 
 
-def test_same_person_approving_twice_counts_once(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
-    lifecycle.approve("rita", run.id)
+def test_same_person_approving_twice_counts_once(core: RunCore) -> None:
+    run = plan_run(core)
+    core.transitions.approve("rita", run.id)
 
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.approve("rita", run.id)
+        core.transitions.approve("rita", run.id)
 
     assert "already approved" in caught.value.message and "reliability partner" in caught.value.message
-    assert [(a.role, a.user_id) for a in lifecycle.run(run.id).approvals] == [("reliability_partner", "rita")]
+    assert [(a.role, a.user_id) for a in core.queries.run(run.id).approvals] == [("reliability_partner", "rita")]
 
 
-def test_person_holding_two_roles_counts_for_one_only(build_lifecycle: BuildLifecycle) -> None:
+def test_person_holding_two_roles_counts_for_one_only(build_core: BuildCore) -> None:
     policy = policy_from(
         {
             "reliability_partner": {"users": ["rita"]},
@@ -87,16 +88,16 @@ def test_person_holding_two_roles_counts_for_one_only(build_lifecycle: BuildLife
             "stakeholder": {"users": ["stella"]},
         }
     )
-    lifecycle = build_lifecycle(policy=policy)
-    run = plan_run(lifecycle)
+    core = build_core(policy=policy)
+    run = plan_run(core)
 
-    assert lifecycle.approve("rita", run.id).role is Role.RELIABILITY_PARTNER
+    assert core.transitions.approve("rita", run.id).role is Role.RELIABILITY_PARTNER
     with pytest.raises(NotPermitted, match="one person's approval counts for one role"):
-        lifecycle.approve("rita", run.id)
-    lifecycle.approve("stella", run.id)
+        core.transitions.approve("rita", run.id)
+    core.transitions.approve("stella", run.id)
 
-    assert lifecycle.run(run.id).run_state is RunState.PLANNED
-    assert lifecycle.missing_roles(lifecycle.run(run.id)) == [Role.SECURITY_SPECIALIST]
+    assert core.queries.run(run.id).run_state is RunState.PLANNED
+    assert core.queries.missing_roles(core.queries.run(run.id)) == [Role.SECURITY_SPECIALIST]
 
 
 def test_two_role_holder_is_credited_with_the_role_still_missing() -> None:
@@ -111,12 +112,12 @@ def test_two_role_holder_is_credited_with_the_role_still_missing() -> None:
     assert credit(policy, "rita", {Role.RELIABILITY_PARTNER: "ray"}) is Role.STAKEHOLDER
 
 
-def test_wrong_role_is_refused_naming_missing_roles_and_their_holders(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
-    lifecycle.approve("rita", run.id)
+def test_wrong_role_is_refused_naming_missing_roles_and_their_holders(core: RunCore) -> None:
+    run = plan_run(core)
+    core.transitions.approve("rita", run.id)
 
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.approve("mallory", run.id)
+        core.transitions.approve("mallory", run.id)
 
     message = said(caught.value)
     assert "none of the roles" in message
@@ -125,12 +126,12 @@ def test_wrong_role_is_refused_naming_missing_roles_and_their_holders(lifecycle:
     assert "reliability partner" not in message  # already given, so not missing
 
 
-def test_second_holder_of_an_approved_role_is_told_who_gave_it(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
-    lifecycle.approve("stella", run.id)
+def test_second_holder_of_an_approved_role_is_told_who_gave_it(core: RunCore) -> None:
+    run = plan_run(core)
+    core.transitions.approve("stella", run.id)
 
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.approve("sid", run.id)
+        core.transitions.approve("sid", run.id)
 
     assert "stakeholder by <@stella>" in said(caught.value)
     assert "security specialist (<@sam>)" in said(caught.value)
@@ -146,7 +147,7 @@ def test_executive_on_staging_is_not_told_their_role_is_already_approved() -> No
     assert "security specialist (<@sam>)" in said(caught.value)
 
 
-def test_stakeholder_group_member_approves_through_members_of(build_lifecycle: BuildLifecycle) -> None:
+def test_stakeholder_group_member_approves_through_members_of(build_core: BuildCore) -> None:
     policy = policy_from(
         {
             "reliability_partner": {"users": ["rita"]},
@@ -155,12 +156,12 @@ def test_stakeholder_group_member_approves_through_members_of(build_lifecycle: B
         }
     )
     groups = {"S0PORTAL": frozenset({"gina", "gus"})}
-    lifecycle = build_lifecycle(policy=policy, members_of=lambda group: groups.get(group, frozenset()))
-    run = plan_run(lifecycle)
+    core = build_core(policy=policy, members_of=lambda group: groups.get(group, frozenset()))
+    run = plan_run(core)
 
-    assert lifecycle.approve("gina", run.id).role is Role.STAKEHOLDER
+    assert core.transitions.approve("gina", run.id).role is Role.STAKEHOLDER
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.approve("gus", run.id)
+        core.transitions.approve("gus", run.id)
     assert "stakeholder by <@gina>" in said(caught.value)
 
 
@@ -191,27 +192,27 @@ def test_without_a_group_resolver_group_members_are_not_approvers() -> None:
         credit(policy, "gina")
 
 
-def test_production_stays_planned_until_the_executive_approves(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle, experiment="CE-05", environment="production")
-    approve_all(lifecycle, run.id, ("rita", "sam", "stella"))
+def test_production_stays_planned_until_the_executive_approves(core: RunCore) -> None:
+    run = plan_run(core, experiment="CE-05", environment="production")
+    approve_all(core, run.id, ("rita", "sam", "stella"))
 
-    assert lifecycle.run(run.id).run_state is RunState.PLANNED
-    assert lifecycle.missing_roles(lifecycle.run(run.id)) == [Role.EXECUTIVE]
+    assert core.queries.run(run.id).run_state is RunState.PLANNED
+    assert core.queries.missing_roles(core.queries.run(run.id)) == [Role.EXECUTIVE]
 
-    approved = lifecycle.approve("eve", run.id)
+    approved = core.transitions.approve("eve", run.id)
 
     assert approved.complete and approved.role is Role.EXECUTIVE
-    assert lifecycle.run(run.id).run_state is RunState.APPROVED
+    assert core.queries.run(run.id).run_state is RunState.APPROVED
 
 
-def test_staging_needs_no_executive(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle, experiment="CE-05", environment="staging")
+def test_staging_needs_no_executive(core: RunCore) -> None:
+    run = plan_run(core, experiment="CE-05", environment="staging")
 
-    results = [lifecycle.approve(user, run.id) for user in ("rita", "sam", "sid")]
+    results = [core.transitions.approve(user, run.id) for user in ("rita", "sam", "sid")]
 
     assert [r.complete for r in results] == [False, False, True]
     with pytest.raises(IllegalTransition, match="already approved"):
-        lifecycle.approve("eve", run.id)
+        core.transitions.approve("eve", run.id)
 
 
 # -- loading policy files ---------------------------------------------------------------------------
@@ -279,36 +280,36 @@ def test_missing_policy_file_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("reason", ["", "   \n"])
-def test_reject_needs_a_reason(lifecycle: Lifecycle, reason: str) -> None:
-    run = plan_run(lifecycle)
+def test_reject_needs_a_reason(core: RunCore, reason: str) -> None:
+    run = plan_run(core)
 
     with pytest.raises(InvalidInput) as caught:
-        lifecycle.reject("rita", run.id, reason)
+        core.transitions.reject("rita", run.id, reason)
 
     assert caught.value.field == "reason"
-    assert lifecycle.run(run.id).run_state is RunState.PLANNED
+    assert core.queries.run(run.id).run_state is RunState.PLANNED
 
 
-def test_only_approvers_may_reject(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
+def test_only_approvers_may_reject(core: RunCore) -> None:
+    run = plan_run(core)
 
     with pytest.raises(NotPermitted, match="Only approvers can reject RUN-1"):
-        lifecycle.reject("mallory", run.id, "I do not like it")
+        core.transitions.reject("mallory", run.id, "I do not like it")
 
-    assert lifecycle.run(run.id).run_state is RunState.PLANNED
+    assert core.queries.run(run.id).run_state is RunState.PLANNED
 
 
-def test_owner_who_is_an_approver_is_told_to_cancel_instead(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle, owner="rita")
+def test_owner_who_is_an_approver_is_told_to_cancel_instead(core: RunCore) -> None:
+    run = plan_run(core, owner="rita")
 
     with pytest.raises(NotPermitted, match="cancel it instead"):
-        lifecycle.reject("rita", run.id, "withdrawn")
+        core.transitions.reject("rita", run.id, "withdrawn")
 
 
-def test_rejection_records_who_and_why(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
+def test_rejection_records_who_and_why(core: RunCore) -> None:
+    run = plan_run(core)
 
-    rejected = lifecycle.reject("sam", run.id, "  clashes with the release freeze  ")
+    rejected = core.transitions.reject("sam", run.id, "  clashes with the release freeze  ")
 
     assert rejected.run_state is RunState.REJECTED
     assert (rejected.ended_by, rejected.end_reason) == ("sam", "clashes with the release freeze")
@@ -317,41 +318,43 @@ def test_rejection_records_who_and_why(lifecycle: Lifecycle) -> None:
 # -- editing resets approvals ---------------------------------------------------------------------------
 
 
-def test_editing_a_plan_resets_its_approvals(lifecycle: Lifecycle, db: Database) -> None:
-    run = plan_run(lifecycle)
-    lifecycle.approve("rita", run.id)
-    lifecycle.approve("sam", run.id)
+def test_editing_a_plan_resets_its_approvals(core: RunCore, db: Database) -> None:
+    run = plan_run(core)
+    core.transitions.approve("rita", run.id)
+    core.transitions.approve("sam", run.id)
 
-    edited = lifecycle.edit(OWNER, run.id, PlanRequest(experiment_id="CE-01", rollback_steps="1. Unpause Redis."))
+    edited = core.transitions.edit(
+        OWNER, run.id, PlanRequest(experiment_id="CE-01", rollback_steps="1. Unpause Redis.")
+    )
 
     assert edited.approvals == []
     assert edited.rollback_steps == "1. Unpause Redis."
-    assert lifecycle.missing_roles(edited) == [Role.RELIABILITY_PARTNER, Role.SECURITY_SPECIALIST, Role.STAKEHOLDER]
+    assert core.queries.missing_roles(edited) == [Role.RELIABILITY_PARTNER, Role.SECURITY_SPECIALIST, Role.STAKEHOLDER]
     assert actions(db, run.id)[-1] == "run.edited"
 
 
-def test_editing_an_approved_run_sends_it_back_to_planned(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle, experiment="CE-05", environment="staging")
-    approve_all(lifecycle, run.id)
+def test_editing_an_approved_run_sends_it_back_to_planned(core: RunCore) -> None:
+    run = plan_run(core, experiment="CE-05", environment="staging", start=allowed_start(core, "production"))
+    approve_all(core, run.id)
 
-    edited = lifecycle.edit(OWNER, run.id, PlanRequest(experiment_id="CE-05", environment="production"))
+    edited = core.transitions.edit(OWNER, run.id, PlanRequest(experiment_id="CE-05", environment="production"))
 
     assert edited.run_state is RunState.PLANNED and edited.approved_at is None
     assert edited.environment == "production"
     with pytest.raises(IllegalTransition, match="still needs approval"):
-        lifecycle.begin(OWNER, run.id)
-    approve_all(lifecycle, run.id, PRODUCTION_APPROVERS)
-    assert lifecycle.run(run.id).run_state is RunState.APPROVED
+        core.transitions.begin(OWNER, run.id)
+    approve_all(core, run.id, PRODUCTION_APPROVERS)
+    assert core.queries.run(run.id).run_state is RunState.APPROVED
 
 
-def test_only_the_owner_or_an_approver_may_edit(lifecycle: Lifecycle) -> None:
-    run = plan_run(lifecycle)
-    lifecycle.approve("rita", run.id)
+def test_only_the_owner_or_an_approver_may_edit(core: RunCore) -> None:
+    run = plan_run(core)
+    core.transitions.approve("rita", run.id)
 
     with pytest.raises(NotPermitted) as caught:
-        lifecycle.edit("bob", run.id, PlanRequest(experiment_id="CE-01", notes="sneaky"))
+        core.transitions.edit("bob", run.id, PlanRequest(experiment_id="CE-01", notes="sneaky"))
     assert said(caught.value).startswith("Only the owner (<@oliver>) or an approver can edit")
-    assert len(lifecycle.run(run.id).approvals) == 1
+    assert len(core.queries.run(run.id).approvals) == 1
 
-    edited = lifecycle.edit("sam", run.id, PlanRequest(experiment_id="CE-01", notes="moved to the quiet hour"))
+    edited = core.transitions.edit("sam", run.id, PlanRequest(experiment_id="CE-01", notes="moved to the quiet hour"))
     assert edited.notes == "moved to the quiet hour" and edited.approvals == []

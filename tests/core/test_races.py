@@ -13,8 +13,9 @@ from typing import TypeVar
 import pytest
 
 from bot.errors import DomainError, IllegalTransition, NotPermitted
-from bot.runs.flows import Approved, Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
+from bot.runs.transitions import Approved
 from storage.db import Database
 from tests.core.helpers import OWNER, actions, approved_run, events, plan_run, said, verify_chain
 
@@ -52,31 +53,31 @@ def split(outcomes: list[Outcome[T]]) -> tuple[list[T], list[BaseException]]:
     return wins, losses
 
 
-def test_same_person_approving_eight_times_at_once_counts_once(lifecycle: Lifecycle, db: Database) -> None:
-    run = plan_run(lifecycle)
+def test_same_person_approving_eight_times_at_once_counts_once(core: RunCore, db: Database) -> None:
+    run = plan_run(core)
 
-    wins, losses = split(together(lambda _i: lifecycle.approve("rita", run.id)))
+    wins, losses = split(together(lambda _i: core.transitions.approve("rita", run.id)))
 
     assert len(wins) == 1 and len(losses) == THREADS - 1
     for loss in losses:
         assert isinstance(loss, NotPermitted | IllegalTransition)
         assert "already approved" in str(loss)
-    stored = lifecycle.run(run.id)
+    stored = core.queries.run(run.id)
     assert [(a.role, a.user_id) for a in stored.approvals] == [("reliability_partner", "rita")]
     assert actions(db, run.id).count("approval.given") == 1
     assert verify_chain(db).ok
 
 
-def test_two_stakeholders_approving_at_once_credit_the_role_once(lifecycle: Lifecycle, db: Database) -> None:
-    run = plan_run(lifecycle)
+def test_two_stakeholders_approving_at_once_credit_the_role_once(core: RunCore, db: Database) -> None:
+    run = plan_run(core)
     people = ["stella", "sid"] * (THREADS // 2)
 
-    wins, losses = split(together(lambda i: lifecycle.approve(people[i], run.id)))
+    wins, losses = split(together(lambda i: core.transitions.approve(people[i], run.id)))
 
     assert len(wins) == 1
     winner: Approved = wins[0]
     assert winner.role.value == "stakeholder"
-    stakeholders = [a for a in lifecycle.run(run.id).approvals if a.role == "stakeholder"]
+    stakeholders = [a for a in core.queries.run(run.id).approvals if a.role == "stakeholder"]
     assert len(stakeholders) == 1
     for loss in losses:
         assert isinstance(loss, NotPermitted)
@@ -85,13 +86,13 @@ def test_two_stakeholders_approving_at_once_credit_the_role_once(lifecycle: Life
     assert actions(db, run.id).count("approval.given") == 1
 
 
-def test_every_approver_at_once_approves_the_run_exactly_once(lifecycle: Lifecycle, db: Database) -> None:
-    run = plan_run(lifecycle)
+def test_every_approver_at_once_approves_the_run_exactly_once(core: RunCore, db: Database) -> None:
+    run = plan_run(core)
     people = ["rita", "sam", "stella", "sid", "rita", "sam", "stella", "sid"]
 
-    wins, _losses = split(together(lambda i: lifecycle.approve(people[i], run.id)))
+    wins, _losses = split(together(lambda i: core.transitions.approve(people[i], run.id)))
 
-    stored = lifecycle.run(run.id)
+    stored = core.queries.run(run.id)
     assert stored.run_state is RunState.APPROVED
     assert sorted(a.role for a in stored.approvals) == ["reliability_partner", "security_specialist", "stakeholder"]
     assert len(wins) == 3 and sum(w.complete for w in wins) == 1
@@ -100,10 +101,10 @@ def test_every_approver_at_once_approves_the_run_exactly_once(lifecycle: Lifecyc
     assert verify_chain(db).ok
 
 
-def assert_single_start(lifecycle: Lifecycle, db: Database, run: Run, outcomes: list[Outcome[Run]]) -> None:
+def assert_single_start(core: RunCore, db: Database, run: Run, outcomes: list[Outcome[Run]]) -> None:
     wins, losses = split(outcomes)
     assert len(wins) == 1, f"{len(wins)} starts succeeded"
-    stored = lifecycle.run(run.id)
+    stored = core.queries.run(run.id)
     assert stored.run_state is RunState.RUNNING
     assert wins[0].started_by == stored.started_by
     for loss in losses:
@@ -114,41 +115,39 @@ def assert_single_start(lifecycle: Lifecycle, db: Database, run: Run, outcomes: 
     assert verify_chain(db).ok
 
 
-def test_owner_and_approvers_starting_at_once_start_it_once(lifecycle: Lifecycle, db: Database) -> None:
-    run = approved_run(lifecycle)
+def test_owner_and_approvers_starting_at_once_start_it_once(core: RunCore, db: Database) -> None:
+    run = approved_run(core)
     starters = [OWNER, "rita", "sam", "stella", "sid", "eve", OWNER, "rita"]
 
-    outcomes = together(lambda i: lifecycle.begin(starters[i], run.id))
+    outcomes = together(lambda i: core.transitions.begin(starters[i], run.id))
 
-    assert_single_start(lifecycle, db, run, outcomes)
+    assert_single_start(core, db, run, outcomes)
 
 
-def test_replicas_with_their_own_engines_start_it_once(
-    db: Database, make_lifecycle: Callable[[Database], Lifecycle]
-) -> None:
-    lifecycle = make_lifecycle(db)
-    run = approved_run(lifecycle)
+def test_replicas_with_their_own_engines_start_it_once(db: Database, make_core: Callable[[Database], RunCore]) -> None:
+    core = make_core(db)
+    run = approved_run(core)
     replicas = [Database(db.url) for _ in range(THREADS)]
-    cores = [make_lifecycle(replica) for replica in replicas]
+    cores = [make_core(replica) for replica in replicas]
     try:
-        outcomes = together(lambda i: cores[i].begin(OWNER if i % 2 else "rita", run.id))
+        outcomes = together(lambda i: cores[i].transitions.begin(OWNER if i % 2 else "rita", run.id))
     finally:
         for replica in replicas:
             replica.dispose()
 
-    assert_single_start(lifecycle, db, run, outcomes)
+    assert_single_start(core, db, run, outcomes)
 
 
-def test_cancel_racing_a_start_leaves_one_consistent_ending(lifecycle: Lifecycle, db: Database) -> None:
-    run = approved_run(lifecycle)
+def test_cancel_racing_a_start_leaves_one_consistent_ending(core: RunCore, db: Database) -> None:
+    run = approved_run(core)
 
     def act(i: int) -> Run:
-        return lifecycle.cancel(OWNER, run.id, "stand down") if i % 2 else lifecycle.begin("rita", run.id)
+        return core.transitions.cancel(OWNER, run.id, "stand down") if i % 2 else core.transitions.begin("rita", run.id)
 
     wins, losses = split(together(act))
 
     assert len(wins) == 1 and all(isinstance(loss, IllegalTransition) for loss in losses)
-    final = lifecycle.run(run.id).run_state
+    final = core.queries.run(run.id).run_state
     assert final in (RunState.RUNNING, RunState.CANCELLED)
     expected = "run.started" if final is RunState.RUNNING else "run.cancelled"
     assert actions(db, run.id)[-1] == expected
@@ -156,12 +155,12 @@ def test_cancel_racing_a_start_leaves_one_consistent_ending(lifecycle: Lifecycle
     assert "run.started" not in actions(db, run.id) or "run.cancelled" not in actions(db, run.id)
 
 
-def test_concurrent_audit_appends_keep_the_chain_whole(lifecycle: Lifecycle, db: Database) -> None:
+def test_concurrent_audit_appends_keep_the_chain_whole(core: RunCore, db: Database) -> None:
     per_thread = 25
 
     def append_many(i: int) -> int:
         for n in range(per_thread):
-            lifecycle.record(f"user{i}", "command.status", None, n=n)
+            core.audit.record(f"user{i}", "command.status", None, n=n)
         return i
 
     wins, _ = split(together(append_many))
@@ -176,18 +175,18 @@ def test_concurrent_audit_appends_keep_the_chain_whole(lifecycle: Lifecycle, db:
 
 
 def test_postgres_rounds_of_simultaneous_starts_never_double_start(
-    pg_db: Database, make_lifecycle: Callable[[Database], Lifecycle]
+    pg_db: Database, make_core: Callable[[Database], RunCore]
 ) -> None:
-    lifecycle = make_lifecycle(pg_db)
+    core = make_core(pg_db)
     for _round in range(5):
-        run = approved_run(lifecycle)
-        outcomes = together(lambda i, run_id=run.id: lifecycle.begin(OWNER if i % 2 else "sam", run_id))
-        assert_single_start(lifecycle, pg_db, run, outcomes)
+        run = approved_run(core)
+        outcomes = together(lambda i, run_id=run.id: core.transitions.begin(OWNER if i % 2 else "sam", run_id))
+        assert_single_start(core, pg_db, run, outcomes)
 
 
 @pytest.mark.parametrize("threads", [2, THREADS])
-def test_kill_switch_engaged_by_many_at_once_is_recorded_once(lifecycle: Lifecycle, db: Database, threads: int) -> None:
-    outcomes = together(lambda i: lifecycle.engage_kill_switch(f"user{i}", "incident"), threads=threads)
+def test_kill_switch_engaged_by_many_at_once_is_recorded_once(core: RunCore, db: Database, threads: int) -> None:
+    outcomes = together(lambda i: core.kill_switch.engage(f"user{i}", "incident"), threads=threads)
 
     assert outcomes.count(True) == 1 and outcomes.count(False) == threads - 1
     assert actions(db) == ["killswitch.engaged"]

@@ -10,10 +10,10 @@ import pytest
 from bot.errors import RolesUnavailable
 from bot.policy.directory import RoleDirectory
 from bot.policy.models import Policy, Role
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
 from storage.db import Database
-from tests.core.conftest import BuildLifecycle
+from tests.core.conftest import BuildCore
 from tests.core.helpers import OWNER, actions, plan_run
 
 POLICY: dict[str, Any] = {
@@ -56,30 +56,30 @@ def policy() -> Policy:
     return Policy.model_validate(POLICY)
 
 
-def with_roles(build: BuildLifecycle, policy: Policy, directory: RoleDirectory) -> Lifecycle:
+def with_roles(build: BuildCore, policy: Policy, directory: RoleDirectory) -> RunCore:
     return build(policy=policy, roles=directory)
 
 
 def test_group_members_are_read_while_no_transaction_is_open(
-    build_lifecycle: BuildLifecycle, policy: Policy, db: Database
+    build_core: BuildCore, policy: Policy, db: Database
 ) -> None:
-    lifecycle: Lifecycle | None = None
+    core: RunCore | None = None
     got_through: list[bool] = []
 
     def members_of(group: str) -> frozenset[str]:
         # Another writer must get through while we "wait for Slack": on SQLite, a transaction held by
         # the approval would keep it out (one write lock for the whole database).
-        assert lifecycle is not None
-        writer = threading.Thread(target=lifecycle.record, args=("probe", "probe"))
+        assert core is not None
+        writer = threading.Thread(target=core.audit.record, args=("probe", "probe"))
         writer.start()
         writer.join(timeout=3)
         got_through.append(not writer.is_alive())
         return frozenset({"gina"})
 
-    lifecycle = with_roles(build_lifecycle, policy, RoleDirectory(policy, members_of))
-    run = plan_run(lifecycle)
+    core = with_roles(build_core, policy, RoleDirectory(policy, members_of))
+    run = plan_run(core)
 
-    assert lifecycle.approve("gina", run.id).role is Role.STAKEHOLDER
+    assert core.transitions.approve("gina", run.id).role is Role.STAKEHOLDER
     assert got_through == [True]
 
 
@@ -112,31 +112,31 @@ def test_when_slack_fails_a_recent_snapshot_still_serves(policy: Policy) -> None
 
 
 def test_approval_is_refused_clearly_and_nothing_changes_when_roles_cannot_be_read(
-    build_lifecycle: BuildLifecycle, policy: Policy, db: Database
+    build_core: BuildCore, policy: Policy, db: Database
 ) -> None:
     groups = Groups(S0PORTAL={"gina"})
     groups.down = True
-    lifecycle = with_roles(build_lifecycle, policy, RoleDirectory(policy, groups))
-    run = plan_run(lifecycle)
+    core = with_roles(build_core, policy, RoleDirectory(policy, groups))
+    run = plan_run(core)
     before = actions(db, run.id)
 
     with pytest.raises(RolesUnavailable) as caught:
-        lifecycle.approve("gina", run.id)
+        core.transitions.approve("gina", run.id)
 
     assert "could not check who holds the approver roles" in caught.value.message
-    assert lifecycle.run(run.id).approvals == []
+    assert core.queries.run(run.id).approvals == []
     assert actions(db, run.id) == before
 
 
-def test_the_owner_cancels_without_any_role_lookup_succeeding(build_lifecycle: BuildLifecycle, policy: Policy) -> None:
+def test_the_owner_cancels_without_any_role_lookup_succeeding(build_core: BuildCore, policy: Policy) -> None:
     groups = Groups()
     groups.down = True
-    lifecycle = with_roles(build_lifecycle, policy, RoleDirectory(policy, groups))
-    run = plan_run(lifecycle)
+    core = with_roles(build_core, policy, RoleDirectory(policy, groups))
+    run = plan_run(core)
 
-    assert lifecycle.cancel(OWNER, run.id, "not today").run_state is RunState.CANCELLED
+    assert core.transitions.cancel(OWNER, run.id, "not today").run_state is RunState.CANCELLED
     with pytest.raises(RolesUnavailable):
-        lifecycle.cancel("mallory", plan_run(lifecycle).id)  # a stranger's right to cancel needs the roles
+        core.transitions.cancel("mallory", plan_run(core).id)  # a stranger's right to cancel needs the roles
 
 
 def test_the_background_refresh_reads_the_groups_and_stops_on_close(policy: Policy) -> None:

@@ -33,7 +33,7 @@ class Broken(Exception):
 
 
 def test_a_failed_build_stops_the_roles_thread_and_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    context = SimpleNamespace(roles=Roles(), db=Db(), lifecycle=object(), policy=object())
+    context = SimpleNamespace(roles=Roles(), db=Db(), core=object(), policy=object())
     closed: list[str] = []
 
     class Coordination:

@@ -14,7 +14,7 @@ import pytest
 
 from bot.dashboards.grafana import GrafanaAnnotations
 from bot.dashboards.models import DashboardAnnotation
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from storage.db import Database
 from tests.adapters.servers import Call, FakeBackend, Reply, closed_port_url, not_found, running
 from tests.core.helpers import running_run
@@ -88,18 +88,18 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def annotated(lifecycle: Lifecycle, marker: GrafanaAnnotations, at: datetime) -> tuple[int, GrafanaAnnotations]:
+def annotated(core: RunCore, marker: GrafanaAnnotations, at: datetime) -> tuple[int, GrafanaAnnotations]:
     """A running run whose fault window Grafana has annotated from ``at``."""
-    run = running_run(lifecycle)
+    run = running_run(core)
     marker.fault_started(run.id, label=run.label, experiment_id="CE-01", at=at, text="x").result(5)
     return run.id, marker
 
 
 def test_created_at_inject_and_ended_at_revert(
-    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+    core: RunCore, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
     url, backend = grafana
-    run = running_run(lifecycle)
+    run = running_run(core)
     marker = make_marker(url)
 
     marker.fault_started(run.id, label=run.label, experiment_id="CE-01", at=START, text="RUN-1 fault").result(5)
@@ -108,15 +108,15 @@ def test_created_at_inject_and_ended_at_revert(
     assert backend.annotations == {
         1: {"time": ms(START), "timeEnd": ms(END), "tags": ["chaosbot", run.label, "CE-01"], "text": "RUN-1 fault"}
     }
-    stored = row(lifecycle.db, run.id)
+    stored = row(core.db, run.id)
     assert stored is not None and (stored.annotation_id, stored.ended_at, stored.end_sent) == (1, END, True)
 
 
 def test_an_end_recorded_before_grafana_answered_the_create_still_ends_it(
-    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+    core: RunCore, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
     url, backend = grafana
-    run = running_run(lifecycle)
+    run = running_run(core)
     starter, reverter = make_marker(url), make_marker(url)  # two replicas
     backend.hold.clear()
 
@@ -127,28 +127,28 @@ def test_an_end_recorded_before_grafana_answered_the_create_still_ends_it(
     created.result(5)
 
     assert backend.annotations[1]["timeEnd"] == ms(END)
-    stored = row(lifecycle.db, run.id)
+    stored = row(core.db, run.id)
     assert stored is not None and stored.end_sent
 
 
 def test_an_end_grafana_did_not_take_is_sent_again_later(
-    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+    core: RunCore, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
     url, backend = grafana
     ended = datetime.now(UTC)
-    run_id, marker = annotated(lifecycle, make_marker(url), at=ended - timedelta(minutes=5))
+    run_id, marker = annotated(core, make_marker(url), at=ended - timedelta(minutes=5))
     backend.fail_next(503)
     marker.fault_ended(run_id, at=ended).result(5)  # Grafana fails the PATCH at the revert
     assert "timeEnd" not in backend.annotations[1]
     backend.fail_next(503)
 
     marker.resend_ends().result(5)  # Grafana still failing: the end stays to send
-    stored = row(lifecycle.db, run_id)
+    stored = row(core.db, run_id)
     assert "timeEnd" not in backend.annotations[1] and stored is not None and not stored.end_sent
     marker.resend_ends().result(5)  # Grafana back
 
     assert backend.annotations[1]["timeEnd"] == ms(ended)
-    stored = row(lifecycle.db, run_id)
+    stored = row(core.db, run_id)
     assert stored is not None and stored.end_sent
     patches = len(backend.calls_to("PATCH"))
     marker.resend_ends().result(5)
@@ -156,25 +156,25 @@ def test_an_end_grafana_did_not_take_is_sent_again_later(
 
 
 def test_an_annotation_deleted_in_grafana_is_not_ended_again_and_again(
-    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+    core: RunCore, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
     url, backend = grafana
     ended = datetime.now(UTC)
-    run_id, marker = annotated(lifecycle, make_marker(url), at=ended)
+    run_id, marker = annotated(core, make_marker(url), at=ended)
     backend.fail_next(404)
 
     marker.fault_ended(run_id, at=ended).result(5)
     marker.resend_ends().result(5)
 
     assert len(backend.calls_to("PATCH")) == 1
-    stored = row(lifecycle.db, run_id)
+    stored = row(core.db, run_id)
     assert stored is not None and stored.end_sent
 
 
 def test_grafana_down_is_logged_and_never_raises(
-    lifecycle: Lifecycle, make_marker: Callable[..., GrafanaAnnotations], caplog: pytest.LogCaptureFixture
+    core: RunCore, make_marker: Callable[..., GrafanaAnnotations], caplog: pytest.LogCaptureFixture
 ) -> None:
-    run = running_run(lifecycle)
+    run = running_run(core)
     marker = make_marker(closed_port_url())
 
     with caplog.at_level(logging.WARNING, logger="bot.dashboards.grafana"):
@@ -182,18 +182,18 @@ def test_grafana_down_is_logged_and_never_raises(
         marker.fault_ended(run.id, at=END).result(5)
 
     assert "Grafana: failed annotating the start of RUN-1" in caplog.text
-    stored = row(lifecycle.db, run.id)
+    stored = row(core.db, run.id)
     assert stored is not None and stored.annotation_id is None and stored.ended_at == END
 
 
 def test_a_refused_token_is_logged(
-    lifecycle: Lifecycle,
+    core: RunCore,
     grafana: tuple[str, FakeGrafana],
     make_marker: Callable[..., GrafanaAnnotations],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url, backend = grafana
-    run = running_run(lifecycle)
+    run = running_run(core)
 
     with caplog.at_level(logging.WARNING, logger="bot.dashboards.grafana"):
         make_marker(url, token="wrong").fault_started(
@@ -204,10 +204,10 @@ def test_a_refused_token_is_logged(
 
 
 def test_calls_return_at_once_while_grafana_is_slow(
-    lifecycle: Lifecycle, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
+    core: RunCore, grafana: tuple[str, FakeGrafana], make_marker: Callable[..., GrafanaAnnotations]
 ) -> None:
     url, backend = grafana
-    run = running_run(lifecycle)
+    run = running_run(core)
     marker = make_marker(url)
     backend.hold.clear()
 

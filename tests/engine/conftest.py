@@ -1,7 +1,8 @@
-"""Fixtures for engine tests: the lab, a lifecycle over a small test catalogue, engines that are closed after."""
+"""Fixtures for engine tests: the lab, a core over a small test catalogue, engines that are closed after."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -17,8 +18,9 @@ from bot.catalogue.models import Catalogue, Experiment
 from bot.engine import Coordination, DatabaseCoordination, RunEngine
 from bot.policy.models import Policy
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
 from bot.runs.models import Run
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.engine.lab import Lab, make_experiment
 from tests.engine.recording import RecordingNotifier
@@ -27,37 +29,41 @@ OWNER = "owen"
 APPROVERS = ("rita", "sam", "stella")
 
 
+_ENGINE_NAMES = itertools.count(1)
+
+
 @dataclass
 class World:
     db: Database
     lab: Lab
-    lifecycle: Lifecycle
+    core: RunCore
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     engines: list[RunEngine] = field(default_factory=list)
     spool_dir: Path | None = None
 
     def engine(self, coordination: Coordination | None = None, **options: Any) -> RunEngine:
+        options.setdefault("holder", f"engine-{next(_ENGINE_NAMES)}")  # each engine here stands for a replica
         options.setdefault("revert_attempts", 2)
         options.setdefault("lease_ttl", timedelta(seconds=3))
         options.setdefault("spool_dir", self.spool_dir)
-        engine = RunEngine(self.lifecycle, self.notifier, coordination or DatabaseCoordination(self.db), **options)
+        engine = RunEngine(self.core, self.notifier, coordination or DatabaseCoordination(self.db), **options)
         self.engines.append(engine)
         return engine
 
     def approved(self, experiment_id: str = "CE-90") -> int:
-        run = self.lifecycle.plan(OWNER, PlanRequest(experiment_id=experiment_id))
+        run = self.core.transitions.plan(OWNER, PlanRequest(experiment_id=experiment_id))
         for approver in APPROVERS:
-            self.lifecycle.approve(approver, run.id)
+            self.core.transitions.approve(approver, run.id)
         return run.id
 
     def approved_in(self, environment: str, experiment_id: str = "CE-90") -> int:
-        run = self.lifecycle.plan(OWNER, PlanRequest(experiment_id=experiment_id, environment=environment))
+        run = self.core.transitions.plan(OWNER, PlanRequest(experiment_id=experiment_id, environment=environment))
         for approver in (*APPROVERS, *(("eve",) if environment == "production" else ())):
-            self.lifecycle.approve(approver, run.id)
+            self.core.transitions.approve(approver, run.id)
         return run.id
 
     def run(self, run_id: int) -> Run:
-        return self.lifecycle.run(run_id)
+        return self.core.queries.run(run_id)
 
     def events(self, run_id: int) -> str:
         return "\n".join(str(text) for rid, text in list(self.notifier.events) if rid == run_id)
@@ -70,8 +76,9 @@ def lab() -> Iterator[Lab]:
     server.close()
 
 
-def lifecycle_for(db: Database, *experiments: Experiment) -> Lifecycle:
-    return Lifecycle(db, Catalogue(experiments=list(experiments)), any_hour_policy(), zone=ZoneInfo("UTC"))
+def core_for(db: Database, *experiments: Experiment, policy: Policy | None = None) -> RunCore:
+    catalogue = Catalogue(experiments=list(experiments))
+    return RunCore.build(db, catalogue, policy or any_hour_policy(), zone=ZoneInfo("UTC"))
 
 
 def any_hour_policy() -> Policy:
@@ -85,8 +92,8 @@ def any_hour_policy() -> Policy:
 def make_world(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., World]]:
     worlds: list[World] = []
 
-    def build(db: Database, *experiments: Experiment) -> World:
-        world = World(db, lab, lifecycle_for(db, *(experiments or (make_experiment(lab),))))
+    def build(db: Database, *experiments: Experiment, policy: Policy | None = None) -> World:
+        world = World(db, lab, core_for(db, *(experiments or (make_experiment(lab),)), policy=policy))
         world.spool_dir = tmp_path / f"spool-{len(worlds)}"
         worlds.append(world)
         return world

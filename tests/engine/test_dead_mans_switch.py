@@ -33,13 +33,13 @@ from bot.catalogue.models import Catalogue
 from bot.engine import RunEngine, build_coordination
 from tests.engine.recording import RecordingNotifier
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from storage.db import Database
 
 db = Database(sys.argv[1])
 catalogue = Catalogue.model_validate({"experiments": [json.loads(sys.argv[2])]})
-lifecycle = Lifecycle(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
-engine = RunEngine(lifecycle, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
+core = RunCore.build(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
+engine = RunEngine(core, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
 engine.start("owen", int(sys.argv[3]))
 print("running", flush=True)
 time.sleep(120)

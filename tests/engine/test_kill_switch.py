@@ -92,7 +92,7 @@ def test_abort_all_engages_the_kill_switch_until_an_approver_resumes(world: Worl
     assert sorted(r.run_id for r in results) == running and all(r.reverted for r in results)
     reverts = world.lab.times("revert")
     assert len(reverts) == 4 and max(reverts) - asked < REVERT_BUDGET
-    assert world.lifecycle.kill_switch_engaged()
+    assert world.core.kill_switch.engaged()
     assert {world.run(r).run_state for r in running} == {RunState.ABORTED}
     with pytest.raises(KillSwitchEngaged, match="/chaos resume"):
         engine.start(OWNER, later)

@@ -16,7 +16,8 @@ import pytest
 
 from bot.catalogue.models import Catalogue
 from bot.policy.service import load_policy
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.engine.lab import Lab, make_experiment, wait_for
 from tests.fakeslack import wire
@@ -52,7 +53,7 @@ class Replicas:
         self.db = Database(url)
         (root / "policy.yml").write_text(POLICY, encoding="utf-8")
         (root / "catalogue.yml").write_text(self.catalogue, encoding="utf-8")
-        self.lifecycle = Lifecycle(
+        self.core = RunCore.build(
             self.db,
             Catalogue.model_validate(json.loads(self.catalogue)),
             load_policy(root / "policy.yml"),
@@ -80,8 +81,8 @@ class Replicas:
         return server
 
     def approved_run(self) -> int:
-        run = self.lifecycle.plan(OWNER, PlanRequest(experiment_id="CE-90"))
-        self.lifecycle.approve(APPROVER, run.id)
+        run = self.core.transitions.plan(OWNER, PlanRequest(experiment_id="CE-90"))
+        self.core.transitions.approve(APPROVER, run.id)
         return run.id
 
     def close(self) -> None:

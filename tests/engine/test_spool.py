@@ -103,7 +103,7 @@ def test_a_replay_interrupted_midway_and_repeated_applies_nothing_twice(
     folder = spool_folder(world.spool_dir, db.url)
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
-    writer = RecordWriter(world.lifecycle)
+    writer = RecordWriter(world.core)
     applied: list[str] = []
 
     def dies_after_the_first(record: SpoolRecord) -> None:
@@ -143,7 +143,7 @@ def test_a_late_replayed_inject_never_undoes_a_revert_recorded_since(
         handle = FaultHandle.from_json(fault.handle)
     engine.abort(OWNER, run_id, "done")
     assert world.spool_dir is not None
-    writes = PendingWrites(Spool(spool_folder(world.spool_dir, sqlite_db.url)), apply=RecordWriter(world.lifecycle))
+    writes = PendingWrites(Spool(spool_folder(world.spool_dir, sqlite_db.url)), apply=RecordWriter(world.core))
 
     writes.later(applying.fault_injected(run_id, fault.id, handle, utcnow()))  # spooled during an outage
     assert writes.replay()

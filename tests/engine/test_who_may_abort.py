@@ -14,7 +14,7 @@ from bot.errors import NotPermitted
 from bot.policy.models import AbortRule
 from bot.runs.models import RunState
 from storage.db import Database
-from tests.engine.conftest import OWNER, World
+from tests.engine.conftest import OWNER, World, any_hour_policy
 from tests.engine.lab import wait_for
 
 OUTSIDER = "olga"  # holds no role in the demo policy
@@ -23,10 +23,7 @@ APPROVER = "rita"
 
 @pytest.fixture
 def strict(db: Database, make_world: Callable[..., World]) -> World:
-    world = make_world(db)
-    world.lifecycle.policy = world.lifecycle.policy.model_copy(update={"abort": AbortRule.APPROVERS})
-    world.lifecycle.roles.policy = world.lifecycle.policy
-    return world
+    return make_world(db, policy=any_hour_policy().model_copy(update={"abort": AbortRule.APPROVERS}))
 
 
 def refusals(world: World) -> list[tuple[str, str, int | None]]:
@@ -60,7 +57,7 @@ def test_with_abort_approvers_an_outsider_is_refused_audited_and_the_fault_stays
         engine.abort_all(OUTSIDER, "let me")
 
     assert strict.lab.fault_on and strict.run(run_id).run_state is RunState.RUNNING
-    assert not strict.lifecycle.kill_switch_engaged() and engine.running() == [run_id]
+    assert not strict.core.kill_switch.engaged() and engine.running() == [run_id]
     assert refusals(strict) == [(OUTSIDER, "abort.refused", run_id), (OUTSIDER, "abort.refused", None)]
     assert audit_chain_valid(strict)
 
@@ -86,6 +83,6 @@ def test_only_approvers_may_resume_and_a_refused_resume_is_audited(world: World)
     with pytest.raises(NotPermitted, match="Only an approver can resume"):
         engine.resume(OUTSIDER)
 
-    assert world.lifecycle.kill_switch_engaged()
+    assert world.core.kill_switch.engaged()
     assert refusals(world) == [(OUTSIDER, "killswitch.resume_refused", None)]
     assert engine.resume(APPROVER) and audit_chain_valid(world)

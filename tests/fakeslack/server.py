@@ -80,7 +80,7 @@ class FakeSlack:
         #: Serves apps.connections.open: returns a Socket Mode URL (see tests/slack/socket_mode_peer.py).
         self.socket_mode_url: Callable[[], str] | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------------
+    # -- core ----------------------------------------------------------------------------------
 
     def start(self) -> FakeSlack:
         if self._server is not None:

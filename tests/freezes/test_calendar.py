@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.audit.models import AuditEvent
-from bot.freezes.calendar import CalendarFeeds
+from bot.freezes.calendar import CalendarFeeds, FeedUrlFilter
 from bot.freezes.config import FreezeCalendar
 from bot.freezes.models import Freeze, FreezeFeed
 from bot.freezes.service import Freezes
@@ -170,11 +170,15 @@ def test_the_url_is_never_stored_logged_or_told(
 ) -> None:
     url = server.url + SECRET_PATH
     calendars = feeds(db, at_now, url)
-    with caplog.at_level(logging.DEBUG):
-        calendars.poll_due()
-        server.backend.status = 503
-        at_now.advance(minutes=5)
-        calendars.poll_due()
+    calendars.hide_urls_in_logs()  # as the runtime does at start
+    try:
+        with caplog.at_level(logging.DEBUG):
+            calendars.poll_due()
+            server.backend.status = 503
+            at_now.advance(minutes=5)
+            calendars.poll_due()
+    finally:
+        calendars.stop_hiding_urls()
     with db.transaction() as session:
         stored = [repr(row.__dict__) for row in session.scalars(select(FreezeFeed))]
         stored += [repr(row.__dict__) for row in session.scalars(select(Freeze))]
@@ -182,6 +186,32 @@ def test_the_url_is_never_stored_logged_or_told(
     reported = [h.sentence() for h in calendars.health()]
     for text in [*stored, *reported, caplog.text]:
         assert "private-7f3a9c" not in text
+
+
+def test_the_url_filter_is_installed_by_its_owner_not_by_importing_and_removed_again(
+    db: Database, at_now: Clock
+) -> None:
+    httpx_log = logging.getLogger("httpx")
+    assert not [f for f in httpx_log.filters if isinstance(f, FeedUrlFilter)], "importing the module installed it"
+    calendars = feeds(db, at_now, "https://calendar.example/private-7f3a9c.ics")
+    calendars.hide_urls_in_logs()
+    try:
+        assert calendars.url_filter in httpx_log.filters
+    finally:
+        calendars.stop_hiding_urls()
+    assert calendars.url_filter not in httpx_log.filters
+
+
+def test_the_url_filter_holds_one_entry_per_calendar_however_often_its_url_changes() -> None:
+    url_filter, calendar = FeedUrlFilter(), feed()
+    for n in range(50):
+        url_filter.hide(calendar, f"https://calendar.example/private-{n}.ics")
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "GET %s", ("https://calendar.example/private-49.ics",), None
+    )
+
+    assert url_filter.filter(record) and record.getMessage() == f"GET [calendar {calendar.label}]"
+    assert url_filter.size == 1
 
 
 def test_a_missing_variable_or_a_broken_file_is_an_error_with_the_cache_kept(

@@ -11,7 +11,7 @@ import pytest
 from bot.actions.flows import ActionItems
 from bot.cli import main
 from bot.reports.periods import Period, PeriodKind
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from storage.db import Database
 from tests.conftest import Clock
 from tests.retro import stories
@@ -28,11 +28,11 @@ def cli_env(db: Database, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         monkeypatch.delenv(name, raising=False)
 
 
-def history(lifecycle: Lifecycle, clock: Clock) -> tuple[int, int]:
+def history(core: RunCore, clock: Clock) -> tuple[int, int]:
     """A held run with one action item (done) and one open, and a refuted run that breached."""
-    held = stories.held(lifecycle, clock).run_id
-    breached = stories.breached(lifecycle, clock).run_id
-    items = ActionItems(lifecycle.db, backlog=None, zone=ZONE, clock=clock)
+    held = stories.held(core, clock).run_id
+    breached = stories.breached(core, clock).run_id
+    items = ActionItems(core.db, backlog=None, zone=ZONE, clock=clock)
     due = clock().astimezone(ZONE).date() + timedelta(days=7)
     first = items.add(run_id=held, what="Page on cache pauses", owner="rita", due_on=due, actor=stories.OWNER)
     items.add(run_id=held, what="Runbook: unpause by hand", owner="sam", due_on=due, actor=stories.OWNER)
@@ -42,9 +42,9 @@ def history(lifecycle: Lifecycle, clock: Clock) -> tuple[int, int]:
 
 @pytest.mark.usefixtures("cli_env")
 def test_report_run_prints_the_retrospective_as_markdown(
-    lifecycle: Lifecycle, clock: Clock, capsys: pytest.CaptureFixture[str]
+    core: RunCore, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    held, breached = history(lifecycle, clock)
+    held, breached = history(core, clock)
     assert main(["report", "run", f"RUN-{breached}", "--format", "md"]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"# Retrospective: RUN-{breached} · CE-01")
@@ -60,9 +60,9 @@ def test_report_run_prints_the_retrospective_as_markdown(
 
 @pytest.mark.usefixtures("cli_env")
 def test_report_month_and_quarter_in_each_format(
-    lifecycle: Lifecycle, clock: Clock, capsys: pytest.CaptureFixture[str]
+    core: RunCore, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    history(lifecycle, clock)
+    history(core, clock)
     month = Period.containing(clock(), ZONE, PeriodKind.MONTH)
     quarter = Period.containing(clock(), ZONE, PeriodKind.QUARTER)
 
@@ -87,10 +87,10 @@ def test_report_month_and_quarter_in_each_format(
 
 @pytest.mark.usefixtures("cli_env")
 def test_export_runs_carries_outcome_verdict_recovery_and_action_items(
-    lifecycle: Lifecycle, clock: Clock, capsys: pytest.CaptureFixture[str]
+    core: RunCore, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    held, breached = history(lifecycle, clock)
-    slow = stories.slow_recovery(lifecycle, clock).run_id
+    held, breached = history(core, clock)
+    slow = stories.slow_recovery(core, clock).run_id
     assert main(["export", "runs"]) == 0
     rows = {row["run"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     first, second, third = rows[f"RUN-{held}"], rows[f"RUN-{breached}"], rows[f"RUN-{slow}"]

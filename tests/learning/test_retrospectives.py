@@ -14,7 +14,7 @@ from bot.audit import service as audit
 from bot.interface.render import SLACK
 from bot.interface.retrospectives import Retrospectives
 from bot.interface.service import RunMessages
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
 from bot.slack.files import SlackRetroOutlet
 from tests.conftest import Clock
@@ -26,17 +26,17 @@ from tests.retro import stories
 ZONE = ZoneInfo("Australia/Sydney")
 
 
-def replica(lifecycle: Lifecycle, slack: FakeSlack, holder: str) -> Retrospectives:
+def replica(core: RunCore, slack: FakeSlack, holder: str) -> Retrospectives:
     client = WebClient(token=slack.token, base_url=slack.url)
     return Retrospectives(
-        lifecycle.db, outlet=SlackRetroOutlet(client), render=SLACK, zone=ZONE, channel=CHANNEL, holder=holder
+        core.db, outlet=SlackRetroOutlet(client), render=SLACK, zone=ZONE, channel=CHANNEL, holder=holder
     )
 
 
-def run_message(lifecycle: Lifecycle, slack: FakeSlack, run_id: int) -> str:
+def run_message(core: RunCore, slack: FakeSlack, run_id: int) -> str:
     client = WebClient(token=slack.token, base_url=slack.url)
     ts = str(client.chat_postMessage(channel=CHANNEL, text=f"RUN-{run_id} card")["ts"])
-    RunMessages(lifecycle.db).attach(run_id, channel_id=CHANNEL, message_ts=ts)
+    RunMessages(core.db).attach(run_id, channel_id=CHANNEL, message_ts=ts)
     return ts
 
 
@@ -45,12 +45,10 @@ def retrospectives_in(slack: FakeSlack, thread_ts: str) -> list[str]:
 
 
 @pytest.mark.parametrize("ending", sorted(stories.ENDINGS))
-def test_the_sweep_posts_what_no_replica_posted(
-    slack: FakeSlack, lifecycle: Lifecycle, clock: Clock, ending: str
-) -> None:
-    story = stories.ENDINGS[ending](lifecycle, clock)
-    ts = run_message(lifecycle, slack, story.run_id)
-    retros = replica(lifecycle, slack, "replica-a")
+def test_the_sweep_posts_what_no_replica_posted(slack: FakeSlack, core: RunCore, clock: Clock, ending: str) -> None:
+    story = stories.ENDINGS[ending](core, clock)
+    ts = run_message(core, slack, story.run_id)
+    retros = replica(core, slack, "replica-a")
     try:
         assert retros.unposted() == [story.run_id]
         assert retros.sweep() == [story.run_id]
@@ -60,15 +58,15 @@ def test_the_sweep_posts_what_no_replica_posted(
     assert len(retrospectives_in(slack, ts)) == 1
     (chart,) = [f for f in slack.files() if f.thread_ts == ts]
     assert chart.content is not None and chart.content.startswith(b"\x89PNG")
-    with lifecycle.db.transaction() as session:
+    with core.db.transaction() as session:
         actions = [event.action for event in audit.timeline(session, story.run_id)]
     assert actions.count("retrospective.posted") == 1
 
 
-def test_two_replicas_told_at_once_post_once(slack: FakeSlack, lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.aborted_by_person(lifecycle, clock)
-    ts = run_message(lifecycle, slack, story.run_id)
-    replicas = [replica(lifecycle, slack, f"replica-{n}") for n in range(2)]
+def test_two_replicas_told_at_once_post_once(slack: FakeSlack, core: RunCore, clock: Clock) -> None:
+    story = stories.aborted_by_person(core, clock)
+    ts = run_message(core, slack, story.run_id)
+    replicas = [replica(core, slack, f"replica-{n}") for n in range(2)]
     go = threading.Barrier(2)
 
     def told(retros: Retrospectives) -> None:
@@ -86,10 +84,10 @@ def test_two_replicas_told_at_once_post_once(slack: FakeSlack, lifecycle: Lifecy
     assert len([f for f in slack.files() if f.thread_ts == ts]) == 1
 
 
-def test_runs_that_never_ran_get_none(slack: FakeSlack, lifecycle: Lifecycle) -> None:
+def test_runs_that_never_ran_get_none(slack: FakeSlack, core: RunCore) -> None:
     for state in (RunState.CANCELLED, RunState.REJECTED, RunState.APPROVED):
-        run_in_state(lifecycle, state)
-    retros = replica(lifecycle, slack, "replica-a")
+        run_in_state(core, state)
+    retros = replica(core, slack, "replica-a")
     try:
         assert retros.unposted() == [] and retros.sweep() == []
     finally:

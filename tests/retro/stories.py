@@ -1,6 +1,6 @@
 """Runs told sample by sample: each ending the engine can produce, recorded the way the engine records it.
 
-The run goes through the real ``Lifecycle`` (plan, approvals, start, finish with the outcome in the same
+The run goes through the real ``RunCore`` (plan, approvals, start, finish with the outcome in the same
 transaction, as the engine does); faults and measurements are inserted directly, at moments the test clock sets.
 CE-01 watches "share-link latency" (HTTP, ≤ 500 ms), RTO 5m, maximum duration 5m, a probe every 5 s.
 """
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.records import service as records
 from bot.records.models import FaultRecord, Measurement
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
 from tests.conftest import Clock
 from tests.core.helpers import approved_run
@@ -33,7 +33,7 @@ LOST = (
 class Story:
     """One run and the moments of its fault, relative to the start (``t0``)."""
 
-    lifecycle: Lifecycle
+    core: RunCore
     clock: Clock
     run: Run
     t0: datetime
@@ -49,7 +49,7 @@ class Story:
     def sample(self, phase: str, seconds: float, value: float | None, ok: bool | None = None, detail: str = "") -> None:
         ok = (value is not None and value <= 500) if ok is None else ok
         self.samples.append((phase, seconds, value, ok))
-        with self.lifecycle.db.transaction() as session:
+        with self.core.db.transaction() as session:
             session.add(
                 Measurement(
                     run_id=self.run_id,
@@ -63,7 +63,7 @@ class Story:
             )
 
     def fault(self, injected: float | None, reverted: float | None, state: str = "reverted", error: str = "") -> None:
-        with self.lifecycle.db.transaction() as session:
+        with self.core.db.transaction() as session:
             session.add(
                 FaultRecord(
                     run_id=self.run_id,
@@ -91,19 +91,19 @@ class Story:
         def save(session: Session, _run: Run) -> None:
             records.save_outcome(session, run_id=self.run_id, at=self.clock(), **fields)
 
-        return self.lifecycle.finish(actor, self.run_id, result, reason, also=save)
+        return self.core.transitions.finish(actor, self.run_id, result, reason, also=save)
 
 
-def begin(lifecycle: Lifecycle, clock: Clock, *, dry_run: bool = False, experiment: str = "CE-01") -> Story:
+def begin(core: RunCore, clock: Clock, *, dry_run: bool = False, experiment: str = "CE-01") -> Story:
     """Planned by OWNER, approved, baseline taken, started a minute later (the clock moves on)."""
-    run = approved_run(lifecycle, owner=OWNER, experiment=experiment)
+    run = approved_run(core, owner=OWNER, experiment=experiment)
     clock.advance(minutes=1)
     t0 = clock()
-    story = Story(lifecycle, clock, run, t0)
+    story = Story(core, clock, run, t0)
     if experiment == "CE-01":
         for seconds, value in ((-10, 118.0), (-5, 124.0), (-1, 121.0)):
             story.sample("baseline", seconds, value)
-    story.run = lifecycle.begin(OWNER, run.id, dry_run=dry_run)
+    story.run = core.transitions.begin(OWNER, run.id, dry_run=dry_run)
     return story
 
 
@@ -115,9 +115,9 @@ def fault_samples(story: Story, values: list[float], *, start: float = 5, every:
 HELD_FAULT = [180.0, 240.0, 310.0, 290.0, 260.0, 330.0, 280.0, 250.0]
 
 
-def held(lifecycle: Lifecycle, clock: Clock) -> Story:
+def held(core: RunCore, clock: Clock) -> Story:
     """Completed: latency rose but stayed under 500 ms; back to steady state 10 s after the revert."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 301)
     fault_samples(story, HELD_FAULT, every=35)
     story.sample("recovery", 306, 140.0)
@@ -135,9 +135,9 @@ def held(lifecycle: Lifecycle, clock: Clock) -> Story:
     return story
 
 
-def slow_recovery(lifecycle: Lifecycle, clock: Clock) -> Story:
+def slow_recovery(core: RunCore, clock: Clock) -> Story:
     """Completed, refuted: the steady state came back 7 minutes after the revert (RTO 5 minutes)."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 301)
     fault_samples(story, HELD_FAULT, every=35)
     for seconds in range(306, 721, 60):
@@ -157,9 +157,9 @@ def slow_recovery(lifecycle: Lifecycle, clock: Clock) -> Story:
     return story
 
 
-def breached(lifecycle: Lifecycle, clock: Clock) -> Story:
+def breached(core: RunCore, clock: Clock) -> Story:
     """Auto-aborted: latency climbed past 500 ms 30 s in; chaosbot reverted at once."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 31)
     fault_samples(story, [210.0, 260.0, 340.0, 420.0, 480.0])
     story.sample("fault", 30, 812.0, ok=False, detail="value 812 ms > threshold 500 ms")
@@ -167,35 +167,35 @@ def breached(lifecycle: Lifecycle, clock: Clock) -> Story:
     return story
 
 
-def aborted_by_person(lifecycle: Lifecycle, clock: Clock) -> Story:
+def aborted_by_person(core: RunCore, clock: Clock) -> Story:
     """A person aborted 40 s in; nothing was breached."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 41)
     fault_samples(story, [200.0, 230.0, 220.0, 260.0, 240.0, 250.0, 245.0])
     story.finish(41, RunState.ABORTED, actor=APPROVER, reason="customer demo starting <now> & then")
     return story
 
 
-def controller_lost(lifecycle: Lifecycle, clock: Clock) -> Story:
+def controller_lost(core: RunCore, clock: Clock) -> Story:
     """The controlling process died 40 s in; another replica reverted 30 s later."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 71)
     fault_samples(story, [200.0, 230.0, 220.0, 260.0, 240.0, 250.0, 245.0])
     story.finish(71, RunState.ABORTED, actor="chaosbot", reason=LOST)
     return story
 
 
-def failed(lifecycle: Lifecycle, clock: Clock) -> Story:
+def failed(core: RunCore, clock: Clock) -> Story:
     """The inject failed: nothing was applied, the run is marked failed."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(None, 2)  # nothing applied; the engine's clean-up revert succeeded
     story.finish(2, RunState.FAILED, actor="chaosbot", reason="inject failed: ConnectError: connection refused")
     return story
 
 
-def probe_errors(lifecycle: Lifecycle, clock: Clock) -> Story:
+def probe_errors(core: RunCore, clock: Clock) -> Story:
     """Completed and held, but two samples could not be taken."""
-    story = begin(lifecycle, clock)
+    story = begin(core, clock)
     story.fault(1, 301)
     fault_samples(story, HELD_FAULT[:3], every=35)
     story.sample("fault", 110, None, ok=False, detail="probe error: ConnectError: connection refused")

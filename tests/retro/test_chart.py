@@ -13,7 +13,7 @@ import pytest
 from bot.retro.chart import Chart, draw
 from bot.retro.models import Retrospective
 from bot.retro.service import build
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from tests.conftest import Clock
 from tests.retro import stories
 
@@ -21,9 +21,9 @@ ZONE = ZoneInfo("Australia/Sydney")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def chart_of(lifecycle: Lifecycle, clock: Clock, ending: str) -> tuple[stories.Story, Retrospective, Chart]:
-    story = stories.ENDINGS[ending](lifecycle, clock)
-    retro = build(lifecycle.db, story.run_id, zone=ZONE, environ={})
+def chart_of(core: RunCore, clock: Clock, ending: str) -> tuple[stories.Story, Retrospective, Chart]:
+    story = stories.ENDINGS[ending](core, clock)
+    retro = build(core.db, story.run_id, zone=ZONE, environ={})
     return story, retro, draw(retro)
 
 
@@ -35,16 +35,16 @@ def png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-def test_the_png_is_valid_and_its_size_is_reported(lifecycle: Lifecycle, clock: Clock) -> None:
-    _, _, chart = chart_of(lifecycle, clock, "held")
+def test_the_png_is_valid_and_its_size_is_reported(core: RunCore, clock: Clock) -> None:
+    _, _, chart = chart_of(core, clock, "held")
 
     assert png_size(chart.png) == (chart.width, chart.height)
     assert chart.width >= 1000 and chart.height >= 350
     assert chart.png.endswith(b"IEND\xaeB`\x82")
 
 
-def test_the_plotted_series_is_the_runs_samples(lifecycle: Lifecycle, clock: Clock) -> None:
-    story, _, chart = chart_of(lifecycle, clock, "held")
+def test_the_plotted_series_is_the_runs_samples(core: RunCore, clock: Clock) -> None:
+    story, _, chart = chart_of(core, clock, "held")
 
     (series,) = chart.series
     recorded = sorted((story.at(seconds), value) for _, seconds, value, _ in story.samples if value is not None)
@@ -57,9 +57,9 @@ def test_the_plotted_series_is_the_runs_samples(lifecycle: Lifecycle, clock: Clo
     assert len(series.values) == 3 + len(stories.HELD_FAULT) + 2
 
 
-def test_probe_errors_are_not_plotted_as_values(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.probe_errors(lifecycle, clock)
-    chart = draw(build(lifecycle.db, story.run_id, zone=ZONE, environ={}))
+def test_probe_errors_are_not_plotted_as_values(core: RunCore, clock: Clock) -> None:
+    story = stories.probe_errors(core, clock)
+    chart = draw(build(core.db, story.run_id, zone=ZONE, environ={}))
 
     assert len(chart.series[0].values) == len(story.samples) - 2
     png_size(chart.png)
@@ -75,8 +75,8 @@ def test_probe_errors_are_not_plotted_as_values(lifecycle: Lifecycle, clock: Clo
         ("failed", set()),
     ],
 )
-def test_moments_are_marked(lifecycle: Lifecycle, clock: Clock, ending: str, marks: set[str]) -> None:
-    story, _, chart = chart_of(lifecycle, clock, ending)
+def test_moments_are_marked(core: RunCore, clock: Clock, ending: str, marks: set[str]) -> None:
+    story, _, chart = chart_of(core, clock, ending)
 
     assert set(chart.marks) == marks
     if "breach" in marks:

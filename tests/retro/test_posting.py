@@ -20,7 +20,7 @@ from bot.interface.retro_blocks import CHART_MISSING, SurfaceRetroOutlet, retro_
 from bot.retro.flows import Destination, Posted, post_once, post_retrospective
 from bot.retro.models import RetrospectivePost
 from bot.retro.service import build
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.slack.files import SlackRetroOutlet, upload_file
 from tests.conftest import Clock
 from tests.fakeslack.identity import DEFAULT_CHANNEL_ID as CHANNEL
@@ -37,11 +37,11 @@ def client(slack: FakeSlack) -> WebClient:
     return WebClient(token=slack.token, base_url=slack.url)
 
 
-def post(lifecycle: Lifecycle, client: WebClient, run_id: int, thread_ts: str) -> Posted:
+def post(core: RunCore, client: WebClient, run_id: int, thread_ts: str) -> Posted:
     return post_retrospective(
-        lifecycle.db,
+        core.db,
         run_id,
-        build=lambda: build(lifecycle.db, run_id, zone=ZONE, environ={}),
+        build=lambda: build(core.db, run_id, zone=ZONE, environ={}),
         renderers=retro_renderers(),
         poster=SlackRetroOutlet(client),
         destination=Destination(CHANNEL, thread_ts, summary_channel=SUMMARY_CHANNEL),
@@ -54,12 +54,12 @@ def run_message(client: WebClient) -> str:
 
 @pytest.mark.parametrize("ending", sorted(stories.ENDINGS))
 def test_retrospective_and_chart_land_in_the_runs_thread(
-    slack: FakeSlack, client: WebClient, lifecycle: Lifecycle, clock: Clock, ending: str
+    slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock, ending: str
 ) -> None:
-    story = stories.ENDINGS[ending](lifecycle, clock)
+    story = stories.ENDINGS[ending](core, clock)
     parent = run_message(client)
 
-    result = post(lifecycle, client, story.run_id, parent)
+    result = post(core, client, story.run_id, parent)
 
     assert result.chart_attached and not result.already
     retro_message, chart_share = slack.replies(CHANNEL, parent)
@@ -79,17 +79,17 @@ def test_retrospective_and_chart_land_in_the_runs_thread(
 
 
 def test_posting_is_recorded_once_in_the_audit_chain(
-    slack: FakeSlack, client: WebClient, lifecycle: Lifecycle, clock: Clock
+    slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock
 ) -> None:
-    story = stories.breached(lifecycle, clock)
+    story = stories.breached(core, clock)
     parent = run_message(client)
 
-    first = post(lifecycle, client, story.run_id, parent)
-    again = post(lifecycle, client, story.run_id, parent)
+    first = post(core, client, story.run_id, parent)
+    again = post(core, client, story.run_id, parent)
 
     assert again == Posted(story.run_id, CHANNEL, first.ts, True, already=True)
     assert len(slack.replies(CHANNEL, parent)) == 2  # the retrospective and its chart, once
-    with lifecycle.db.transaction() as session:
+    with core.db.transaction() as session:
         (event,) = [e for e in audit.timeline(session, story.run_id) if e.action == "retrospective.posted"]
         assert json.loads(event.payload) == {"channel": CHANNEL, "ts": first.ts, "chart": True, "verdict": "refuted"}
         assert session.get(RetrospectivePost, story.run_id) is not None
@@ -97,18 +97,18 @@ def test_posting_is_recorded_once_in_the_audit_chain(
 
 
 def test_a_failed_upload_leaves_the_text_saying_so(
-    slack: FakeSlack, client: WebClient, lifecycle: Lifecycle, clock: Clock
+    slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock
 ) -> None:
-    story = stories.held(lifecycle, clock)
+    story = stories.held(core, clock)
     parent = run_message(client)
     slack.fail_next("files.completeUploadExternal", status=200, error="not_in_channel")
 
-    result = post(lifecycle, client, story.run_id, parent)
+    result = post(core, client, story.run_id, parent)
 
     assert not result.chart_attached
     (retro_message,) = slack.replies(CHANNEL, parent)
     assert CHART_MISSING in json.dumps(retro_message["blocks"])
-    with lifecycle.db.transaction() as session:
+    with core.db.transaction() as session:
         row = session.get(RetrospectivePost, story.run_id)
         assert row is not None and not row.chart_attached
 
@@ -139,17 +139,17 @@ def test_upload_when_slack_is_down_is_false(slack: FakeSlack, client: WebClient)
 
 
 def test_the_console_gets_the_retrospective_and_the_chart_as_a_file(
-    lifecycle: Lifecycle, clock: Clock, tmp_path: Path
+    core: RunCore, clock: Clock, tmp_path: Path
 ) -> None:
-    story = stories.breached(lifecycle, clock)
+    story = stories.breached(core, clock)
     out = io.StringIO()
     surface = ConsoleSurface(out, ZONE, names={"rita": "Rita"})
     _, parent = surface.post("#chaos", Message(text="RUN-1 card"))
 
     result = post_retrospective(
-        lifecycle.db,
+        core.db,
         story.run_id,
-        build=lambda: build(lifecycle.db, story.run_id, zone=ZONE, environ={}),
+        build=lambda: build(core.db, story.run_id, zone=ZONE, environ={}),
         renderers=retro_renderers(surface.renderer),
         poster=SurfaceRetroOutlet(surface, tmp_path),
         destination=Destination("#chaos", parent, summary_channel="#chaos"),
@@ -161,8 +161,8 @@ def test_the_console_gets_the_retrospective_and_the_chart_as_a_file(
     assert "Hypothesis refuted." in printed and str(chart) in printed and "Add action item" in printed
 
 
-def test_two_replicas_post_it_once(slack: FakeSlack, client: WebClient, lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.held(lifecycle, clock)
+def test_two_replicas_post_it_once(slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock) -> None:
+    story = stories.held(core, clock)
     parent = run_message(client)
     start = threading.Barrier(2)
     results: dict[str, Posted | None] = {}
@@ -171,14 +171,14 @@ def test_two_replicas_post_it_once(slack: FakeSlack, client: WebClient, lifecycl
         outlet = SlackRetroOutlet(WebClient(token=slack.token, base_url=slack.url))
         start.wait()
         results[name] = post_once(
-            lifecycle.db,
+            core.db,
             story.run_id,
             holder=name,
             now=clock(),
             post=lambda: post_retrospective(
-                lifecycle.db,
+                core.db,
                 story.run_id,
-                build=lambda: build(lifecycle.db, story.run_id, zone=ZONE, environ={}),
+                build=lambda: build(core.db, story.run_id, zone=ZONE, environ={}),
                 renderers=retro_renderers(),
                 poster=outlet,
                 destination=Destination(CHANNEL, parent, summary_channel=SUMMARY_CHANNEL),

@@ -13,7 +13,7 @@ from bot.interface.retro_blocks import ADD_ACTION, CHART_MISSING, retrospective_
 from bot.retro.markdown import render_markdown, run_report
 from bot.retro.models import ActionItemLine, ConditionReport, Retrospective, TimelineEntry
 from bot.retro.service import build
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.words import Words
 from tests.conftest import Clock
 from tests.fakeslack.blockkit import validate_blocks
@@ -22,17 +22,17 @@ from tests.retro import stories
 ZONE = ZoneInfo("Australia/Sydney")
 
 
-def retro_for(lifecycle: Lifecycle, clock: Clock, ending: str = "breached") -> Retrospective:
-    story = stories.ENDINGS[ending](lifecycle, clock)
-    return build(lifecycle.db, story.run_id, zone=ZONE, environ={"GRAFANA_URL": "https://g.example"})
+def retro_for(core: RunCore, clock: Clock, ending: str = "breached") -> Retrospective:
+    story = stories.ENDINGS[ending](core, clock)
+    return build(core.db, story.run_id, zone=ZONE, environ={"GRAFANA_URL": "https://g.example"})
 
 
 def section_texts(blocks: list[dict[str, object]]) -> list[str]:
     return [str(block["text"]["text"]) for block in blocks if block["type"] == "section"]  # type: ignore[index]  # a section's text object
 
 
-def test_blocks_are_valid_and_carry_the_add_action_button(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock)
+def test_blocks_are_valid_and_carry_the_add_action_button(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock)
     message = retrospective_message(retro)
 
     assert validate_blocks(message.blocks, surface="message") == []
@@ -47,8 +47,8 @@ def test_blocks_are_valid_and_carry_the_add_action_button(lifecycle: Lifecycle, 
     assert message.text.startswith(":red_circle: RUN-1 (CE-01, staging) auto-aborted on a stop condition")
 
 
-def test_typed_text_is_escaped_and_people_are_mentions(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "aborted by a person")
+def test_typed_text_is_escaped_and_people_are_mentions(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "aborted by a person")
     item = ActionItemLine("AI-7", "Fix <!channel> & retry > twice", "U0RITA", date(2026, 12, 9))
     message = retrospective_message(replace(retro, action_items=(item,)))
 
@@ -58,8 +58,8 @@ def test_typed_text_is_escaped_and_people_are_mentions(lifecycle: Lifecycle, clo
     assert "<!channel>" not in json.dumps(message.blocks)
 
 
-def test_a_long_story_stays_within_slacks_limits(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "held")
+def test_a_long_story_stays_within_slacks_limits(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "held")
     many = tuple(
         TimelineEntry(retro.timeline[0].at, f"Day {i // 40}", "10:00:00", "AEDT", "notice", Words.of("x" * 150))
         for i in range(400)
@@ -76,22 +76,22 @@ def test_a_long_story_stays_within_slacks_limits(lifecycle: Lifecycle, clock: Cl
     assert message.blocks[-1]["type"] == "actions"  # the button survives the trimming
 
 
-def test_chart_missing_is_said(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "held")
+def test_chart_missing_is_said(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "held")
 
     assert CHART_MISSING in json.dumps(retrospective_message(retro, chart_missing=True).blocks)
     assert CHART_MISSING not in json.dumps(retrospective_message(retro).blocks)
 
 
-def test_console_rendering_uses_names(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "aborted by a person")
+def test_console_rendering_uses_names(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "aborted by a person")
     message = retrospective_message(retro, NameRenderer({"rita": "Rita"}))
 
     assert "Aborted by @Rita (customer demo starting <now> & then)" in "\n".join(section_texts(message.blocks))
 
 
-def test_summary_line_links_to_the_retrospective(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "held")
+def test_summary_line_links_to_the_retrospective(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "held")
     line = summary_line(retro, link="https://acme.slack.com/archives/C1/p1?thread_ts=1.2&cid=C1")
 
     assert line.text == (
@@ -102,8 +102,8 @@ def test_summary_line_links_to_the_retrospective(lifecycle: Lifecycle, clock: Cl
     assert validate_blocks(line.blocks, surface="message") == []
 
 
-def test_markdown_has_every_part(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock)
+def test_markdown_has_every_part(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock)
     item = ActionItemLine("AI-1", "Add a DB fallback | cache", "rita", date(2026, 12, 9), link="https://gh.example/1")
 
     text = render_markdown(replace(retro, action_items=(item,)), names={"rita": "Rita", stories.OWNER: "Oliver"})
@@ -117,24 +117,24 @@ def test_markdown_has_every_part(lifecycle: Lifecycle, clock: Clock) -> None:
     assert "[Share-link dashboard](https://g.example/d/share-links/" in text
 
 
-def test_markdown_table_cells_escape_pipes(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_for(lifecycle, clock, "held")
+def test_markdown_table_cells_escape_pipes(core: RunCore, clock: Clock) -> None:
+    retro = retro_for(core, clock, "held")
     odd = replace(retro, hypothesis="a | b\nc")
 
     assert "| Hypothesis | a \\| b c |" in render_markdown(odd)
 
 
-def test_no_stop_conditions_renders(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = replace(retro_for(lifecycle, clock, "held"), conditions=tuple[ConditionReport, ...]())
+def test_no_stop_conditions_renders(core: RunCore, clock: Clock) -> None:
+    retro = replace(retro_for(core, clock, "held"), conditions=tuple[ConditionReport, ...]())
 
     assert "None: this experiment watches nothing" in json.dumps(retrospective_message(retro).blocks)
     assert "## Stop conditions\n\nNone: nothing was measured." in render_markdown(retro)
 
 
-def test_run_report_is_the_markdown_of_the_run(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.failed(lifecycle, clock)
+def test_run_report_is_the_markdown_of_the_run(core: RunCore, clock: Clock) -> None:
+    story = stories.failed(core, clock)
 
-    text = run_report(lifecycle.db, story.run_id, zone=ZONE)
+    text = run_report(core.db, story.run_id, zone=ZONE)
 
     assert text.startswith(f"# Retrospective: RUN-{story.run_id} · CE-01")
     assert "**Hypothesis not tested.** It failed: inject failed: ConnectError: connection refused." in text

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.records.models import MeasurementPhase
 from bot.retro.models import ActionItemLine, Ending, Retrospective, Verdict
 from bot.retro.service import build
-from bot.runs.flows import Lifecycle
+from bot.runs.core import RunCore
 from bot.runs.models import RunState
 from tests.conftest import Clock
 from tests.retro import stories
@@ -22,15 +22,15 @@ GRAFANA = {"GRAFANA_URL": "https://grafana.example", "LOGS_URL": "https://logs.e
 
 
 def retro_of(story: Story, **options: object) -> Retrospective:
-    return build(story.lifecycle.db, story.run_id, zone=ZONE, environ=GRAFANA, **options)  # type: ignore[arg-type]  # options are build's keywords
+    return build(story.core.db, story.run_id, zone=ZONE, environ=GRAFANA, **options)  # type: ignore[arg-type]  # options are build's keywords
 
 
 def kinds(retro: Retrospective) -> list[str]:
     return [entry.kind for entry in retro.timeline]
 
 
-def test_held_run_says_held_with_recovery_within_the_rto(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.held(lifecycle, clock))
+def test_held_run_says_held_with_recovery_within_the_rto(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.held(core, clock))
 
     assert (retro.verdict, retro.ending) == (Verdict.HELD, Ending.COMPLETED)
     assert retro.recovery.met is True and retro.recovery.margin_seconds == pytest.approx(290.0)
@@ -49,8 +49,8 @@ def test_held_run_says_held_with_recovery_within_the_rto(lifecycle: Lifecycle, c
     assert retro.gaps == ()
 
 
-def test_stats_per_phase_are_the_samples_percentiles(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.held(lifecycle, clock))
+def test_stats_per_phase_are_the_samples_percentiles(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.held(core, clock))
 
     (condition,) = retro.conditions
     assert condition.name == CONDITION and condition.upper == 500 and condition.unit == "ms"
@@ -63,8 +63,8 @@ def test_stats_per_phase_are_the_samples_percentiles(lifecycle: Lifecycle, clock
     assert condition.breaches == 0 and not condition.breached
 
 
-def test_slow_recovery_refutes_by_how_much_over_the_rto(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.slow_recovery(lifecycle, clock))
+def test_slow_recovery_refutes_by_how_much_over_the_rto(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.slow_recovery(core, clock))
 
     assert retro.verdict is Verdict.REFUTED
     assert retro.recovery.met is False and retro.recovery.margin_seconds == pytest.approx(-120.0)
@@ -72,8 +72,8 @@ def test_slow_recovery_refutes_by_how_much_over_the_rto(lifecycle: Lifecycle, cl
     assert retro.conditions[0].phases[MeasurementPhase.RECOVERY].failing == 7
 
 
-def test_breach_names_the_condition_value_and_threshold(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.breached(lifecycle, clock)
+def test_breach_names_the_condition_value_and_threshold(core: RunCore, clock: Clock) -> None:
+    story = stories.breached(core, clock)
     retro = retro_of(story)
 
     assert (retro.verdict, retro.ending) == (Verdict.REFUTED, Ending.STOP_CONDITION)
@@ -86,8 +86,8 @@ def test_breach_names_the_condition_value_and_threshold(lifecycle: Lifecycle, cl
     assert retro.recovery.met is None and "aborted" in retro.recovery.text
 
 
-def test_abort_by_a_person_is_not_tested_and_names_them(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.aborted_by_person(lifecycle, clock))
+def test_abort_by_a_person_is_not_tested_and_names_them(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.aborted_by_person(core, clock))
 
     assert (retro.verdict, retro.ending) == (Verdict.NOT_TESTED, Ending.ABORTED)
     assert str(retro.why).startswith(f"Aborted by @{APPROVER} (customer demo starting <now> & then)")
@@ -96,8 +96,8 @@ def test_abort_by_a_person_is_not_tested_and_names_them(lifecycle: Lifecycle, cl
     assert ended.kind == "aborted" and str(ended.what).startswith(f"Aborted by @{APPROVER}")
 
 
-def test_controller_lost_says_so_and_marks_the_unobserved_gap(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.controller_lost(lifecycle, clock)
+def test_controller_lost_says_so_and_marks_the_unobserved_gap(core: RunCore, clock: Clock) -> None:
+    story = stories.controller_lost(core, clock)
     retro = retro_of(story)
 
     assert (retro.verdict, retro.ending) == (Verdict.NOT_TESTED, Ending.CONTROLLER_LOST)
@@ -107,8 +107,8 @@ def test_controller_lost_says_so_and_marks_the_unobserved_gap(lifecycle: Lifecyc
     assert retro.window is not None and retro.window.fault_end == story.at(71)
 
 
-def test_failed_inject_is_not_tested_and_nothing_was_injected(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.failed(lifecycle, clock))
+def test_failed_inject_is_not_tested_and_nothing_was_injected(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.failed(core, clock))
 
     assert (retro.verdict, retro.ending) == (Verdict.NOT_TESTED, Ending.FAILED)
     assert str(retro.why) == "It failed: inject failed: ConnectError: connection refused."
@@ -117,8 +117,8 @@ def test_failed_inject_is_not_tested_and_nothing_was_injected(lifecycle: Lifecyc
     assert retro.window is not None and retro.window.fault_start is None
 
 
-def test_probe_errors_are_gaps_and_not_values(lifecycle: Lifecycle, clock: Clock) -> None:
-    retro = retro_of(stories.probe_errors(lifecycle, clock))
+def test_probe_errors_are_gaps_and_not_values(core: RunCore, clock: Clock) -> None:
+    retro = retro_of(stories.probe_errors(core, clock))
 
     fault = retro.conditions[0].phases[MeasurementPhase.FAULT]
     assert (fault.samples, fault.errors, fault.failing) == (10, 2, 0)
@@ -126,8 +126,8 @@ def test_probe_errors_are_gaps_and_not_values(lifecycle: Lifecycle, clock: Clock
     assert f"{CONDITION}: 2 of 15 samples could not be taken (last: probe error: ReadError)." in retro.gaps
 
 
-def test_rehearsal_is_a_gap(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.begin(lifecycle, clock, dry_run=True)
+def test_rehearsal_is_a_gap(core: RunCore, clock: Clock) -> None:
+    story = stories.begin(core, clock, dry_run=True)
     story.fault(1, 301)
     story.finish(
         302,
@@ -146,8 +146,8 @@ def test_rehearsal_is_a_gap(lifecycle: Lifecycle, clock: Clock) -> None:
     assert f"{CONDITION}: no sample while the fault was on." in retro.gaps
 
 
-def test_timeline_is_in_the_team_zone(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.held(lifecycle, clock)
+def test_timeline_is_in_the_team_zone(core: RunCore, clock: Clock) -> None:
+    story = stories.held(core, clock)
     retro = retro_of(story)
 
     started = next(entry for entry in retro.timeline if entry.kind == "started")
@@ -160,8 +160,8 @@ def test_timeline_is_in_the_team_zone(lifecycle: Lifecycle, clock: Clock) -> Non
     assert str(started.what) == f"Started by @{OWNER}"
 
 
-def test_observability_links_are_filled_with_the_window(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.held(lifecycle, clock)
+def test_observability_links_are_filled_with_the_window(core: RunCore, clock: Clock) -> None:
+    story = stories.held(core, clock)
     retro = retro_of(story)
 
     assert retro.window is not None
@@ -173,16 +173,16 @@ def test_observability_links_are_filled_with_the_window(lifecycle: Lifecycle, cl
     assert all("{start" not in link.url and "{end" not in link.url for link in retro.links)
 
 
-def test_a_link_whose_base_url_is_not_set_is_a_gap(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.held(lifecycle, clock)
-    retro = build(lifecycle.db, story.run_id, zone=ZONE, environ={})
+def test_a_link_whose_base_url_is_not_set_is_a_gap(core: RunCore, clock: Clock) -> None:
+    story = stories.held(core, clock)
+    retro = build(core.db, story.run_id, zone=ZONE, environ={})
 
     assert retro.links == ()
     assert "The link 'Share-link dashboard' is not shown: GRAFANA_URL is not set." in retro.gaps
 
 
-def test_action_items_come_from_the_callers_source(lifecycle: Lifecycle, clock: Clock) -> None:
-    story = stories.breached(lifecycle, clock)
+def test_action_items_come_from_the_callers_source(core: RunCore, clock: Clock) -> None:
+    story = stories.breached(core, clock)
     asked: list[int] = []
 
     def items(session: Session, run_id: int) -> list[ActionItemLine]:
@@ -196,8 +196,8 @@ def test_action_items_come_from_the_callers_source(lifecycle: Lifecycle, clock: 
 
 
 @pytest.mark.parametrize("ending", sorted(stories.ENDINGS))
-def test_every_ending_gives_a_complete_retrospective(lifecycle: Lifecycle, clock: Clock, ending: str) -> None:
-    retro = retro_of(stories.ENDINGS[ending](lifecycle, clock))
+def test_every_ending_gives_a_complete_retrospective(core: RunCore, clock: Clock, ending: str) -> None:
+    retro = retro_of(stories.ENDINGS[ending](core, clock))
 
     assert str(retro.why) and retro.recovery.text and retro.timeline
     assert retro.timeline[0].kind == "planned"

@@ -6,7 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.runs.flows import NO_REASON
+from bot.runs.rules import NO_REASON
 from tests.fakeslack import wire
 
 from .conftest import (

@@ -12,7 +12,8 @@ import pytest
 
 from bot.interface.blocks import notice
 from bot.interface.publisher import Publisher
-from bot.runs.flows import Lifecycle, PlanRequest
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from bot.slack.client import SlackSurface, web_client
 from bot.words import Words
 from storage.db import Database
@@ -25,9 +26,9 @@ ZONE = ZoneInfo("UTC")
 
 
 @pytest.fixture
-def publisher(db: Database, make_lifecycle: Callable[[Database], Lifecycle], slack: FakeSlack) -> Iterator[Publisher]:
+def publisher(db: Database, make_core: Callable[[Database], RunCore], slack: FakeSlack) -> Iterator[Publisher]:
     surface = SlackSurface(web_client(identity.BOT_TOKEN, slack.url))
-    published = Publisher(make_lifecycle(db), surface, channel=CHANNEL, zone=ZONE)
+    published = Publisher(make_core(db), surface, channel=CHANNEL, zone=ZONE)
     yield published
     published.close(deadline_seconds=1)
 
@@ -39,7 +40,7 @@ def thread_texts(slack: FakeSlack, ts: str) -> list[str]:
 def test_events_posted_while_slack_is_down_arrive_in_order_when_it_is_back(
     publisher: Publisher, slack: FakeSlack
 ) -> None:
-    run = publisher.lifecycle.plan("owen", PlanRequest(experiment_id="CE-01"))
+    run = publisher.core.transitions.plan("owen", PlanRequest(experiment_id="CE-01"))
     where = publisher.post_plan(run.id)
     slack.fail_next("chat.postMessage", 503, times=9)  # three tries of the client's own retries, three times
 

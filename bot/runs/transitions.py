@@ -1,8 +1,8 @@
-"""The run lifecycle: plan, edit, approve, reject, cancel, start, finish, expire.
+"""The run's state changes: plan, edit, approve, reject, cancel, start, finish, expire.
 
-Every flow is one SQL transaction that records its audit event in the same
-transaction. A flow that loses a race re-reads the run and decides again, so the
-loser gets a clear answer ("already approved by …") instead of a second transition.
+Every change is one SQL transaction that records its audit event in the same transaction. A change that loses a
+race re-reads the run and decides again (``storage.db.retrying``), so the loser gets a clear answer ("already
+approved by …") instead of a second transition.
 """
 
 from __future__ import annotations
@@ -10,58 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
-from bot.catalogue.models import Catalogue, Experiment
-from bot.errors import IllegalTransition, InvalidInput, KillSwitchEngaged, NotFound, NotPermitted, RolesUnavailable
-from bot.freezes.service import Freezes, append_override
+from bot.errors import IllegalTransition, KillSwitchEngaged, NotPermitted, RolesUnavailable
+from bot.freezes.service import append_override
 from bot.policy.directory import UNAVAILABLE, RoleDirectory
-from bot.policy.models import GroupMembers, Policy, Role, no_groups
-from bot.policy.service import approvable_roles, role_to_credit
+from bot.policy.models import Policy, Role
+from bot.policy.service import role_to_credit
 from bot.runs import service as runs
-from bot.runs.models import Approval, Run, RunState
-from bot.safety import killswitch, permissions
+from bot.runs.models import RAN, Approval, Run, RunState
+from bot.runs.queries import ended_sentence, missing_roles
+from bot.runs.rules import PlanRequest, PlanRules
+from bot.safety import killswitch
 from bot.schedule.gate import StartGate
-from bot.vocabulary import format_duration, format_local
+from bot.vocabulary import format_local
 from bot.words import SYSTEM_ACTOR, Person, Words, who
-from storage.db import Database, utcnow
+from storage.db import Database, retrying, utcnow
 
-T = TypeVar("T")
-MAX_TEXT = 2500
-MAX_PLAN_AHEAD = timedelta(days=90)
-PAST_TOLERANCE = timedelta(minutes=5)
-_RACE_RETRIES = 5
-ACTIVE = (RunState.PLANNED, RunState.APPROVED, RunState.RUNNING)
-NO_ROLLBACK = "A plan needs rollback steps."
-NO_REASON = "A rejection needs a reason, so the owner knows what to change."
 _VERB = {RunState.COMPLETED: "complete", RunState.ABORTED: "abort", RunState.FAILED: "fail"}
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    experiment_id: str
-    environment: str | None = None
-    planned_start: datetime | None = None
-    rollback_steps: str | None = None  # None: the catalogue entry's steps (or, on edit, the plan's); "" is refused
-    notes: str | None = None  # None: keep what the plan has (on edit); "" clears
-    # Start by itself at the planned start: only when asked (the plan form's box, ticked there by default).
-    # None: no on a new plan, unchanged on an edit.
-    auto_start: bool | None = None
-
-
-@dataclass(frozen=True)
-class ValidPlan:
-    experiment: Experiment
-    environment: str
-    planned_start: datetime
-    rollback_steps: str
-    notes: str
-    auto_start: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,123 +48,36 @@ class Approved:
     complete: bool
 
 
-@dataclass(frozen=True)
-class Status:
-    """What ``/chaos status`` shows: the active runs, newest first, and the kill switch."""
-
-    active: list[Run]
-    kill_switch: bool
-
-
-@dataclass(frozen=True)
-class Home:
-    """What one person's App Home shows."""
-
-    kill_switch: bool
-    running: list[Run]
-    awaiting_you: list[tuple[Run, list[Role]]]
-    upcoming: list[Run]
-
-
-class Lifecycle:
-    """The core's front door: Slack, the console, the CLI and the scheduler all call these methods."""
+class RunTransitions:
+    """Every change of a run's state, each checked, audited and race-safe. Slack, the console, the CLI, the
+    scheduler and the engine all change runs through these methods."""
 
     def __init__(
         self,
         db: Database,
-        catalogue: Catalogue,
         policy: Policy,
+        rules: PlanRules,
+        roles: RoleDirectory,
+        gate: StartGate,
         *,
         zone: ZoneInfo,
-        members_of: GroupMembers = no_groups,
-        roles: RoleDirectory | None = None,
         clock: Callable[[], datetime] = utcnow,
-        gate: StartGate | None = None,
     ) -> None:
-        """``roles`` resolves who holds which role before any transaction; without one, a directory over
-        ``members_of`` is made (not refreshed in the background: stale groups are read on demand).
-        ``gate`` holds starts to the off-peak windows and freezes; without one, it is built on ``db``."""
+        """``roles`` resolves who holds which role before any transaction; ``gate`` holds starts to the off-peak
+        windows and freezes."""
         self.db = db
-        self.catalogue = catalogue
         self.policy = policy
+        self.rules = rules
+        self.roles = roles
+        self.gate = gate
         self.zone = zone
-        self.roles = roles or RoleDirectory(policy, members_of)
         self.clock = clock
-        self.gate = gate or StartGate(policy, Freezes(db, policy, zone=zone, clock=clock), zone=zone)
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def run(self, run_id: int) -> Run:
-        """One run with its approvals."""
-        with self.db.transaction() as session:
-            return runs.get(session, run_id=run_id)
-
-    def active_runs(self, *, limit: int = 50) -> list[Run]:
-        """Planned, approved and running runs, newest first."""
-        with self.db.transaction() as session:
-            return runs.find(session, states=ACTIVE, limit=limit)
-
-    def running_runs(self) -> list[Run]:
-        with self.db.transaction() as session:
-            return runs.find(session, states=[RunState.RUNNING])
-
-    def status(self) -> Status:
-        with self.db.transaction() as session:
-            return Status(active=runs.find(session, states=ACTIVE), kill_switch=killswitch.state(session).engaged)
-
-    def home(self, user: str) -> Home:
-        """``user``'s App Home: what runs, what waits for their approval, what is coming."""
-        with self.db.transaction() as session:
-            active = runs.find(session, states=ACTIVE, limit=200)
-            engaged = killswitch.state(session).engaged
-        try:
-            held = self.roles.roles_of(user)
-        except RolesUnavailable:
-            held = frozenset()  # the Home tab still shows the rest; the Approve buttons are on each run's message
-        awaiting = [(run, roles) for run in active if (roles := self._awaiting(run, user, held))]
-        return Home(
-            kill_switch=engaged,
-            running=[r for r in active if r.run_state is RunState.RUNNING],
-            awaiting_you=awaiting,
-            upcoming=sorted((r for r in active if r.run_state is not RunState.RUNNING), key=lambda r: r.planned_start),
-        )
-
-    def experiment(self, experiment_id: str) -> Experiment:
-        experiment = self.catalogue.get(experiment_id)
-        if experiment is None:
-            known = ", ".join(e.id for e in self.catalogue.experiments)
-            raise NotFound(f"There is no experiment {experiment_id!r} in the catalogue. Known: {known}.")
-        return experiment
-
-    def local(self, moment: datetime) -> str:
-        return format_local(moment, self.zone)
-
-    def check_environment(self, experiment: Experiment, wanted: str | None) -> str:
-        """The environment a plan of ``experiment`` runs in, or ``InvalidInput`` (field ``environment``)."""
-        return self._environment(experiment, wanted)
-
-    @staticmethod
-    def check_reason(reason: str) -> str:
-        """A rejection's reason, trimmed, or ``InvalidInput`` (field ``reason``)."""
-        return _bounded(reason, "reason", required=True, empty=NO_REASON)
 
     # -- planning ------------------------------------------------------------------------------
 
-    def check_plan(self, request: PlanRequest) -> ValidPlan:
-        """Validate a plan without touching the database (fast enough to answer inside Slack's ack)."""
-        experiment = self.experiment(request.experiment_id)
-        return ValidPlan(
-            experiment=experiment,
-            environment=self._environment(experiment, request.environment),
-            planned_start=self._planned_start(request.planned_start),
-            rollback_steps=_rollback(request.rollback_steps, default_rollback(experiment)),
-            notes=_bounded(request.notes or "", "notes", required=False),
-            auto_start=bool(request.auto_start),
-        )
-
     def plan(self, actor: str, request: PlanRequest) -> Run:
         """Create a run in state planned from a catalogue entry, recording the entry's exact content."""
-        valid = self.check_plan(request)
+        valid = self.rules.check_plan(request)
         experiment, environment, start = valid.experiment, valid.environment, valid.planned_start
         with self.db.transaction() as session:
             run = Run(
@@ -240,17 +122,7 @@ class Lifecycle:
                 raise NotPermitted(
                     Words.of("Only the owner (", Person(run.owner), f") or an approver can edit {run.label}.")
                 )
-            experiment = Experiment.model_validate(run.experiment)
-            changes = {
-                "environment": self._environment(experiment, request.environment or run.environment),
-                # An unchanged start may already be past (inside its window); only a new one is checked.
-                "planned_start": (
-                    self._planned_start(request.planned_start) if request.planned_start else run.planned_start
-                ),
-                "rollback_steps": _rollback(request.rollback_steps, run.rollback_steps),
-                "notes": _bounded(run.notes if request.notes is None else request.notes, "notes", required=False),
-                "auto_start": run.auto_start if request.auto_start is None else request.auto_start,
-            }
+            changes = self.rules.check_edit(run, request)
             changed = {
                 name: [_shown(getattr(run, name)), _shown(value)]
                 for name, value in changes.items()
@@ -275,7 +147,7 @@ class Lifecycle:
             )
             return run
 
-        return self._retrying(apply)
+        return retrying(self.db, apply)
 
     # -- approvals -----------------------------------------------------------------------------
 
@@ -308,30 +180,10 @@ class Lifecycle:
                 audit.append(session, actor=actor, action="run.approved", run_id=run.id)
             return Approved(run=run, role=role, complete=complete)
 
-        return self._retrying(apply)
-
-    def roles_awaiting(self, run: Run, user: str) -> list[Role]:
-        """The roles ``user`` could approve on ``run`` right now (empty unless it is planned and theirs to approve)."""
-        return self._awaiting(run, user, self.roles.roles_of(user))
-
-    def _awaiting(self, run: Run, user: str, held: frozenset[Role]) -> list[Role]:
-        if run.run_state is not RunState.PLANNED:
-            return []
-        return approvable_roles(
-            self.policy,
-            environment=run.environment,
-            owner=run.owner,
-            approver=user,
-            approved=runs.approvals_by_role(run),
-            held=held,
-        )
-
-    def missing_roles(self, run: Run) -> list[Role]:
-        approved = runs.approvals_by_role(run)
-        return [role for role in self.policy.required_roles(run.environment) if role not in approved]
+        return retrying(self.db, apply)
 
     def reject(self, actor: str, run_id: int, reason: str) -> Run:
-        reason = self.check_reason(reason)
+        reason = self.rules.check_reason(reason)
         approver = self._approver_or_unknown(actor)
 
         def apply(session: Session) -> Run:
@@ -346,7 +198,7 @@ class Lifecycle:
             audit.append(session, actor=actor, action="run.rejected", run_id=run.id, payload={"reason": reason})
             return run
 
-        return self._retrying(apply)
+        return retrying(self.db, apply)
 
     def cancel(self, actor: str, run_id: int, reason: str = "") -> Run:
         approver = self._approver_or_unknown(actor)
@@ -363,7 +215,7 @@ class Lifecycle:
             audit.append(session, actor=actor, action="run.cancelled", run_id=run.id, payload={"reason": reason})
             return run
 
-        return self._retrying(apply)
+        return retrying(self.db, apply)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -389,26 +241,13 @@ class Lifecycle:
         opens = run.planned_start - self.policy.start_early
         if now < opens:
             raise IllegalTransition(
-                f"{run.label} is planned for {self.local(run.planned_start)}; it can start from {self.local(opens)}."
+                f"{run.label} is planned for {self._local(run.planned_start)}; it can start from {self._local(opens)}."
             )
         self._require_window_open(run)
 
     def _require_window_open(self, run: Run) -> None:
         if self.clock() > run.planned_start + self.policy.plan_expiry:
             raise IllegalTransition(f"{run.label}'s window has passed; plan it again.")
-
-    def run_duration(self, run: Run, *, dry_run: bool, requested: timedelta | None) -> timedelta:
-        """How long this start may keep the fault: the experiment's maximum, or less for a rehearsal."""
-        maximum = Experiment.model_validate(run.experiment).max_duration
-        if requested is None:
-            return maximum
-        if not dry_run:
-            raise InvalidInput("Only a rehearsal (`--dry-run`) can be shorter than the experiment's maximum duration.")
-        if not timedelta(seconds=1) <= requested <= maximum:
-            raise InvalidInput(
-                f"A rehearsal of {run.label} can last from 1s to its maximum, {format_duration(maximum)}."
-            )
-        return requested
 
     def begin(
         self,
@@ -444,7 +283,9 @@ class Lifecycle:
                 started_at=self.clock(),
                 started_by=actor,
                 dry_run=dry_run,
-                max_duration_seconds=int(self.run_duration(run, dry_run=dry_run, requested=duration).total_seconds()),
+                max_duration_seconds=int(
+                    self.rules.run_duration(run, dry_run=dry_run, requested=duration).total_seconds()
+                ),
             )
             payload = {"dry_run": dry_run, "max_duration_seconds": run.max_duration_seconds}
             if override is not None and overridden is not None:
@@ -459,7 +300,7 @@ class Lifecycle:
             audit.append(session, actor=actor, action="run.started", run_id=run.id, payload=payload)
             return run
 
-        return self._retrying(apply)
+        return retrying(self.db, apply)
 
     def finish(
         self,
@@ -476,7 +317,7 @@ class Lifecycle:
         ``also`` runs in the same transaction (the engine stores the outcome with the transition). ``at``: when
         the run ended, if not now (an end replayed from the spool after a database outage).
         """
-        if result not in (RunState.COMPLETED, RunState.ABORTED, RunState.FAILED):
+        if result not in RAN:
             raise ValueError(f"not a final result of a running run: {result}")
 
         def apply(session: Session) -> Run:
@@ -489,7 +330,7 @@ class Lifecycle:
                 also(session, run)
             return run
 
-        return self._retrying(apply)
+        return retrying(self.db, apply)
 
     def expire_overdue(self) -> list[Run]:
         """Plans whose window passed without a start become expired (called by the scheduler)."""
@@ -512,51 +353,9 @@ class Lifecycle:
             audit.append(session, actor=SYSTEM_ACTOR, action="run.expired", run_id=run.id)
             return run
 
-        return self._retrying(apply)
-
-    # -- kill switch ---------------------------------------------------------------------------
-
-    def engage_kill_switch(self, actor: str, reason: str) -> bool:
-        with self.db.transaction() as session:
-            changed = killswitch.set_engaged(session, engaged=True, actor=actor, reason=reason or None)
-            if changed:
-                audit.append(session, actor=actor, action="killswitch.engaged", payload={"reason": reason})
-            return changed
-
-    def release_kill_switch(self, actor: str) -> bool:
-        permissions.require_may_resume(self.db, self.roles, actor)
-        with self.db.transaction() as session:
-            changed = killswitch.set_engaged(session, engaged=False, actor=actor, reason=None)
-            if changed:
-                audit.append(session, actor=actor, action="killswitch.released")
-            return changed
-
-    def require_may_abort(self, actor: str, run_id: int | None = None) -> None:
-        """Refuse (``NotPermitted``, audited) when the policy's ``abort`` rule keeps ``actor`` from aborting."""
-        permissions.require_may_abort(self.db, self.policy, self.roles, actor, run_id=run_id)
-
-    def kill_switch_engaged(self) -> bool:
-        with self.db.transaction() as session:
-            return killswitch.state(session).engaged
-
-    # -- record --------------------------------------------------------------------------------
-
-    def record(self, actor: str, action: str, run_id: int | None = None, **payload: object) -> None:
-        """Append an audit event for something that is not a transition (a command, a Slack message id)."""
-        with self.db.transaction() as session:
-            audit.append(session, actor=actor, action=action, run_id=run_id, payload=dict(payload))
+        return retrying(self.db, apply)
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _retrying(self, apply: Callable[[Session], T]) -> T:
-        for attempt in range(_RACE_RETRIES):
-            try:
-                with self.db.transaction() as session:
-                    return apply(session)
-            except (runs.StaleRun, IntegrityError):
-                if attempt == _RACE_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
 
     def _approver_or_unknown(self, actor: str) -> bool | None:
         """Whether ``actor`` holds an approver role; None when that cannot be read now (refused only if needed)."""
@@ -573,54 +372,20 @@ class Lifecycle:
     def _why_not(self, run: Run, action: str) -> str | Words:
         state = run.run_state
         if state is RunState.PLANNED:
-            missing = ", ".join(role.label for role in self.missing_roles(run))
+            missing = ", ".join(role.label for role in missing_roles(run, self.policy))
             return f"{run.label} cannot {action} yet: it still needs approval from {missing}."
         if state is RunState.APPROVED:
-            return f"{run.label} is already approved (since {self.local(run.approved_at or run.updated_at)})."
+            return f"{run.label} is already approved (since {self._local(run.approved_at or run.updated_at)})."
         if state is RunState.RUNNING:
             return Words.of(
                 f"{run.label} is already running: started by ",
                 who(run.started_by or SYSTEM_ACTOR),
-                f" at {self.local(run.started_at or run.updated_at)}.",
+                f" at {self._local(run.started_at or run.updated_at)}.",
             )
-        return self.ended_sentence(run)
+        return ended_sentence(run, self.zone)
 
-    def ended_sentence(self, run: Run) -> Words:
-        """ "RUN-4 already ended: aborted by @sam at … (reason)." for a run in a final state."""
-        ended = Words.of(f"{run.label} already ended: {run.state}")
-        if run.ended_by:
-            ended += Words.of(" by ", who(run.ended_by))
-        if run.ended_at:
-            ended += f" at {self.local(run.ended_at)}"
-        return ended + (f" ({run.end_reason})." if run.end_reason else ".")
-
-    def _environment(self, experiment: Experiment, wanted: str | None) -> str:
-        environment = (wanted or experiment.environments[0]).strip().lower()
-        if environment not in experiment.environments:
-            allowed = ", ".join(experiment.environments)
-            raise InvalidInput(f"{experiment.id} may run only in: {allowed}.", field="environment")
-        if environment not in self.policy.environments:
-            raise InvalidInput(
-                f"The approvals policy has no rules for {environment}, so nobody could approve it.",
-                field="environment",
-            )
-        return environment
-
-    def _planned_start(self, wanted: datetime | None) -> datetime:
-        now = self.clock()
-        start = wanted or now
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=self.zone)
-        if start < now - PAST_TOLERANCE:
-            raise InvalidInput(f"The planned start {self.local(start)} is in the past.", field="planned_start")
-        if start > now + MAX_PLAN_AHEAD:
-            raise InvalidInput("Plan at most 90 days ahead.", field="planned_start")
-        return start
-
-
-def default_rollback(experiment: Experiment) -> str:
-    steps = [f"{i}. {step}" for i, step in enumerate(experiment.rollback_steps, start=1)]
-    return "\n".join(steps)
+    def _local(self, moment: datetime) -> str:
+        return format_local(moment, self.zone)
 
 
 def _shown(value: object) -> object:
@@ -633,20 +398,3 @@ def _known(approver: bool | None) -> bool:
     if approver is None:
         raise RolesUnavailable(UNAVAILABLE)
     return approver
-
-
-def _rollback(given: str | None, default: str) -> str:
-    """The one rule for rollback steps: not given means the default; given but empty is refused."""
-    return _bounded(default if given is None else given, "rollback_steps", required=True, empty=NO_ROLLBACK)
-
-
-def _bounded(text: str | None, field: str, required: bool, empty: str | None = None) -> str:
-    value = (text or "").strip()
-    if required and not value:
-        raise InvalidInput(empty or f"{field.replace('_', ' ').capitalize()} cannot be empty.", field=field)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(
-            f"{field.replace('_', ' ').capitalize()} is {len(value)} characters; keep it under {MAX_TEXT}.",
-            field=field,
-        )
-    return value
