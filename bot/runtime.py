@@ -19,13 +19,13 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
-from bot.interface.alarms import REMIND_CHECK_SECONDS, AlarmDesk
-from bot.interface.firings import StartSchedule, build_schedule
+from bot.interface.alarms.desk import REMIND_CHECK_SECONDS, AlarmDesk
 from bot.interface.handlers import Handlers
-from bot.interface.learning import Learning, build_learning
+from bot.interface.learning.desk import Learning, build_learning
+from bot.interface.learning.messages import SurfaceRetroOutlet
+from bot.interface.learning.retrospectives import Outlet
 from bot.interface.publisher import Publisher
-from bot.interface.retro_blocks import SurfaceRetroOutlet
-from bot.interface.retrospectives import Outlet
+from bot.interface.schedule.firings import StartSchedule, build_schedule
 from bot.interface.surface import Surface
 from bot.policy.models import GroupMembers, no_groups
 from bot.pools import Pools, worker_pools

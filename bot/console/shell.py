@@ -33,10 +33,10 @@ from bot.console.render import (
     text_of,
 )
 from bot.errors import ConfigurationError, DomainError
-from bot.interface.blocks import Message
 from bot.interface.handlers import Handlers
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
+from bot.interface.runs.messages import Message
 from bot.interface.surface import Request
 from bot.logs import TextFormatter, configure_logging
 from bot.policy.service import PolicyError

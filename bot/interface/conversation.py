@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.errors import DomainError
-from bot.interface import blocks
-from bot.interface.blocks import Message
 from bot.interface.publisher import Publisher
 from bot.interface.render import Renderer
+from bot.interface.runs import messages as blocks
+from bot.interface.runs.messages import Message
 from bot.interface.surface import DeliveryFailed, Request, Surface
 from bot.logs import log_context
 from bot.runs.flows import FreezeOverride, Lifecycle

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.interface import ids
-from bot.interface.actions import Actions
-from bot.interface.commands import Commands
 from bot.interface.conversation import AbortOutcome, Conversation, Engine
-from bot.interface.forms import Forms, Submission
 from bot.interface.publisher import Publisher
+from bot.interface.runs.actions import Actions
+from bot.interface.runs.commands import Commands
+from bot.interface.runs.forms import Forms, Submission
+from bot.interface.schedule.desk import Timing
 from bot.interface.surface import Request, Surface
-from bot.interface.timing import Timing
 from bot.runs.flows import Lifecycle
 
 __all__ = ["AbortOutcome", "Engine", "Handlers", "Submission"]

@@ -19,9 +19,9 @@ from bot.console.render import (
     render_message,
     render_modal,
 )
-from bot.interface import blocks
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import NameRenderer
+from bot.interface.runs import messages as blocks
 from bot.runs.flows import Home, default_rollback
 from bot.words import Group, Person, Words
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.console import shell
 from bot.console.shell import ConsoleSurface, Shell, echo_reader
-from bot.interface import blocks
+from bot.interface.runs import messages as blocks
 from bot.settings import load_settings
 from bot.words import Person, Words
 from storage.db import NotMigratedError

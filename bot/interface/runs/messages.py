@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import Catalogue, Experiment
 from bot.interface import ids
-from bot.interface.cards import RunCard
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import Renderer
+from bot.interface.runs.cards import RunCard
 from bot.runs.flows import Home
 from bot.runs.models import Run, RunState
 from bot.vocabulary import format_duration, format_local, run_label

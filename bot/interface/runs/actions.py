@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.errors import InvalidInput
-from bot.interface import blocks, ids
+from bot.interface import ids
 from bot.interface.conversation import AbortOutcome, Conversation
 from bot.interface.metadata import RunRef
+from bot.interface.runs import messages as blocks
+from bot.interface.schedule.desk import refusal_message
 from bot.interface.surface import Request
-from bot.interface.timing import refusal_message
 from bot.schedule.gate import StartRefused
 from bot.vocabulary import run_label
 from bot.words import Person, Words, listing

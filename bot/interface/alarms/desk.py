@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.interface import ids
-from bot.interface.blocks import Block, Message, button, section
 from bot.interface.metadata import RunRef
+from bot.interface.runs.messages import Block, Message, button, section
 from bot.interface.surface import Request
 from bot.safety.alarms import RevertAlarms
 
 if TYPE_CHECKING:  # the publisher imports alarm_message from here: runtime imports would be circular
-    from bot.interface.actions import Actions
     from bot.interface.conversation import Conversation
+    from bot.interface.runs.actions import Actions
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.interface.blocks import Block, Message, button, context, header, section
 from bot.interface.ids import ADD_ACTION
 from bot.interface.metadata import RunRef
 from bot.interface.render import SLACK, Renderer
+from bot.interface.runs.messages import Block, Message, button, context, header, section
 from bot.interface.surface import Surface
 from bot.retro.chart import chart_alt_text, draw
 from bot.retro.flows import RetroRenderers

@@ -17,12 +17,13 @@ from bot.errors import IllegalTransition, InvalidInput, NotPermitted
 from bot.freezes.commands import AddFreeze, ListFreezes, OpenFreezeForm, RemoveFreeze, parse_freeze_command
 from bot.freezes.models import Freeze
 from bot.freezes.service import FreezeRequest, Freezes, check_override_reason, describe, listing_words
-from bot.interface import blocks, ids
-from bot.interface.blocks import Block, Message, button, plain, section
+from bot.interface import ids
 from bot.interface.conversation import Conversation
-from bot.interface.forms import Submission
 from bot.interface.metadata import OverrideMeta, PlanMeta, RunRef
 from bot.interface.render import Renderer
+from bot.interface.runs import messages as blocks
+from bot.interface.runs.forms import Submission
+from bot.interface.runs.messages import Block, Message, button, plain, section
 from bot.interface.surface import Request
 from bot.runs.flows import FreezeOverride, Lifecycle, PlanRequest
 from bot.runs.models import Run, RunState

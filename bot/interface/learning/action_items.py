@@ -13,11 +13,11 @@ from typing import Any
 from bot.actions.flows import ActionItems, ItemView
 from bot.errors import InvalidInput
 from bot.interface import ids
-from bot.interface.blocks import Block, Message, button, context, header, plain, section
 from bot.interface.conversation import Conversation
-from bot.interface.forms import Submission
 from bot.interface.metadata import ItemRef, RunRef
 from bot.interface.render import Renderer
+from bot.interface.runs.forms import Submission
+from bot.interface.runs.messages import Block, Message, button, context, header, plain, section
 from bot.interface.surface import Request
 from bot.policy.directory import RoleDirectory
 from bot.words import Person, Words
@@ -99,7 +99,7 @@ def _selected(values: dict[str, Any], block_id: str) -> str:
 
 
 class ActionItemDesk:
-    """Handlers for action items, registered in the shared routers by ``bot.interface.learning``."""
+    """Handlers for action items, registered in the shared routers by ``bot.interface.learning.desk``."""
 
     def __init__(
         self,

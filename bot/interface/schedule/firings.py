@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from bot.engine.errors import InjectFailed
 from bot.errors import DomainError, IllegalTransition
 from bot.freezes.calendar import CalendarFeeds
-from bot.interface.blocks import Message, notice
 from bot.interface.conversation import Conversation
-from bot.interface.timing import notice_message, refusal_message
+from bot.interface.runs.messages import Message, notice
+from bot.interface.schedule.desk import notice_message, refusal_message
 from bot.policy.models import Policy
 from bot.runs.models import Run, RunState
 from bot.schedule import messages

@@ -14,9 +14,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.interface.blocks import Block, Message, context, header, section
 from bot.interface.conversation import Conversation
 from bot.interface.render import Renderer
+from bot.interface.runs.messages import Block, Message, context, header, section
 from bot.interface.surface import DeliveryFailed, Request
 from bot.reports import chart
 from bot.reports.flows import Reports, record_posted

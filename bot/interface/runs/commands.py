@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from bot.errors import InvalidInput, NotFound
-from bot.interface import blocks
-from bot.interface.actions import Actions
 from bot.interface.conversation import Conversation
 from bot.interface.metadata import PlanMeta
+from bot.interface.runs import messages as blocks
+from bot.interface.runs.actions import Actions
 from bot.interface.surface import Request
 from bot.runs.flows import default_rollback
 from bot.runs.service import parse_run_id

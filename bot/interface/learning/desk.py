@@ -19,12 +19,12 @@ from bot.context import AppContext
 from bot.dashboards.grafana import GrafanaAnnotations
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.interface import ids
-from bot.interface.action_items import ActionItemDesk
 from bot.interface.handlers import Handlers
+from bot.interface.learning.action_items import ActionItemDesk
+from bot.interface.learning.retrospectives import Outlet, Retrospectives, ThreadLinks
+from bot.interface.learning.summaries import ReportCommand, Summaries
 from bot.interface.render import Renderer
-from bot.interface.retrospectives import Outlet, Retrospectives, ThreadLinks
 from bot.interface.service import RunMessages
-from bot.interface.summaries import ReportCommand, Summaries
 from bot.reports.flows import Reports
 from storage.db import utcnow
 

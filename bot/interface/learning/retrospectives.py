@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.actions.retrospective import action_item_lines
-from bot.interface.blocks import Message
+from bot.interface.learning.messages import retro_renderers
 from bot.interface.render import Renderer
-from bot.interface.retro_blocks import retro_renderers
+from bot.interface.runs.messages import Message
 from bot.interface.service import RunMessages
 from bot.retro import service as retro
 from bot.retro.flows import Destination, Posted, RetroPoster, post_once, post_retrospective

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors import DomainError, InvalidInput
-from bot.interface import blocks, ids
+from bot.interface import ids
 from bot.interface.conversation import Conversation
 from bot.interface.metadata import PlanMeta, RunRef
+from bot.interface.runs import messages as blocks
 from bot.interface.surface import DeliveryFailed, Request
 from bot.runs.flows import PlanRequest
 from bot.words import Person, Words
