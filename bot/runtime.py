@@ -20,10 +20,10 @@ from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
 from bot.interface.alarms.desk import REMIND_CHECK_SECONDS, AlarmDesk
+from bot.interface.conversation import Conversation
 from bot.interface.handlers import Handlers
 from bot.interface.learning.desk import Learning, build_learning
-from bot.interface.learning.messages import SurfaceRetroOutlet
-from bot.interface.learning.retrospectives import Outlet
+from bot.interface.learning.retrospectives import Outlet, SurfaceRetroOutlet
 from bot.interface.publisher import Publisher
 from bot.interface.schedule.firings import StartSchedule, build_schedule
 from bot.interface.surface import Surface
@@ -163,13 +163,12 @@ def build_runtime(
         on_ended=learning.retrospectives.ended,
         marker=learning.marker,
     )
-    handlers = Handlers(context.lifecycle, engine, surface, publisher)
-    learning.register(handlers, context)
-    ledger = RequestLedger(context.db, redis)
-    schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+    talk = Conversation(context.lifecycle, engine, surface, publisher)
     repeat = timedelta(seconds=settings.alert_repeat_seconds)
-    alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
-    alarms.register(handlers.actions)
+    alarms = AlarmDesk(talk, RevertAlarms(context.db, repeat_every=repeat))
+    handlers = Handlers(talk, learning=learning, alarms=alarms)
+    ledger = RequestLedger(context.db, redis)
+    schedule = build_schedule(talk, context.db, context.policy, holder=holder)
     return Runtime(
         context,
         engine,

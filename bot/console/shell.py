@@ -34,9 +34,9 @@ from bot.console.render import (
 )
 from bot.errors import ConfigurationError, DomainError
 from bot.interface.handlers import Handlers
+from bot.interface.kit import Message
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
-from bot.interface.runs.messages import Message
 from bot.interface.surface import Request
 from bot.logs import TextFormatter, configure_logging
 from bot.policy.service import PolicyError

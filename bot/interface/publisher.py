@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from bot.interface.alarms.desk import alarm_message
+from bot.interface.alarms.messages import alarm_message
+from bot.interface.kit import Message, notice
 from bot.interface.outbox import Outbox
 from bot.interface.runs.cards import load_card
-from bot.interface.runs.messages import Message, notice, run_message
+from bot.interface.runs.messages import run_message
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.flows import Lifecycle

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.interface.kit import Message
 from bot.interface.render import Renderer
-from bot.interface.runs.messages import Message
 
 Background = Callable[[Callable[[], None]], None]
 

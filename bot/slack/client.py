@@ -18,9 +18,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import pools
+from bot.interface.kit import Message
 from bot.interface.outbox import PASSING
 from bot.interface.render import SLACK, Renderer
-from bot.interface.runs.messages import Message
 from bot.interface.surface import DeliveryFailed
 from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
 

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 from bot.console.shell import ConsoleSurface
+from bot.interface.kit import Message
 from bot.interface.publisher import Publisher
-from bot.interface.runs.messages import Message
 from bot.interface.service import RunMessages
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.words import Person, Words

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.interface.kit import notice
 from bot.interface.publisher import Publisher
-from bot.interface.runs.messages import notice
 from bot.runs.flows import Lifecycle, PlanRequest
 from bot.slack.client import SlackSurface, web_client
 from bot.words import Words

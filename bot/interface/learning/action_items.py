@@ -7,99 +7,21 @@ back inside the ack); the item is stored, and filed in the backlog, after it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
-from typing import Any
 
-from bot.actions.flows import ActionItems, ItemView
+from bot.actions.flows import ActionItems
 from bot.errors import InvalidInput
-from bot.interface import ids
-from bot.interface.conversation import Conversation
+from bot.interface import fields
+from bot.interface.conversation import Conversation, Submission
+from bot.interface.fields import Values
+from bot.interface.learning.messages import action_item_modal, items_message
 from bot.interface.metadata import ItemRef, RunRef
-from bot.interface.render import Renderer
-from bot.interface.runs.forms import Submission
-from bot.interface.runs.messages import Block, Message, button, context, header, plain, section
 from bot.interface.surface import Request
 from bot.policy.directory import RoleDirectory
 from bot.words import Person, Words
 
-DEFAULT_DUE = timedelta(days=14)
-LISTED = 40  # items per /chaos actions answer: each is one block, and a message takes 50
-
-
-def action_item_modal(run_label: str, ref: RunRef, today: date) -> Block:
-    """What, owner (a user picker) and due date; the block ids are the core's field names."""
-    return {
-        "type": "modal",
-        "callback_id": ids.ACTION_ITEM_SUBMIT,
-        "private_metadata": ref.dump(),
-        "title": plain("Add action item", 24),
-        "submit": plain("Add", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
-            section(f"A follow-up from *{run_label}*. It is tracked here and filed in the team's backlog."),
-            {
-                "type": "input",
-                "block_id": "what",
-                "label": plain("What needs doing"),
-                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 300},
-            },
-            {
-                "type": "input",
-                "block_id": "owner",
-                "label": plain("Owner"),
-                "element": {"type": "users_select", "action_id": "value"},
-            },
-            {
-                "type": "input",
-                "block_id": "due",
-                "label": plain("Due"),
-                "element": {
-                    "type": "datepicker",
-                    "action_id": "value",
-                    "initial_date": (today + DEFAULT_DUE).isoformat(),
-                },
-            },
-        ],
-    }
-
-
-def items_message(items: list[ItemView], say: Renderer, *, mine: bool = False) -> Message:
-    """Open action items, overdue first (the core's order), each with a Done button."""
-    title = "Your open action items" if mine else "Open action items"
-    if not items:
-        text = f"{title}: none. :tada:"
-        return Message(text=text, blocks=[section(text)])
-    overdue = sum(item.overdue for item in items)
-    blocks: list[Block] = [header(title)]
-    if overdue:
-        blocks.append(context(f":rotating_light: {overdue} overdue"))
-    for item in items[:LISTED]:
-        blocks.append(
-            section(_item_line(item, say), accessory=button("Done", ids.ITEM_DONE, ItemRef(item=item.id).dump()))
-        )
-    if len(items) > LISTED:
-        blocks.append(context(f"… and {len(items) - LISTED} more."))
-    return Message(text=f"{title}: {len(items)} ({overdue} overdue)", blocks=blocks)
-
-
-def _item_line(item: ItemView, say: Renderer) -> str:
-    mark = ":rotating_light: *overdue* " if item.overdue else ""
-    what = f"<{item.backlog_url}|{say(item.what)}>" if item.backlog_url else say(item.what)
-    owner = say(Words.of(Person(item.owner)))
-    return f"{mark}*{item.label}* {what}\n{owner} · due {item.due_on:%a %d %b %Y} · from {item.run_label}"
-
-
-def _selected(values: dict[str, Any], block_id: str) -> str:
-    """The submitted text, user or date of an input block (the element's action id is ``value``)."""
-    element = (values.get(block_id) or {}).get("value") or {}
-    for key in ("selected_user", "selected_date", "value"):
-        if element.get(key):
-            return str(element[key])
-    return ""
-
 
 class ActionItemDesk:
-    """Handlers for action items, registered in the shared routers by ``bot.interface.learning.desk``."""
+    """Handlers for action items: the Add action item button and form, ``/chaos actions`` and Done."""
 
     def __init__(
         self,
@@ -121,10 +43,10 @@ class ActionItemDesk:
             request.trigger_id, action_item_modal(run.label, RunRef(run=run.id), self.items.today())
         )
 
-    def submit(self, request: Request, values: dict[str, Any], metadata: str) -> Submission:
+    def submit(self, request: Request, values: Values, metadata: str) -> Submission:
         """Inside the ack: the core's checks (no database); then the item is stored and filed."""
         run_id = RunRef.load(metadata).run
-        what, owner, due = _selected(values, "what"), _selected(values, "owner"), _selected(values, "due")
+        what, owner, due = (fields.text(values, block) for block in ("what", "owner", "due"))
         if not due:
             raise InvalidInput("Pick a due date.", field="due")
         text, due_on = self.items.validate(what=what, owner=owner, due_on=due)

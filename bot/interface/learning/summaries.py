@@ -15,142 +15,24 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.interface.conversation import Conversation
+from bot.interface.kit import Message
+from bot.interface.learning.messages import summary_message
 from bot.interface.render import Renderer
-from bot.interface.runs.messages import Block, Message, context, header, section
 from bot.interface.surface import DeliveryFailed, Request
 from bot.reports import chart
 from bot.reports.flows import Reports, record_posted
-from bot.reports.periods import Period, PeriodKind
+from bot.reports.periods import Period
 from bot.reports.schedule import DueSummary
-from bot.reports.summary import Recovery, Summary
+from bot.reports.summary import Summary
 from bot.retro.flows import RetroPoster
 from bot.schedule import firings
-from bot.vocabulary import format_local, format_seconds, run_label
-from bot.words import Person, Words
 from storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 
 RUNS_LISTED = 50
-SECTION_BUDGET = 2900
 SUMMARY_LEASE = timedelta(minutes=5)
 Link = Callable[[int], str | None]
-
-
-def summary_message(summary: Summary, zone: ZoneInfo, say: Renderer) -> Message:
-    """A summary as blocks: runs, hypotheses, aborts, recovery, action items, trend and learnings (a quarter),
-    entries not run in 90 days, and each run linked to its thread (a month)."""
-    title = _title(summary)
-    blocks: list[Block] = [header(title), context(f"As of {format_local(summary.as_of, zone)}")]
-    blocks.append(section(_runs_text(summary)))
-    blocks.append(section(_recovery_text(summary.recovery)))
-    a = summary.actions
-    blocks.append(
-        section(
-            f"*Action items*: {a.opened} opened and {a.done} done in the period; "
-            f"{a.open} open at its end, {a.overdue} of them overdue."
-        )
-    )
-    if summary.trend:
-        lines = [
-            f"`{m.period}` {m.runs} runs ({m.completed} completed, {m.aborted} aborted, {m.failed} failed), "
-            f"{m.refuted} refuted, {m.actions_opened} action items opened"
-            for m in summary.trend
-        ]
-        blocks.extend(_sections("*Trend*", lines))
-    if summary.kind is PeriodKind.QUARTER:
-        blocks.extend(_sections("*Key learnings*", _learning_lines(summary, say)))
-    if summary.not_run:
-        lines = [
-            f"• {entry.experiment_id}: "
-            + (f"last run {format_local(entry.last_started, zone)}" if entry.last_started else "never run")
-            for entry in summary.not_run
-        ]
-        blocks.extend(_sections("*Not run in 90 days*", lines))
-    if summary.runs:
-        blocks.extend(_sections("*Each run*", _run_lines(summary, zone, say)))
-    text = f"{title}: {summary.runs_total} runs; hypotheses {summary.hypotheses.refuted} refuted."
-    return Message(text=text, blocks=blocks[:50])
-
-
-def _title(summary: Summary) -> str:
-    if summary.kind is PeriodKind.MONTH:
-        return f"Chaos experiments, {summary.period.title}"
-    return f"Chaos experiments: quarterly update, {summary.period.title}"
-
-
-def _runs_text(summary: Summary) -> str:
-    if not summary.runs_total:
-        return "*Runs*: none were planned in this period."
-    h = summary.hypotheses
-    lines = [
-        f"*Runs*: {summary.runs_total} ({', '.join(f'{c.count} {c.name}' for c in summary.outcomes)})",
-        f"*Hypotheses*: {h.held} held, {h.refuted} refuted, {h.not_tested} not tested",
-    ]
-    if summary.aborts:
-        lines.append(f"*Aborts*: {', '.join(f'{c.count} {c.name}' for c in summary.aborts)}")
-        lines += [f"• {' '.join(c.name.split())[:200]} ({c.count})" for c in summary.abort_reasons]
-    return "\n".join(lines)
-
-
-def _recovery_text(recovery: Recovery) -> str:
-    if not recovery.measured or recovery.mean_seconds is None or recovery.mean_rto_seconds is None:
-        return "*Recovery against RTO*: nothing was measured."
-    text = (
-        f"*Recovery against RTO*: mean {format_seconds(recovery.mean_seconds)} against a mean RTO of "
-        f"{format_seconds(recovery.mean_rto_seconds)}; met {recovery.met}, missed {recovery.missed} "
-        f"({recovery.measured} measured)."
-    )
-    if recovery.worst_run_id is not None and recovery.worst_seconds is not None:
-        rto = recovery.worst_rto_seconds or 0.0
-        verdict = "missed by" if recovery.worst_seconds > rto else "within it by"
-        text += (
-            f"\nWorst: {run_label(recovery.worst_run_id)}, {format_seconds(recovery.worst_seconds)} against "
-            f"{format_seconds(rto)} ({verdict} {format_seconds(abs(recovery.worst_seconds - rto))})."
-        )
-    return text
-
-
-def _learning_lines(summary: Summary, say: Renderer) -> list[str]:
-    if not summary.learnings:
-        return ["No hypothesis was refuted this quarter."]
-    lines = []
-    for learning in summary.learnings:
-        times = "once" if learning.refuted == 1 else f"{learning.refuted} times"
-        line = f"• *{learning.experiment_id}*: hypothesis refuted {times}"
-        if learning.last_breach:
-            line += f" (last: {run_label(learning.last_run_id)}, {say(learning.last_breach[:200])})"
-        lines.append(line + f"; {learning.items_total} action items, {learning.items_open} still open.")
-        for item in learning.items:
-            what = f"<{item.backlog_url}|{say(item.what)}>" if item.backlog_url else say(item.what)
-            lines.append(f"    ◦ AI-{item.item_id} {what} ({say(Words.of(Person(item.owner)))}, {item.status})")
-    return lines
-
-
-def _run_lines(summary: Summary, zone: ZoneInfo, say: Renderer) -> list[str]:
-    held = {True: "held", False: "refuted", None: "not tested"}
-    lines = []
-    for line in summary.runs:
-        label = f"<{line.link}|{run_label(line.run_id)}>" if line.link else run_label(line.run_id)
-        lines.append(
-            f"• {label} {line.experiment_id} {say(line.environment)}, {format_local(line.planned_start, zone)}: "
-            f"{line.state}, hypothesis {held[line.hypothesis_held]}"
-        )
-    if len(summary.runs) < summary.runs_total:
-        lines.append(f"… and {summary.runs_total - len(summary.runs)} more (`chaosbot report` lists them all).")
-    return lines
-
-
-def _sections(title: str, lines: list[str]) -> list[Block]:
-    blocks, current = [], title
-    for line in lines:
-        if len(current) + 1 + len(line) > SECTION_BUDGET:
-            blocks.append(section(current))
-            current = line[:SECTION_BUDGET]
-        else:
-            current = f"{current}\n{line}"
-    blocks.append(section(current))
-    return blocks
 
 
 class Summaries:

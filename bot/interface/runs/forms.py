@@ -1,82 +1,65 @@
-"""Form submissions: map the fields to the core's request, let the core validate, answer inside the ack.
+"""The runs desk's forms: the plan form (a new run, or an edit of a planned one) and the reject form.
 
 Validation is the core's (``Lifecycle.check_plan``, ``check_reason``) and touches no database, so field
-errors go back in the ack; the work happens after it. A core error names a field: shown on that field
-when the form has it, otherwise told to the person once the form closes.
+errors go back in the ack; the work happens after it (see ``Submission``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import replace
+from zoneinfo import ZoneInfo
 
-from bot.errors import DomainError, InvalidInput
-from bot.interface import ids
-from bot.interface.conversation import Conversation
+from bot.errors import InvalidInput
+from bot.interface import fields
+from bot.interface.conversation import Conversation, Submission
+from bot.interface.fields import Values
+from bot.interface.kit import notice
 from bot.interface.metadata import PlanMeta, RunRef
-from bot.interface.runs import messages as blocks
 from bot.interface.surface import DeliveryFailed, Request
 from bot.runs.flows import PlanRequest
-from bot.words import Person, Words
+from bot.runs.models import Run
+from bot.vocabulary import format_local
+from bot.words import Person, Words, listing
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Submission:
-    """The answer to a form: field errors to show inline, or work to do after the form closes."""
-
-    errors: dict[str, str] | None = None
-    then: Callable[[], None] | None = None
-
-
-class Forms:
+class RunForms:
     def __init__(self, talk: Conversation) -> None:
         self.talk = talk
-        # Forms registered by other modules (the action item form): callback id -> (request, values, metadata).
-        self.routes: dict[str, Callable[[Request, dict[str, Any], str], Submission]] = {}
-        # The plan form with a run in its metadata edits that run (registered by ``Timing``).
-        self.edit_plan: Callable[[Request, int, PlanRequest], None] | None = None
 
-    def submit(self, request: Request, callback_id: str, values: dict[str, Any], metadata: str) -> Submission:
-        try:
-            route = self.routes.get(callback_id)
-            if route is not None:
-                return route(request, values, metadata)
-            if callback_id == ids.PLAN_SUBMIT:
-                return self.plan(request, values, PlanMeta.load(metadata))
-            if callback_id == ids.REJECT_SUBMIT:
-                return self.reject(request, values, RunRef.load(metadata).run)
-        except DomainError as exc:
-            field = exc.field if isinstance(exc, InvalidInput) else None
-            if field is not None and field in ids.FORM_FIELDS.get(callback_id, ()):
-                return Submission(errors={field: self.talk.say(exc.words)})
-            words = exc.words
-            return Submission(then=lambda: self.talk.tell(request, words))
-        log.warning("unknown view submission %s", callback_id)
-        return Submission()
-
-    def plan(self, request: Request, values: dict[str, Any], meta: PlanMeta) -> Submission:
+    def plan(self, request: Request, values: Values, metadata: str) -> Submission:
+        """The plan form: a new run, or with a run in its metadata an edit of that run's plan."""
+        meta = PlanMeta.load(metadata)
         request = replace(request, channel=meta.channel)  # answer where `/chaos plan` was typed
         plan = PlanRequest(
             experiment_id=meta.experiment,
-            environment=_field(values, "environment"),
-            planned_start=_moment(_field(values, "planned_start")),
-            rollback_steps=_field(values, "rollback_steps") or "",  # emptied in the form: the core refuses it
-            notes=_field(values, "notes") or "",
-            auto_start=_ticked(values, "auto_start"),
+            environment=fields.value(values, "environment"),
+            planned_start=fields.moment(values, "planned_start", problem="Pick a date and time for the planned start."),
+            rollback_steps=fields.text(values, "rollback_steps"),  # emptied in the form: the core refuses it
+            notes=fields.text(values, "notes"),
+            auto_start=fields.ticked(values, "auto_start"),
         )
         valid = self.talk.lifecycle.check_plan(plan)
         outside = self.talk.lifecycle.gate.window_error(valid.environment, valid.planned_start)
         if outside is not None:
             raise InvalidInput(outside, field="planned_start")
-        edit, run_id = self.edit_plan, meta.run
-        if edit is not None and run_id is not None:
-            return Submission(then=lambda: self.talk.guarded(request, lambda: edit(request, run_id, plan)))
+        run_id = meta.run
+        if run_id is not None:
+            return Submission(then=lambda: self.talk.guarded(request, lambda: self._edit(request, run_id, plan)))
         return Submission(then=lambda: self.talk.guarded(request, lambda: self._create(request, plan)))
+
+    def reject(self, request: Request, values: Values, metadata: str) -> Submission:
+        run_id = RunRef.load(metadata).run
+        reason = self.talk.lifecycle.check_reason(fields.text(values, "reason"))
+
+        def reject() -> None:
+            run = self.talk.lifecycle.reject(request.user, run_id, reason)
+            self.talk.publisher.run_changed(run.id)
+            self.talk.publisher.timeline(run.id, Words.of("Rejected by ", Person(request.user), f": {reason}"))
+
+        return Submission(then=lambda: self.talk.guarded(request, reject))
 
     def _create(self, request: Request, plan: PlanRequest) -> None:
         talk = self.talk
@@ -86,23 +69,22 @@ class Forms:
             posted = talk.publisher.post_plan(run.id)
         except DeliveryFailed as exc:
             log.warning("could not post the plan of %s: %s", run.label, exc.reason, extra={"run_id": run.id})
-            talk.reply(request, blocks.notice(self._unposted(run.label, channel, exc.reason)))
+            talk.reply(request, notice(self._unposted(run.label, channel, exc.reason)))
             return
         talk.publisher.timeline(
             run.id, Words.of("Planned by ", Person(request.user), ". Approvers: use the buttons above.")
         )
         where = talk.say.channel(posted.channel_id or channel)
-        talk.reply(request, blocks.notice(f":clipboard: {run.label} is planned; its approvals happen in {where}."))
+        talk.reply(request, notice(f":clipboard: {run.label} is planned; its approvals happen in {where}."))
 
-    def reject(self, request: Request, values: dict[str, Any], run_id: int) -> Submission:
-        reason = self.talk.lifecycle.check_reason(_field(values, "reason") or "")
-
-        def reject() -> None:
-            run = self.talk.lifecycle.reject(request.user, run_id, reason)
-            self.talk.publisher.run_changed(run.id)
-            self.talk.publisher.timeline(run.id, Words.of("Rejected by ", Person(request.user), f": {reason}"))
-
-        return Submission(then=lambda: self.talk.guarded(request, reject))
+    def _edit(self, request: Request, run_id: int, plan: PlanRequest) -> None:
+        talk = self.talk
+        before = talk.lifecycle.run(run_id)
+        reset = [(approval.role.replace("_", " "), approval.user_id) for approval in before.approvals]
+        after = talk.lifecycle.edit(request.user, run_id, plan)
+        talk.publisher.run_changed(after.id)
+        talk.publisher.timeline(after.id, edit_words(request.user, before, after, reset, talk.publisher.zone))
+        talk.tell(request, f":pencil2: {after.label} is saved; its approvals were reset.")
 
     def _unposted(self, label: str, channel: str, reason: str) -> str:
         return (
@@ -112,29 +94,26 @@ class Forms:
         )
 
 
-def _field(values: dict[str, Any], block_id: str) -> str | None:
-    """The submitted value of an input block, whatever element Slack used for it."""
-    element = (values.get(block_id) or {}).get("value") or {}
-    if "selected_option" in element:
-        return (element["selected_option"] or {}).get("value")
-    for key in ("value", "selected_date_time"):
-        if element.get(key) is not None:
-            return str(element[key])
-    return None
-
-
-def _ticked(values: dict[str, Any], block_id: str) -> bool:
-    """A one-box checkboxes field: ticked or not. A form from before the box existed had it ticked."""
-    if block_id not in values:
-        return True
-    element = (values.get(block_id) or {}).get("value") or {}
-    return bool(element.get("selected_options"))
-
-
-def _moment(raw: str | None) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        return datetime.fromtimestamp(int(raw), tz=UTC)
-    except ValueError:
-        raise InvalidInput("Pick a date and time for the planned start.", field="planned_start") from None
+def edit_words(actor: str, before: Run, after: Run, reset: list[tuple[str, str]], zone: ZoneInfo) -> Words:
+    """ "Plan edited by @x: planned start A → B; … Every approval was reset (…): approve it again." """
+    changes: list[Words] = []
+    if before.environment != after.environment:
+        changes.append(Words.of(f"environment {before.environment} → {after.environment}"))
+    if before.planned_start != after.planned_start:
+        changes.append(
+            Words.of(
+                f"planned start {format_local(before.planned_start, zone)} → {format_local(after.planned_start, zone)}"
+            )
+        )
+    if before.rollback_steps != after.rollback_steps:
+        changes.append(Words.of("rollback steps rewritten"))
+    if before.notes != after.notes:
+        changes.append(Words.of("notes rewritten" if after.notes else "notes removed"))
+    if before.auto_start != after.auto_start:
+        changes.append(Words.of("starts by itself" if after.auto_start else "no longer starts by itself"))
+    what = listing(changes, "; ") if changes else Words.of("nothing changed")
+    said = Words.of(":pencil2: Plan edited by ", Person(actor), ": ", what, ". ")
+    if reset:
+        given = listing([Words.of(f"{role} by ", Person(user)) for role, user in reset])
+        return said + Words.of("Every approval was reset (", given, "): the plan needs approving again as written.")
+    return said + Words.of("Approvals were reset: none had been given yet.")

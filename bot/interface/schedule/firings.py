@@ -8,16 +8,15 @@ refused start is an outcome, said in the run's thread and the channel, and not r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.engine.errors import InjectFailed
 from bot.errors import DomainError, IllegalTransition
 from bot.freezes.calendar import CalendarFeeds
 from bot.interface.conversation import Conversation
-from bot.interface.runs.messages import Message, notice
-from bot.interface.schedule.desk import notice_message, refusal_message
+from bot.interface.jobs import Job
+from bot.interface.kit import Message, notice
+from bot.interface.schedule.messages import notice_message, refusal_message
 from bot.policy.models import Policy
 from bot.runs.models import Run, RunState
 from bot.schedule import messages
@@ -84,13 +83,6 @@ def _rule(exc: DomainError) -> str:
         "PreflightFailed": "preflight",
         "SteadyStateNotMet": "steady_state",
     }.get(name, name)
-
-
-@dataclass(frozen=True)
-class Job:
-    run: Callable[[], object]
-    seconds: float
-    id: str
 
 
 class StartSchedule:
