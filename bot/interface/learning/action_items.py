@@ -17,6 +17,7 @@ from bot.interface.learning.messages import action_item_modal, items_message
 from bot.interface.metadata import ItemRef, RunRef
 from bot.interface.surface import Request
 from bot.policy.directory import RoleDirectory
+from bot.vocabulary import format_date
 from bot.words import Person, Words
 
 
@@ -59,7 +60,7 @@ class ActionItemDesk:
                 Person(request.user),
                 f": {item.what} (owner ",
                 Person(item.owner),
-                f", due {item.due_on:%d %b %Y}).",
+                f", due {format_date(item.due_on)}).",
             )
             self.talk.publisher.timeline(run_id, said)
             where = f" Filed: {item.backlog_url}" if item.backlog_url else ""

@@ -32,7 +32,7 @@ from bot.retro.models import (
     TimelineEntry,
     Verdict,
 )
-from bot.vocabulary import format_local, format_seconds, run_label
+from bot.vocabulary import format_date, format_local, format_seconds, run_label
 from bot.words import Person, Words, who
 
 MAX_BLOCKS = 50
@@ -163,7 +163,7 @@ def _action_lines(retro: Retrospective, render: Renderer) -> list[str]:
         return ["None yet: add one with the button below."]
     lines = []
     for item in retro.action_items:
-        status = "done" if item.done else (f"due {item.due_on:%d %b %Y}" if item.due_on else "open")
+        status = "done" if item.done else (f"due {format_date(item.due_on)}" if item.due_on else "open")
         what = f"<{_safe_url(item.link)}|{render(item.what)}>" if item.link else render(item.what)
         lines.append(f"• {item.label} {what}: {render(Words.of(who(item.owner)))}, {status}")
     return lines
@@ -344,4 +344,5 @@ def _item_line(item: ItemView, say: Renderer) -> str:
     mark = ":rotating_light: *overdue* " if item.overdue else ""
     what = f"<{item.backlog_url}|{say(item.what)}>" if item.backlog_url else say(item.what)
     owner = say(Words.of(Person(item.owner)))
-    return f"{mark}*{item.label}* {what}\n{owner} · due {item.due_on:%a %d %b %Y} · from {item.run_label}"
+    due = format_date(item.due_on, weekday=True)
+    return f"{mark}*{item.label}* {what}\n{owner} · due {due} · from {item.run_label}"
