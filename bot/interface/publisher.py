@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -172,11 +171,25 @@ class Publisher:
             channel, ts = self.surface.post(self.channel, self.render(run_id))
             self.messages.attach(run_id, channel_id=channel, message_ts=ts)
         except Exception as exc:
-            with contextlib.suppress(Exception):  # the database is down too: the claim lapses by itself
+            try:
                 self.messages.first_post_failed(run_id, self._holder, describe(exc))
+            except Exception:
+                log.warning(
+                    "could not give back the claim to post %s's message; it lapses by itself",
+                    run_label(run_id),
+                    exc_info=True,
+                    extra={"run_id": run_id},
+                )
             raise
-        with contextlib.suppress(Exception):  # where it is is stored, so nobody posts it again anyway
+        try:
             self.messages.first_post_done(run_id, self._holder)
+        except Exception:  # where it is is stored, so nobody posts it again anyway
+            log.warning(
+                "could not mark %s's message posted; its claim lapses by itself",
+                run_label(run_id),
+                exc_info=True,
+                extra={"run_id": run_id},
+            )
         self._slot(run_id).last_refresh = self.monotonic()
         return Where(channel, ts)
 
