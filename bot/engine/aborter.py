@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from adapters.base import Adapter
 from bot.engine import applying, wording
@@ -21,9 +20,6 @@ from bot.engine.rollbacks import Rollback
 from bot.errors import DomainError, IllegalTransition
 from bot.runs.models import RunState
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    pass
 
 log = logging.getLogger(__name__)
 

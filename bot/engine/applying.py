@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,11 +19,9 @@ from adapters.base import FaultHandle
 from bot.engine import records
 from bot.engine.models import FaultRecord, FaultState, SpoolApplied
 from bot.engine.spool import SpoolRecord
+from bot.runs.flows import Lifecycle
 from bot.runs.models import Run, RunState
 from bot.vocabulary import run_label
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 log = logging.getLogger(__name__)
 

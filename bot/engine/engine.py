@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -48,11 +47,9 @@ from bot.engine.starter import Starter
 from bot.engine.supervisor import ENGINE_ACTOR, Supervisor
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
+from bot.runs.flows import FreezeOverride, Lifecycle
 from bot.runs.models import Run
 from storage.db import utcnow
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride, Lifecycle
 
 __all__ = ["ENGINE_ACTOR", "AbortResult", "RunEngine"]
 

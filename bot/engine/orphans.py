@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from adapters import registry
 from adapters.base import FaultHandle
@@ -27,9 +26,6 @@ from bot.engine.supervisor import ENGINE_ACTOR, Injected
 from bot.errors import IllegalTransition
 from bot.runs import service as runs
 from bot.runs.models import Run, RunState
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    pass
 
 log = logging.getLogger(__name__)
 

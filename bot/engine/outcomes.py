@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.engine import applying, wording
 from bot.engine.writes import PendingWrites
+from bot.runs.flows import Lifecycle
 from bot.runs.models import RunState
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
@@ -12,9 +11,7 @@ from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
+from bot.runs.flows import Lifecycle
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.catalogue.models import Experiment
 from bot.engine import records, wording
@@ -23,11 +23,9 @@ from bot.engine.models import FaultRecord
 from bot.engine.records import DB_UNAVAILABLE
 from bot.errors import IllegalTransition
 from bot.runs import service as runs
+from bot.runs.flows import Lifecycle
 from bot.runs.models import Run, RunState
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 log = logging.getLogger(__name__)
 

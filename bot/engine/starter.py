@@ -12,7 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, Preflight
@@ -29,11 +29,9 @@ from bot.engine.rollbacks import FaultTarget, Rollback
 from bot.engine.supervisor import ENGINE_ACTOR, Injected
 from bot.engine.watcher import judged
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
+from bot.runs.flows import FreezeOverride
 from bot.runs.models import Run, RunState
 from bot.words import Words
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import FreezeOverride
 
 
 @dataclass(frozen=True)

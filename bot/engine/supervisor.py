@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -33,11 +33,9 @@ from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.watcher import Watcher
 from bot.errors import DomainError, IllegalTransition
+from bot.runs.flows import Lifecycle
 from bot.runs.models import RunState
 from bot.words import SYSTEM_ACTOR
-
-if TYPE_CHECKING:  # the lifecycle imports engine models: a runtime import here would be circular
-    from bot.runs.flows import Lifecycle
 
 log = logging.getLogger(__name__)
 
