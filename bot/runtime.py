@@ -17,13 +17,13 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
-from bot.interface.alarms import REMIND_CHECK_SECONDS, AlarmDesk
-from bot.interface.firings import StartSchedule, build_schedule
+from bot.interface.alarms.desk import REMIND_CHECK_SECONDS, AlarmDesk
+from bot.interface.conversation import Conversation
 from bot.interface.handlers import Handlers
-from bot.interface.learning import Learning, build_learning
+from bot.interface.learning.desk import Learning, build_learning
+from bot.interface.learning.retrospectives import Outlet, SurfaceRetroOutlet
 from bot.interface.publisher import Publisher
-from bot.interface.retro_blocks import SurfaceRetroOutlet
-from bot.interface.retrospectives import Outlet
+from bot.interface.schedule.firings import StartSchedule, build_schedule
 from bot.interface.surface import Surface
 from bot.policy.models import GroupMembers, no_groups
 from bot.pools import Pools, worker_pools
@@ -173,15 +173,14 @@ def build_runtime(
             marker=learning.marker,
         )
         started.callback(engine.close)
-        handlers = Handlers(context.core, engine, surface, publisher)
-        learning.register(handlers, context)
+        talk = Conversation(context.core, engine, surface, publisher)
+        repeat = timedelta(seconds=settings.alert_repeat_seconds)
+        alarms = AlarmDesk(talk, RevertAlarms(context.db, repeat_every=repeat))
+        handlers = Handlers(talk, learning=learning, alarms=alarms)
         ledger = RequestLedger(context.db, redis)
-        schedule = build_schedule(handlers.talk, context.db, context.policy, holder=holder)
+        schedule = build_schedule(talk, context.db, context.policy, holder=holder)
         schedule.feeds.hide_urls_in_logs()  # removed again by close()
         started.callback(schedule.feeds.stop_hiding_urls)
-        repeat = timedelta(seconds=settings.alert_repeat_seconds)
-        alarms = AlarmDesk(handlers.talk, RevertAlarms(context.db, repeat_every=repeat))
-        alarms.register(handlers.actions)
         runtime = Runtime(
             context,
             engine,

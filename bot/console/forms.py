@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.console.render import Block, Field, input_fields, text_of
+from bot.vocabulary import parse_offset
 
-_RELATIVE = re.compile(r"^\+(\d+)\s*([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 REQUIRED = "Please complete this required field."
 
@@ -36,14 +35,15 @@ def parse_moment(raw: str, zone: ZoneInfo, now: datetime | None = None) -> int:
     text = raw.strip().lower()
     if text == "now":
         return int(now.timestamp())
-    relative = _RELATIVE.match(text)
-    if relative:
-        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        return int((now + delta).timestamp())
+    if text.startswith("+"):  # +30m, +2h, +1d: the same durations as everywhere else
+        try:
+            return int((now + parse_offset(text[1:])).timestamp())
+        except ValueError:
+            raise FormError(f"Not a time from now: {raw!r}. Use +30m, +2h or +1d.") from None
     if text.isdigit() and len(text) >= 9:
         return int(text)
     if re.fullmatch(r"\d{1,2}:\d{2}", text):
-        local_day = now.astimezone(zone).strftime("%Y-%m-%d")
+        local_day = now.astimezone(zone).date().isoformat()
         text = f"{local_day} {text}"
     for fmt in _FORMATS:
         try:

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.vocabulary import format_entered
+
 Block = dict[str, Any]
 
 EMOJI = {
@@ -276,8 +278,7 @@ def show_value(state: Mapping[str, Any] | None, zone: ZoneInfo) -> str:
     if state.get("selected_option"):
         return text_of(state["selected_option"].get("text")) or str(state["selected_option"].get("value"))
     if state.get("selected_date_time") is not None:
-        moment = datetime.fromtimestamp(int(state["selected_date_time"]), tz=zone)
-        return moment.strftime("%Y-%m-%d %H:%M %Z")
+        return format_entered(datetime.fromtimestamp(int(state["selected_date_time"]), tz=zone), zone)
     if state.get("selected_user"):
         return f"@{state['selected_user']}"
     if "selected_options" in state:  # checkboxes: a single box reads yes/no

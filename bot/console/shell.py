@@ -33,8 +33,8 @@ from bot.console.render import (
     text_of,
 )
 from bot.errors import ConfigurationError, DomainError
-from bot.interface.blocks import Message
 from bot.interface.handlers import Handlers
+from bot.interface.kit import Message
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
 from bot.interface.surface import Request

@@ -1,4 +1,5 @@
-"""What every handler shares: the core, the engine, where it talks, and one error path (``guarded``)."""
+"""What every desk's handlers share: the core, the engine, where they talk, one error path (``guarded``), and
+the answer a form gives inside the ack (``Submission``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.errors import DomainError
-from bot.interface import blocks
-from bot.interface.blocks import Message
+from bot.interface.kit import Message, notice
 from bot.interface.publisher import Publisher
 from bot.interface.render import Renderer
 from bot.interface.surface import DeliveryFailed, Request, Surface
@@ -50,6 +50,14 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class Submission:
+    """The answer to a form: field errors to show inline, or work to do after the form closes."""
+
+    errors: dict[str, str] | None = None
+    then: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
 class Conversation:
     """The parts a handler talks through; ``say`` renders what the core says for this surface."""
 
@@ -67,7 +75,7 @@ class Conversation:
 
     def tell(self, request: Request, words: Words | str) -> None:
         """A short answer only the person who asked sees."""
-        self.reply(request, blocks.notice(self.say(words)))
+        self.reply(request, notice(self.say(words)))
 
     def announce(self, words: Words) -> None:
         self.publisher.announce(self.say(words))
@@ -78,14 +86,14 @@ class Conversation:
             with log_context(user=request.user):
                 work()
         except DomainError as exc:
-            self.reply(request, blocks.notice(f":warning: {self.say(exc.words)}"))
+            self.reply(request, notice(f":warning: {self.say(exc.words)}"))
         except DeliveryFailed as exc:
             log.warning("Slack refused a call: %s", exc.reason, extra={"user": request.user})
-            self.reply(request, blocks.notice(f":warning: {_refused(exc.reason)}"))
+            self.reply(request, notice(f":warning: {_refused(exc.reason)}"))
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("unexpected error %s", error_id, extra={"user": request.user})
-            self.reply(request, blocks.notice(f"Sorry, that failed on our side. Error id `{error_id}`."))
+            self.reply(request, notice(f"Sorry, that failed on our side. Error id `{error_id}`."))
 
 
 def _refused(reason: str) -> str:

@@ -5,7 +5,8 @@ A message is sent at once on the caller's thread when nothing waits before it fo
 otherwise, or when that first try fails for a passing reason, it queues behind the others. One sender
 thread retries the head of each queue with backoff, honouring ``Retry-After``. The outbox is bounded: when
 full, the oldest waiting message is dropped (logged and counted), never the caller blocked. A refusal that
-retrying cannot fix (``not_in_channel``, ``invalid_blocks``...) is logged and dropped at once.
+retrying cannot fix (``not_in_channel``, ``invalid_blocks``...) is logged and dropped at once. After
+``close`` the outbox refuses new messages (``send`` returns False, logged) and starts no sender.
 """
 
 from __future__ import annotations
@@ -63,24 +64,37 @@ class Outbox:
         with self._wake:
             return sum(len(queue) for queue in self._queues.values())
 
-    def send(self, destination: str, deliver: Callable[[], None], what: str = "message") -> None:
-        """Deliver now, or queue it behind what waits for ``destination``; never raises for a passing outage."""
+    def send(self, destination: str, deliver: Callable[[], None], what: str = "message") -> bool:
+        """Deliver now, or queue it behind what waits for ``destination``; never raises for a passing outage.
+
+        False, logged, when the outbox is closed: nothing is queued and no sender starts after ``close``."""
         letter = _Letter(deliver, what, self.monotonic())
         with self._wake:
-            if self._queues.get(destination) or destination in self._busy or self._closed:
+            if self._closed:
+                log.warning("the outbox is closed: refused a %s for %s", what, destination)
+                return False
+            if self._queues.get(destination) or destination in self._busy:
                 self._enqueue(destination, letter)
-                return
+                return True
             self._busy.add(destination)
+        outcome: float | None = None
         try:
             outcome = _attempt(letter)
         finally:
-            with self._wake:
-                self._busy.discard(destination)
-                if outcome is not None:
-                    self._queues.setdefault(destination, deque()).appendleft(letter)  # first in its line
-                    self._trim()
-                    self._delay(outcome)
-                self._kick()
+            self._tried(destination, letter, outcome)
+        return True
+
+    def _tried(self, destination: str, letter: _Letter, outcome: float | None) -> None:
+        """After a first try on the caller's thread: a passing failure waits first in its line."""
+        with self._wake:
+            self._busy.discard(destination)
+            if outcome is not None and self._closed:  # closed while it was being tried: nobody retries it
+                log.error("chaosbot stopped with a %s for %s undelivered", letter.what, destination)
+            elif outcome is not None:
+                self._queues.setdefault(destination, deque()).appendleft(letter)  # first in its line
+                self._trim()
+                self._delay(outcome)
+            self._kick()
 
     def close(self, *, deadline_seconds: float = 3.0) -> None:
         """Try what waits until ``deadline_seconds``, then stop; what is left is logged as lost."""
@@ -119,6 +133,9 @@ class Outbox:
 
     def _kick(self) -> None:
         if not self._queues:
+            return
+        if self._closed:  # the sender under way drains until close's deadline; none starts after it
+            self._wake.notify_all()
             return
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(target=self._drain, name="chaosbot-outbox", daemon=True)

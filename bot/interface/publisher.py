@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -12,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from bot.interface.alarms import alarm_message
-from bot.interface.blocks import Message, notice, run_message
-from bot.interface.cards import load_card
+from bot.interface.alarms.messages import alarm_message
+from bot.interface.kit import Message, notice
 from bot.interface.outbox import Outbox
+from bot.interface.runs.cards import load_card
+from bot.interface.runs.messages import run_message
 from bot.interface.service import RunMessages, Where
 from bot.interface.surface import Surface
 from bot.runs.core import RunCore
@@ -174,11 +174,25 @@ class Publisher:
             channel, ts = self.surface.post(self.channel, self.render(run_id))
             self.messages.attach(run_id, channel_id=channel, message_ts=ts)
         except Exception as exc:
-            with contextlib.suppress(Exception):  # the database is down too: the claim lapses by itself
+            try:
                 self.messages.first_post_failed(run_id, self._holder, error_text(exc))
+            except Exception:
+                log.warning(
+                    "could not give back the claim to post %s's message; it lapses by itself",
+                    run_label(run_id),
+                    exc_info=True,
+                    extra={"run_id": run_id},
+                )
             raise
-        with contextlib.suppress(Exception):  # where it is is stored, so nobody posts it again anyway
+        try:
             self.messages.first_post_done(run_id, self._holder)
+        except Exception:  # where it is is stored, so nobody posts it again anyway
+            log.warning(
+                "could not mark %s's message posted; its claim lapses by itself",
+                run_label(run_id),
+                exc_info=True,
+                extra={"run_id": run_id},
+            )
         self._slot(run_id).last_refresh = self.monotonic()
         return Where(channel, ts)
 

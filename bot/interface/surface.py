@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.interface.blocks import Message
+from bot.interface.kit import Message
 from bot.interface.render import Renderer
 
 Background = Callable[[Callable[[], None]], None]

@@ -47,7 +47,7 @@ class RetroPoster(Protocol[M_contra]):
 
 @dataclass(frozen=True)
 class RetroRenderers(Generic[M]):
-    """How a retrospective becomes messages (``bot.interface.retro_blocks``) and a chart (``bot.retro.chart``)."""
+    """How a retrospective becomes messages (``bot.interface.learning.messages``) and a chart (``bot.retro.chart``)."""
 
     message: Callable[[Retrospective, bool], M]  # the bool: the chart could not be attached
     summary: Callable[[Retrospective, str | None], M]  # the channel line, with the retrospective's link

@@ -36,7 +36,15 @@ from bot.retro.models import (
 from bot.retro.stats import percentile, worst
 from bot.runs import service as runs
 from bot.runs.models import RAN, Run, RunState
-from bot.vocabulary import format_duration, format_seconds
+from bot.vocabulary import (
+    format_clock,
+    format_day,
+    format_duration,
+    format_local,
+    format_seconds,
+    format_time,
+    zone_abbreviation,
+)
 from bot.words import SYSTEM_ACTOR, Words, who
 from storage.db import Database
 
@@ -280,7 +288,7 @@ class _Reader:
         actor = who(event.actor)
         action = event.action
         if action == "run.planned":
-            planned = self.run.planned_start.astimezone(self.zone).strftime("%a %d %b %H:%M %Z")
+            planned = format_local(self.run.planned_start, self.zone, year=False)
             return self._entry(event.at, "planned", Words.of("Planned by ", actor, f" for {planned}"))
         if action == "run.edited":
             return self._entry(event.at, "edited", Words.of("Plan edited by ", actor))
@@ -307,10 +315,8 @@ class _Reader:
         return self._entry(at, kind, Words.of(f"{verb} by ", who(event.actor), said))
 
     def _entry(self, at: datetime, kind: str, what: Words) -> TimelineEntry:
-        local = at.astimezone(self.zone)
-        return TimelineEntry(
-            at, local.strftime("%a %d %b %Y"), local.strftime("%H:%M:%S"), local.strftime("%Z"), kind, what
-        )
+        zone = self.zone
+        return TimelineEntry(at, format_day(at, zone), format_clock(at, zone), zone_abbreviation(at, zone), kind, what)
 
     # -- what could not be measured ----------------------------------------------------------------
 
@@ -332,7 +338,7 @@ class _Reader:
                     "check its rollback steps were followed."
                 )
         if ending is Ending.CONTROLLER_LOST and self.samples:
-            last = max(m.at for m in self.samples).astimezone(self.zone).strftime("%H:%M:%S %Z")
+            last = format_time(max(m.at for m in self.samples), self.zone)
             gaps.append(f"Unobserved from {last}, when the controlling process was lost, until the revert.")
         if self.injected_at() is not None and ending not in (Ending.COMPLETED, Ending.NOT_RUN) and conditions:
             gaps.append("Recovery after the revert was not watched: the run ended early.")
@@ -371,7 +377,7 @@ def _phase_stats(points: Sequence[Point], upper: float | None, lower: float | No
 def _breach_sentence(breach: Breach, zone: ZoneInfo) -> str:
     if breach.value is None or not breach.condition:
         return _sentence(f"Stop condition breached: {breach.detail}")
-    at = f" at {breach.at.astimezone(zone).strftime('%H:%M:%S %Z')}" if breach.at else ""
+    at = f" at {format_time(breach.at, zone)}" if breach.at else ""
     return f"Stop condition {breach.condition} breached{at}: {_value(breach)} against the threshold {breach.threshold}."
 
 

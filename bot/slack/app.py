@@ -93,7 +93,11 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
         text = body.get("text") or ""
         deliveries.after_ack(body, lambda: handlers.command(request, text), urgent=handlers.urgent(command=text))
 
-    @app.action(re.compile("^" + re.escape(ids.RUN_ACTION_PREFIX)))
+    routes = handlers.routes
+    routed = "|".join(re.escape(action_id) for action_id in routes.actions)
+
+    # Every routed button, and any other run button (from an older chaosbot: answered, not left spinning).
+    @app.action(re.compile(f"^({re.escape(ids.RUN_ACTION_PREFIX)}|({routed})$)"))
     def on_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id")
@@ -103,10 +107,7 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
             body, lambda: handlers.action(request, action_id, value), urgent=handlers.urgent(action_id=action_id)
         )
 
-    # After the run: the retrospective's Add action item, an action item's Done (same path as a run's buttons).
-    app.action(re.compile("^(" + "|".join(re.escape(a) for a in ids.LEARNING_ACTIONS) + ")$"))(on_action)
-
-    @app.view(re.compile("^(" + "|".join(re.escape(form) for form in ids.FORMS) + ")$"))
+    @app.view(re.compile("^(" + "|".join(re.escape(form) for form in routes.forms) + ")$"))
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         request = Request(user=body["user"]["id"], trigger_id=body.get("trigger_id"))
         values = view.get("state", {}).get("values", {})

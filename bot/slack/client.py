@@ -18,7 +18,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import pools
-from bot.interface.blocks import Message
+from bot.interface.kit import Message
 from bot.interface.outbox import PASSING
 from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import DeliveryFailed

@@ -15,7 +15,7 @@ import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.interface.blocks import Message
+from bot.interface.kit import Message
 from bot.observability import SLACK_API_ERRORS
 from bot.slack.client import SlackSurface
 

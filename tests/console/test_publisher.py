@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from bot.console.shell import ConsoleSurface
-from bot.interface.blocks import Message
+from bot.interface.kit import Message
 from bot.interface.publisher import Publisher
 from bot.interface.service import RunMessages
 from bot.runs.core import RunCore
@@ -85,3 +88,27 @@ def test_a_run_clicked_through_another_replica_while_its_message_is_posted_gets_
     assert slack.top_level == [where.message_ts]
     assert slack.updated == [where.message_ts]  # the other replica's change went into the one message
     assert RunMessages(db).find(run.id) == where
+
+
+def test_a_claim_that_cannot_be_given_back_or_completed_is_logged_with_its_run(
+    make_core: Callable[[Database], RunCore], db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = make_core(db)
+    publisher = Publisher(core, ConsoleSurface(io.StringIO(), SYDNEY), channel="console", zone=SYDNEY)
+    run = core.transitions.plan("oliver", PlanRequest(experiment_id="CE-01"))
+
+    def database_down(*_args: object) -> None:
+        raise RuntimeError("database down")
+
+    publisher.messages.first_post_done = database_down  # type: ignore[method-assign]  # the database fails here
+    with caplog.at_level(logging.WARNING, logger="bot.interface.publisher"):
+        publisher.post_plan(run.id)
+    assert f"could not mark {run.label}'s message posted" in caplog.text
+
+    publisher.messages.first_post_failed = database_down  # type: ignore[method-assign]  # and here
+    publisher.surface.post = database_down  # type: ignore[method-assign, assignment]  # and Slack too
+    other = core.transitions.plan("oliver", PlanRequest(experiment_id="CE-01"))
+    with caplog.at_level(logging.WARNING, logger="bot.interface.publisher"), pytest.raises(RuntimeError):
+        publisher.post_plan(other.id)
+    assert f"could not give back the claim to post {other.label}'s message" in caplog.text
+    publisher.close(deadline_seconds=0.1)

@@ -19,9 +19,10 @@ from bot.console.render import (
     render_message,
     render_modal,
 )
-from bot.interface import blocks
+from bot.interface import kit
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import NameRenderer
+from bot.interface.runs import messages
 from bot.runs.queries import Home
 from bot.runs.rules import default_rollback
 from bot.words import Group, Person, Words
@@ -29,12 +30,12 @@ from bot.words import Group, Person, Words
 SYDNEY = ZoneInfo("Australia/Sydney")
 
 
-def plan_view() -> blocks.Block:
+def plan_view() -> kit.Block:
     experiment = load_catalogue().get("CE-01")
     assert experiment is not None
     start = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 14:00 in Sydney (AEDT)
     meta = PlanMeta(experiment="CE-01", channel="console")
-    return blocks.plan_modal(experiment, "staging", start, default_rollback(experiment), meta)
+    return messages.plan_modal(experiment, "staging", start, default_rollback(experiment), meta)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_bold_is_ansi_only_with_color() -> None:
 
 
 def test_header_is_underlined_and_context_prefixed() -> None:
-    text = render_blocks([blocks.header("Experiment catalogue"), blocks.context("Plan one")]).text
+    text = render_blocks([kit.header("Experiment catalogue"), kit.context("Plan one")]).text
     assert text.splitlines() == ["Experiment catalogue", "=" * 20, "  » Plan one"]
 
 
@@ -89,11 +90,11 @@ def test_action_buttons_are_numbered_with_their_payload() -> None:
     actions = {
         "type": "actions",
         "elements": [
-            blocks.button("Approve", "run.approve", ref, "primary"),
-            blocks.button("Reject", "run.reject", ref),
+            kit.button("Approve", "run.approve", ref, "primary"),
+            kit.button("Reject", "run.reject", ref),
         ],
     }
-    rendered = render_blocks([blocks.section("*RUN-4*"), actions])
+    rendered = render_blocks([kit.section("*RUN-4*"), actions])
     assert rendered.text.splitlines() == ["RUN-4", "[1] Approve  [2] Reject"]
     assert [(b.number, b.label, b.action_id, b.value) for b in rendered.buttons] == [
         (1, "Approve", "run.approve", ref),
@@ -105,8 +106,8 @@ def test_accessory_buttons_in_a_home_view_are_numbered_and_keep_confirm() -> Non
     view = {
         "type": "home",
         "blocks": [
-            blocks.section("*RUN-1* running", accessory=blocks.button("Abort", "run.abort", "{}", "danger", {"x": 1})),
-            blocks.section("*RUN-2* waits", accessory=blocks.button("Approve", "run.approve", "{}")),
+            kit.section("*RUN-1* running", accessory=kit.button("Abort", "run.abort", "{}", "danger", {"x": 1})),
+            kit.section("*RUN-2* waits", accessory=kit.button("Approve", "run.approve", "{}")),
         ],
     }
     rendered = render_home(view)
@@ -117,7 +118,7 @@ def test_accessory_buttons_in_a_home_view_are_numbered_and_keep_confirm() -> Non
 
 def test_home_view_from_the_builder() -> None:
     home = Home(kill_switch=True, running=[], awaiting_you=[], upcoming=[])
-    view = blocks.home_view(home, SYDNEY, NameRenderer())
+    view = messages.home_view(home, SYDNEY, NameRenderer())
     text = render_home(view).text
     assert "🚨 Global kill switch engaged: no run can start until `/chaos resume`." in text
     assert "Waiting for your approval\n=========================" in text
@@ -125,7 +126,7 @@ def test_home_view_from_the_builder() -> None:
 
 def test_message_without_blocks_shows_its_text() -> None:
     assert render_message("@sam *hi*", []).text == "@sam hi"
-    assert render_message("x", blocks.notice(":warning: no").blocks).text == "⚠️ no"
+    assert render_message("x", kit.notice(":warning: no").blocks).text == "⚠️ no"
 
 
 def test_modal_lists_fields_numbered_with_current_values() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from bot.console import shell
 from bot.console.shell import ConsoleSurface, Shell, echo_reader
-from bot.interface import blocks
+from bot.interface import kit
 from bot.settings import load_settings
 from bot.words import Person, Words
 from storage.db import NotMigratedError
@@ -240,17 +240,17 @@ def test_thread_replies_sit_under_their_parent_and_buttons_stay_clickable() -> N
     out = io.StringIO()
     surface = ConsoleSurface(out, load_settings().zone)
     ref = '{"run":7}'
-    message = blocks.Message(
+    message = kit.Message(
         text="RUN-7",
         blocks=[
-            blocks.header("RUN-7 · CE-02 Replay"),
-            {"type": "actions", "elements": [blocks.button("Approve", "run.approve", ref)]},
+            kit.header("RUN-7 · CE-02 Replay"),
+            {"type": "actions", "elements": [kit.button("Approve", "run.approve", ref)]},
         ],
     )
     channel, ts = surface.post("#reliability", message)
     say = surface.renderer
-    surface.post(channel, blocks.notice(say(Words.of("Planned by ", Person("oliver"), "."))), thread_ts=ts)
-    surface.ephemeral("console", "oliver", blocks.notice(f"{say.here} hello"))
+    surface.post(channel, kit.notice(say(Words.of("Planned by ", Person("oliver"), "."))), thread_ts=ts)
+    surface.ephemeral("console", "oliver", kit.notice(f"{say.here} hello"))
 
     text = out.getvalue()
     assert f"── #reliability · ts {ts} ──" in text

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from slack_sdk import WebClient
 
 from bot.catalogue.service import load_catalogue
+from bot.interface.learning.summaries import Summaries
 from bot.interface.render import SLACK
-from bot.interface.summaries import Summaries
 from bot.policy.service import load_policy
 from bot.reports.flows import Reports
 from bot.slack.files import SlackRetroOutlet

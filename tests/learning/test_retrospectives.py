@@ -11,8 +11,8 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.audit import service as audit
+from bot.interface.learning.retrospectives import Retrospectives
 from bot.interface.render import SLACK
-from bot.interface.retrospectives import Retrospectives
 from bot.interface.service import RunMessages
 from bot.runs.core import RunCore
 from bot.runs.models import RunState

@@ -86,7 +86,7 @@ def test_moments_are_marked(core: RunCore, clock: Clock, ending: str, marks: set
 
 def test_matplotlib_is_not_loaded_until_a_chart_is_drawn() -> None:
     code = (
-        "import sys, bot.retro.chart, bot.retro.service, bot.retro.flows, bot.interface.retro_blocks;"
+        "import sys, bot.retro.chart, bot.retro.service, bot.retro.flows, bot.interface.learning.messages;"
         "sys.exit('matplotlib' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -15,8 +15,9 @@ from slack_sdk import WebClient
 
 from bot.audit import service as audit
 from bot.console.shell import ConsoleSurface
-from bot.interface.blocks import Message
-from bot.interface.retro_blocks import CHART_MISSING, SurfaceRetroOutlet, retro_renderers
+from bot.interface.kit import Message
+from bot.interface.learning.messages import CHART_MISSING, retro_renderers
+from bot.interface.learning.retrospectives import SurfaceRetroOutlet
 from bot.retro.flows import Destination, Posted, post_once, post_retrospective
 from bot.retro.models import RetrospectivePost
 from bot.retro.service import build

@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from bot.interface.learning.messages import ADD_ACTION, CHART_MISSING, retrospective_message, summary_line
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
-from bot.interface.retro_blocks import ADD_ACTION, CHART_MISSING, retrospective_message, summary_line
 from bot.retro.markdown import render_markdown, run_report
 from bot.retro.models import ActionItemLine, ConditionReport, Retrospective, TimelineEntry
 from bot.retro.service import build

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from bot.interface.alarms import alarm_message
+from bot.interface.alarms.messages import alarm_message
 from bot.interface.ids import ACKNOWLEDGE_ALARM
 from tests.fakeslack import identity, wire
 from tests.fakeslack.server import Call, FakeSlack

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.interface.blocks import notice
+from bot.interface.kit import notice
 from bot.interface.publisher import Publisher
 from bot.runs.core import RunCore
 from bot.runs.rules import PlanRequest

@@ -14,15 +14,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from bot.actions.retrospective import action_item_lines
-from bot.interface.blocks import Message
+from bot.interface.kit import Message, notice
+from bot.interface.learning.messages import retro_renderers
 from bot.interface.render import Renderer
-from bot.interface.retro_blocks import retro_renderers
 from bot.interface.service import RunMessages
+from bot.interface.surface import Surface
 from bot.retro import service as retro
 from bot.retro.flows import Destination, Posted, RetroPoster, post_once, post_retrospective
 from bot.retro.models import RetrospectivePost
@@ -157,3 +159,35 @@ class Retrospectives:
             self.post(run_id)
         except Exception:  # the claim is given back with a back-off; the sweep tries again
             log.exception("could not post the retrospective of run %s; the sweep tries again", run_id)
+
+
+class SurfaceRetroOutlet:
+    """A ``RetroPoster`` over any ``Surface`` without file uploads (the console): the chart is written to
+    ``chart_dir`` and its path posted in the thread; without a directory there is no chart."""
+
+    def __init__(self, surface: Surface, chart_dir: Path | None = None) -> None:
+        self.surface = surface
+        self.chart_dir = chart_dir
+
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> tuple[str, str]:
+        return self.surface.post(channel, message, thread_ts=thread_ts)
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        self.surface.update(channel, ts, message)
+
+    def upload(
+        self, channel: str, thread_ts: str | None, content: bytes, *, filename: str, title: str, alt_text: str
+    ) -> bool:
+        if self.chart_dir is None:
+            return False
+        try:
+            self.chart_dir.mkdir(parents=True, exist_ok=True)
+            path = self.chart_dir / filename
+            path.write_bytes(content)
+        except OSError:
+            return False
+        self.surface.post(channel, notice(f":bar_chart: {title}: {path}"), thread_ts=thread_ts)
+        return True
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        return None

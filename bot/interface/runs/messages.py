@@ -1,28 +1,28 @@
-"""Block Kit for every message kind, built in one place from plain data. Slack and the console share it.
+"""The runs desk's messages: the run's one message, status, the catalogue, usage, the plan and reject forms,
+App Home. Built from plain data (the core's runs and a ``RunCard``); Slack and the console share them.
 
-Limits kept here (Slack's documented ones): section text ≤ 3000, button text ≤ 75,
-header ≤ 150, ≤ 50 blocks per message and ≤ 100 per modal or Home tab.
+At most 50 blocks per message and 100 per modal or Home tab.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import Catalogue, Experiment
 from bot.interface import ids
-from bot.interface.cards import RunCard
+from bot.interface.kit import LABEL_LIMIT, Block, Message, button, clip, context, header, notice, plain, section
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import Renderer
+from bot.interface.runs.cards import RunCard
 from bot.runs.models import Run, RunState
 from bot.runs.queries import Home
-from bot.vocabulary import format_duration, format_local, run_label
+from bot.runs.rules import MAX_TEXT
+from bot.vocabulary import format_duration, format_local, format_seconds, run_label
 from bot.words import Person, Words, listing, who
 
-Block = dict[str, Any]
-SECTION_LIMIT = 3000
+__all__ = ["Block", "Message", "notice"]  # re-exported for the desks that answer with a notice
+
 STATE_EMOJI = {
     RunState.PLANNED: ":hourglass_flowing_sand:",
     RunState.APPROVED: ":white_check_mark:",
@@ -34,45 +34,6 @@ STATE_EMOJI = {
     RunState.CANCELLED: ":heavy_minus_sign:",
     RunState.EXPIRED: ":zzz:",
 }
-
-
-@dataclass(frozen=True)
-class Message:
-    text: str
-    blocks: list[Block] = field(default_factory=list)
-
-
-def clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def plain(text: str, limit: int = 75) -> dict[str, Any]:
-    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
-
-
-def section(text: str, **extra: Any) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}, **extra}
-
-
-def context(*texts: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t)} for t in texts[:10]]}
-
-
-def header(text: str) -> Block:
-    return {"type": "header", "text": plain(text, 150)}
-
-
-def button(text: str, action_id: str, value: str, style: str | None = None, confirm: Block | None = None) -> Block:
-    element: Block = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
-    if style:
-        element["style"] = style
-    if confirm:
-        element["confirm"] = confirm
-    return element
-
-
-def local(moment: datetime, zone: ZoneInfo) -> str:
-    return format_local(moment, zone)
 
 
 # -- the run message ---------------------------------------------------------------------------
@@ -95,7 +56,7 @@ def run_message(card: RunCard, zone: ZoneInfo, say: Renderer) -> Message:
             "fields": [
                 {"type": "mrkdwn", "text": f"*Environment*\n{run.environment}"},
                 {"type": "mrkdwn", "text": f"*Owner*\n{say(Words.of(Person(run.owner)))}"},
-                {"type": "mrkdwn", "text": f"*Planned start*\n{local(run.planned_start, zone)}"},
+                {"type": "mrkdwn", "text": f"*Planned start*\n{format_local(run.planned_start, zone)}"},
                 {
                     "type": "mrkdwn",
                     "text": f"*Max duration · RTO*\n{format_duration(experiment.max_duration)}"
@@ -128,7 +89,7 @@ def _state_line(card: RunCard, zone: ZoneInfo) -> Words:
         return Words.of("Approved: ready to start")
     if state is RunState.RUNNING:
         dry = " (dry run)" if run.dry_run else ""
-        since = local(run.started_at or card.now, zone)
+        since = format_local(run.started_at or card.now, zone)
         return Words.of(f"Running{dry} since {since}, started by ", who(run.started_by or ""))
     by = Words.of(" by ", who(run.ended_by)) if run.ended_by else Words()
     reason = f": {run.end_reason}" if run.end_reason else ""
@@ -175,10 +136,10 @@ def _outcome_text(card: RunCard) -> str:
     outcome = card.outcome
     assert outcome is not None
     held = {True: "held", False: "refuted", None: "not evaluated"}[outcome.hypothesis_held]
-    recovery = "not measured" if outcome.recovery_seconds is None else f"{outcome.recovery_seconds:.1f}s"
+    recovery = "not measured" if outcome.recovery_seconds is None else format_seconds(outcome.recovery_seconds)
     lines = [
         f"*Outcome:* {outcome.result} · hypothesis {held}",
-        f"Recovery {recovery} vs RTO {outcome.rto_seconds:.0f}s",
+        f"Recovery {recovery} vs RTO {format_duration(outcome.rto_seconds)}",
     ]
     if outcome.breach:
         lines.append(f"Breach: {outcome.breach}")
@@ -234,10 +195,6 @@ def usage(problem: str | None = None) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
-def notice(text: str) -> Message:
-    return Message(text=text, blocks=[section(text)])
-
-
 def catalogue_message(catalogue: Catalogue) -> Message:
     blocks: list[Block] = [header("Experiment catalogue")]
     for experiment in catalogue.experiments[:45]:
@@ -259,7 +216,7 @@ def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool, say: Rend
     for run in runs[:40]:
         lines.append(
             f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} in {run.environment}: "
-            f"{run.state}, planned {local(run.planned_start, zone)}, owner {say(Words.of(Person(run.owner)))}"
+            f"{run.state}, planned {format_local(run.planned_start, zone)}, owner {say(Words.of(Person(run.owner)))}"
         )
     text = "\n".join(line for line in lines if line)
     return Message(text=text, blocks=[section(text)])
@@ -288,9 +245,9 @@ def plan_modal(
     """The plan form; with ``meta.run`` set it edits that run's plan, filled in with it."""
     options = [{"text": plain(env), "value": env} for env in experiment.environments]
     chosen = next((o for o in options if o["value"] == environment), options[0])
-    notes_element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2500}
+    notes_element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": MAX_TEXT}
     if notes:
-        notes_element["initial_value"] = clip(notes, 2500)
+        notes_element["initial_value"] = clip(notes, MAX_TEXT)
     auto: Block = {"type": "checkboxes", "action_id": "value", "options": [AUTO_START_OPTION]}
     if auto_start:
         auto["initial_options"] = [AUTO_START_OPTION]
@@ -307,7 +264,7 @@ def plan_modal(
             {
                 "type": "input",
                 "block_id": "environment",
-                "label": plain("Environment", 2000),
+                "label": plain("Environment", LABEL_LIMIT),
                 "element": {
                     "type": "static_select",
                     "action_id": "value",
@@ -318,8 +275,8 @@ def plan_modal(
             {
                 "type": "input",
                 "block_id": "planned_start",
-                "label": plain("Planned start", 2000),
-                "hint": plain("Schedule off-peak; the team's time zone applies to messages.", 2000),
+                "label": plain("Planned start", LABEL_LIMIT),
+                "hint": plain("Schedule off-peak; the team's time zone applies to messages.", LABEL_LIMIT),
                 "element": {
                     "type": "datetimepicker",
                     "action_id": "value",
@@ -329,27 +286,27 @@ def plan_modal(
             {
                 "type": "input",
                 "block_id": "rollback_steps",
-                "label": plain("Rollback steps", 2000),
+                "label": plain("Rollback steps", LABEL_LIMIT),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": "value",
                     "multiline": True,
-                    "max_length": 2500,
-                    "initial_value": clip(rollback, 2500),
+                    "max_length": MAX_TEXT,
+                    "initial_value": clip(rollback, MAX_TEXT),
                 },
             },
             {
                 "type": "input",
                 "block_id": "notes",
                 "optional": True,
-                "label": plain("Notes", 2000),
+                "label": plain("Notes", LABEL_LIMIT),
                 "element": notes_element,
             },
             {
                 "type": "input",
                 "block_id": "auto_start",
                 "optional": True,
-                "label": plain("Scheduled start", 2000),
+                "label": plain("Scheduled start", LABEL_LIMIT),
                 "element": auto,
             },
             *([context("Saving resets every approval: the plan is approved as written.")] if editing else []),
@@ -370,8 +327,13 @@ def reject_modal(run: Run) -> Block:
             {
                 "type": "input",
                 "block_id": "reason",
-                "label": plain("Reason", 2000),
-                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2000},
+                "label": plain("Reason", LABEL_LIMIT),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": MAX_TEXT,
+                },
             },
         ],
     }
@@ -403,7 +365,8 @@ def home_view(data: Home, zone: ZoneInfo, say: Renderer) -> Block:
     for run, roles in data.awaiting_you[:20]:
         blocks.append(
             section(
-                f"*{run.label}* {run.experiment_id} in {run.environment}, planned {local(run.planned_start, zone)}"
+                f"*{run.label}* {run.experiment_id} in {run.environment}, "
+                f"planned {format_local(run.planned_start, zone)}"
                 f" · you can approve as {', '.join(r.label for r in roles)}",
                 accessory=button("Approve", ids.APPROVE, RunRef(run=run.id).dump(), "primary"),
             )
@@ -415,7 +378,7 @@ def home_view(data: Home, zone: ZoneInfo, say: Renderer) -> Block:
         blocks.append(
             section(
                 f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} ({run.state}), "
-                f"{local(run.planned_start, zone)}"
+                f"{format_local(run.planned_start, zone)}"
             )
         )
     return {"type": "home", "blocks": blocks[:100]}

@@ -1,56 +1,33 @@
-"""Button clicks, and the run actions commands share with them: approve, reject, start, cancel, abort."""
+"""The runs desk's buttons, and the run actions its commands share with them: approve, reject, start, cancel,
+abort, Edit (and the notice's Postpone, which opens the same form), and App Home."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from datetime import timedelta
 
-from bot.errors import InvalidInput
-from bot.interface import blocks, ids
+from bot.catalogue.models import Experiment
+from bot.errors import IllegalTransition, InvalidInput, NotPermitted
 from bot.interface.conversation import AbortOutcome, Conversation
-from bot.interface.metadata import RunRef
+from bot.interface.metadata import PlanMeta
+from bot.interface.runs import messages
+from bot.interface.schedule.messages import refusal_message
 from bot.interface.surface import Request
-from bot.interface.timing import refusal_message
+from bot.runs.core import RunCore
+from bot.runs.models import Run, RunState
 from bot.schedule.gate import StartRefused
 from bot.vocabulary import run_label
 from bot.words import Person, Words, listing
 
-log = logging.getLogger(__name__)
-STALE = "That button is from an older chaosbot; run the command again."
+EDITABLE = (RunState.PLANNED, RunState.APPROVED)
 
 
-class Actions:
+class RunActions:
     def __init__(self, talk: Conversation) -> None:
         self.talk = talk
-        self.routes: dict[str, Callable[[Request, int], None]] = {
-            ids.APPROVE: self.approve,
-            ids.REJECT: self.open_reject,
-            ids.START: self.start,
-            ids.CANCEL: self.cancel,
-            ids.ABORT: self.abort_one,
-        }
-        # Buttons whose value is not a RunRef (an action item's Done carries an ItemRef): given the raw value.
-        self.value_routes: dict[str, Callable[[Request, str], None]] = {}
-
-    def click(self, request: Request, action_id: str, value: str) -> None:
-        """A button was clicked; in App Home the tab is then shown as it is now."""
-        by_value = self.value_routes.get(action_id)
-        if by_value is not None:
-            self.talk.guarded(request, lambda: by_value(request, value))
-            return
-        handler = self.routes.get(action_id)
-        if handler is None:
-            log.warning("unknown action %s", action_id)
-            self.talk.tell(request, STALE)
-            return
-        self.talk.guarded(request, lambda: handler(request, RunRef.load(value).run))
-        if request.channel is None:
-            self.talk.guarded(request, lambda: self.home(request.user))
 
     def home(self, user: str) -> None:
         talk = self.talk
-        talk.surface.publish_home(user, blocks.home_view(talk.core.queries.home(user), talk.core.zone, talk.say))
+        talk.surface.publish_home(user, messages.home_view(talk.core.queries.home(user), talk.core.zone, talk.say))
 
     def approve(self, request: Request, run_id: int) -> None:
         approved = self.talk.core.transitions.approve(request.user, run_id)
@@ -64,7 +41,32 @@ class Actions:
         run = self.talk.core.queries.run(run_id)
         if request.trigger_id is None:
             raise InvalidInput("Rejecting needs a form for the reason.")
-        self.talk.surface.open_modal(request.trigger_id, blocks.reject_modal(run))
+        self.talk.surface.open_modal(request.trigger_id, messages.reject_modal(run))
+
+    def open_edit(self, request: Request, run_id: int) -> None:
+        """Edit on the run's message, or Postpone on the notice before its start: the plan form, filled in."""
+        core = self.talk.core
+        run = core.queries.run(run_id)
+        if run.run_state not in EDITABLE:
+            raise IllegalTransition(_not_editable(core, run))
+        if request.user != run.owner and not core.roles.is_approver(request.user):
+            raise NotPermitted(
+                Words.of("Only the owner (", Person(run.owner), f") or an approver can edit {run.label}.")
+            )
+        if request.trigger_id is None:
+            raise InvalidInput("Editing needs a form; use the Edit button in Slack or the console.")
+        experiment = Experiment.model_validate(run.experiment)
+        meta = PlanMeta(experiment=experiment.id, channel=request.channel, run=run.id)
+        view = messages.plan_modal(
+            experiment,
+            run.environment,
+            run.planned_start,
+            run.rollback_steps,
+            meta,
+            notes=run.notes,
+            auto_start=run.auto_start,
+        )
+        self.talk.surface.open_modal(request.trigger_id, view)
 
     def start(self, request: Request, run_id: int, *, dry_run: bool = False, duration: timedelta | None = None) -> None:
         # The engine refuses (who may, window, kill switch, rehearsal length) before any adapter work.
@@ -100,3 +102,11 @@ class Actions:
 def _result_line(result: AbortOutcome) -> Words:
     mark = ":white_check_mark:" if result.reverted else ":x:"
     return Words.of(f"{mark} {run_label(result.run_id)}: ", result.detail)
+
+
+def _not_editable(core: RunCore, run: Run) -> Words:
+    if run.run_state is RunState.RUNNING:
+        return Words.of(
+            f"{run.label} is running: a running run cannot be edited (abort it with `/chaos abort {run.label}`)."
+        )
+    return core.queries.ended_sentence(run) + " An ended run cannot be edited; plan a new one."

@@ -6,39 +6,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from bot.interface import ids
-from bot.interface.blocks import Block, Message, button, section
-from bot.interface.metadata import RunRef
+from bot.interface.conversation import Conversation
 from bot.interface.surface import Request
 from bot.safety.alarms import RevertAlarms
-
-if TYPE_CHECKING:  # the publisher imports alarm_message from here: runtime imports would be circular
-    from bot.interface.actions import Actions
-    from bot.interface.conversation import Conversation
 
 log = logging.getLogger(__name__)
 
 REMIND_CHECK_SECONDS = 15  # how often a replica looks for reminders due (each is sent once per interval)
 
 
-def alarm_message(text: str, run_id: int | None) -> Message:
-    """The loud alert: its text, and for a run an "Acknowledge" button anyone in the channel may press."""
-    blocks: list[Block] = [section(text)]
-    if run_id is not None:
-        ack = button("Acknowledge", ids.ACKNOWLEDGE_ALARM, RunRef(run=run_id).dump())
-        blocks.append({"type": "actions", "elements": [ack]})
-    return Message(text=text, blocks=blocks)
-
-
 @dataclass
 class AlarmDesk:
     talk: Conversation
     alarms: RevertAlarms
-
-    def register(self, actions: Actions) -> None:
-        actions.routes[ids.ACKNOWLEDGE_ALARM] = self.acknowledge
 
     def acknowledge(self, request: Request, run_id: int) -> None:
         said = self.alarms.acknowledge(request.user, run_id)

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from bot.engine.errors import InjectFailed
 from bot.errors import DomainError, IllegalTransition
 from bot.freezes.calendar import CalendarFeeds
-from bot.interface.blocks import Message, notice
 from bot.interface.conversation import Conversation
-from bot.interface.timing import notice_message, refusal_message
+from bot.interface.kit import Message, notice
+from bot.interface.schedule.messages import notice_message, refusal_message
 from bot.jobs import Job
 from bot.policy.models import Policy
 from bot.runs.models import Run, RunState

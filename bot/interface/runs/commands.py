@@ -1,16 +1,15 @@
-"""``/chaos <text>``: parse the words, call the core or the engine, answer the person."""
+"""The runs desk's ``/chaos`` commands: parse the words, call the core or the engine, answer the person."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from bot.errors import InvalidInput, NotFound
-from bot.interface import blocks
-from bot.interface.actions import Actions
 from bot.interface.conversation import Conversation
 from bot.interface.metadata import PlanMeta
+from bot.interface.runs import messages
+from bot.interface.runs.actions import RunActions
 from bot.interface.surface import Request
 from bot.runs.rules import default_rollback
 from bot.runs.service import parse_run_id
@@ -20,49 +19,18 @@ from bot.words import Person, Words
 START_FORM = "Use `/chaos start RUN-n [--dry-run [--for 30s]]`."
 
 
-class Commands:
-    def __init__(self, talk: Conversation, actions: Actions) -> None:
+class RunCommands:
+    """``/chaos help|list|plan|status|start|abort|cancel|resume``: parse the words, call the core or the engine."""
+
+    def __init__(self, talk: Conversation, actions: RunActions) -> None:
         self.talk = talk
         self.actions = actions
-        self.routes: dict[str, Callable[[Request, list[str]], None]] = {
-            "help": lambda request, _args: self.talk.reply(request, blocks.usage()),
-            "list": lambda request, _args: self.talk.reply(request, blocks.catalogue_message(self.talk.core.catalogue)),
-            "plan": self.plan,
-            "status": self.status,
-            "start": self.start,
-            "abort": self.abort,
-            "cancel": self.cancel,
-            "resume": self.resume,
-            "freeze": self.not_yet,
-            "report": self.not_yet,
-        }
 
-    @staticmethod
-    def is_kill_switch(text: str) -> bool:
-        words = text.split()
-        return bool(words) and words[0].lower() == "abort"
+    def help(self, request: Request, _args: list[str]) -> None:
+        self.talk.reply(request, messages.usage())
 
-    def run(self, request: Request, text: str) -> None:
-        """After the ack. Every command is recorded in the audit log; the kill switch's record is written
-        after its revert, so an abort never waits for it."""
-        words = text.split()
-        name, args = (words[0].lower(), words[1:]) if words else ("help", [])
-        handler = self.routes.get(name)
-        talk = self.talk
-
-        def record() -> None:
-            talk.core.audit.record(request.user, "command", command=f"/chaos {text}".strip()[:500])
-
-        if handler is None:
-            talk.guarded(request, record)
-            talk.reply(request, blocks.usage(f"`{talk.say(name)}` is not a chaosbot command."))
-            return
-        urgent = self.is_kill_switch(text)
-        if not urgent:
-            talk.guarded(request, record)
-        talk.guarded(request, lambda: handler(request, args))
-        if urgent:
-            talk.guarded(request, record)
+    def catalogue(self, request: Request, _args: list[str]) -> None:
+        self.talk.reply(request, messages.catalogue_message(self.talk.core.catalogue))
 
     def plan(self, request: Request, args: list[str]) -> None:
         if not args or len(args) > 2:
@@ -74,7 +42,7 @@ class Commands:
             raise InvalidInput("Planning needs a form; run the command from Slack or the console.")
         meta = PlanMeta(experiment=experiment.id, channel=request.channel)
         start = _default_start(core.clock())
-        view = blocks.plan_modal(experiment, environment, start, default_rollback(experiment), meta)
+        view = messages.plan_modal(experiment, environment, start, default_rollback(experiment), meta)
         self.talk.surface.open_modal(request.trigger_id, view)
 
     def status(self, request: Request, args: list[str]) -> None:
@@ -83,7 +51,7 @@ class Commands:
             talk.reply(request, talk.publisher.render(parse_run_id(args[0])))
             return
         status = talk.core.queries.status()
-        talk.reply(request, blocks.status_message(status.active, talk.core.zone, status.kill_switch, talk.say))
+        talk.reply(request, messages.status_message(status.active, talk.core.zone, status.kill_switch, talk.say))
 
     def start(self, request: Request, args: list[str]) -> None:
         words = list(args)
@@ -129,9 +97,6 @@ class Commands:
             )
         else:
             self.talk.tell(request, "The global kill switch is not engaged.")
-
-    def not_yet(self, request: Request, _args: list[str]) -> None:
-        self.talk.tell(request, "That command is not available yet.")
 
 
 def usage(problem: str) -> NoReturn:

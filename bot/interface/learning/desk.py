@@ -1,5 +1,6 @@
 """After the run, composed once for ``serve`` and ``shell``: retrospectives, action items and the backlog,
-summaries, and the dashboards' fault-window marker, registered in the shared handlers' routers.
+summaries, and the dashboards' fault-window marker. Its buttons, commands and forms are routed in
+``bot.interface.routes``.
 
 Periodic jobs (``jobs``), safe on every replica: the retrospective sweep, filing pending action items,
 the scheduled summaries (each claimed once through ``bot.schedule.firings``), and the dashboards' missed
@@ -18,13 +19,10 @@ from bot.backlog.registry import backlog_for
 from bot.context import AppContext
 from bot.dashboards.grafana import GrafanaAnnotations
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
-from bot.interface import ids
-from bot.interface.action_items import ActionItemDesk
-from bot.interface.handlers import Handlers
+from bot.interface.learning.retrospectives import Outlet, Retrospectives, ThreadLinks
+from bot.interface.learning.summaries import Summaries
 from bot.interface.render import Renderer
-from bot.interface.retrospectives import Outlet, Retrospectives, ThreadLinks
 from bot.interface.service import RunMessages
-from bot.interface.summaries import ReportCommand, Summaries
 from bot.jobs import Job
 from bot.reports.flows import Reports
 from storage.db import utcnow
@@ -39,15 +37,6 @@ class Learning:
     summaries: Summaries
     links: ThreadLinks
     marker: FaultWindowMarker
-
-    def register(self, handlers: Handlers, context: AppContext) -> None:
-        """Route ``/chaos actions``, ``/chaos report``, the Add action item and Done buttons and the form."""
-        desk = ActionItemDesk(handlers.talk, self.items, context.roles, warm_link=self.links.get)
-        handlers.commands.routes["actions"] = desk.list
-        handlers.commands.routes["report"] = ReportCommand(handlers.talk, self.summaries)
-        handlers.actions.routes[ids.ADD_ACTION] = desk.open_form
-        handlers.actions.value_routes[ids.ITEM_DONE] = desk.done
-        handlers.forms.routes[ids.ACTION_ITEM_SUBMIT] = desk.submit
 
     def jobs(self) -> list[Job]:
         return [

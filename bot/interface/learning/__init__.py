@@ -1,0 +1,1 @@
+"""The learning desk, after the run: retrospectives, action items and summaries."""
