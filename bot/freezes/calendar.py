@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -294,20 +294,24 @@ class CalendarFeeds:
     ) -> None:
         source = feed_source(calendar.key)
         session.execute(delete(Freeze).where(Freeze.source == source))
-        session.add_all(
-            Freeze(
-                starts_at=event.starts_at,
-                ends_at=event.ends_at,
-                environments=[],
-                reason=event.reason,
-                added_by=calendar.label,
-                added_at=now,
-                source=source,
-                event=event.event,
-                version=1,
+        if events:  # one bulk INSERT: a 5,000-event feed is stored in a fraction of the ORM's time
+            session.execute(
+                insert(Freeze),
+                [
+                    {
+                        "starts_at": event.starts_at,
+                        "ends_at": event.ends_at,
+                        "environments": [],
+                        "reason": event.reason,
+                        "added_by": calendar.label,
+                        "added_at": now,
+                        "source": source,
+                        "event": event.event,
+                        "version": 1,
+                    }
+                    for event in events
+                ],
             )
-            for event in events
-        )
         audit.append(
             session,
             actor=SYSTEM_ACTOR,

@@ -95,10 +95,9 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
     occurrences: list[FeedEvent] = []
     for calendar in calendars:
         _repair(calendar, zone, parsed.skipped)
-        for simple in (True, False):
-            part = _part(calendar, simple=simple)
-            window = stop - start if simple else FIRST_WINDOW
-            occurrences.extend(_expand(part, (start, stop, window), zone, limits.occurrences, parsed.skipped))
+        single, recurring = _split(calendar)
+        occurrences.extend(_singles(single, start, stop, zone))
+        occurrences.extend(_expand(recurring, (start, stop), zone, limits.occurrences, parsed.skipped))
     unique = sorted(set(occurrences), key=lambda event: (event.starts_at, event.ends_at, event.event))
     if len(unique) > limits.occurrences:
         parsed.skipped[f"occurrence past the cap of {limits.occurrences}"] += len(unique) - limits.occurrences
@@ -138,23 +137,37 @@ def _note_unknown_zone(component: Any, known_zones: set[str], skipped: Counter[s
             skipped[f"unknown time zone {str(tzid)[:60]!r} read as team time"] += 1
 
 
-def _part(calendar: Any, *, simple: bool) -> Any:
-    """The calendar with only the events of one kind: single ones, or the series with an RRULE."""
+def _split(calendar: Any) -> tuple[list[Any], Any]:
+    """Single events (read directly: most of a big feed) and a calendar of the series that need expanding."""
     import icalendar
 
-    recurring = {str(c.get("UID", "")) for c in calendar.walk("VEVENT") if c.get("RRULE") is not None}
-    part = icalendar.Calendar()
+    events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    series = {
+        str(c.get("UID", ""))
+        for c in events
+        if any(c.get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
+    }
+    recurring = icalendar.Calendar()
     for key, value in calendar.items():
-        part[key] = value
+        recurring[key] = value
+    single = []
     for component in calendar.subcomponents:
-        if component.name == "VEVENT" and (str(component.get("UID", "")) in recurring) == simple:
-            continue
-        part.add_component(component)
-    return part
+        if component.name == "VEVENT" and str(component.get("UID", "")) not in series:
+            single.append(component)
+        else:
+            recurring.add_component(component)
+    return single, recurring
+
+
+def _singles(events: list[Any], start: datetime, stop: datetime, zone: ZoneInfo) -> Iterator[FeedEvent]:
+    for component in events:
+        event = _event(component, zone)
+        if event is not None and event.starts_at < stop and event.ends_at > start:
+            yield event
 
 
 def _expand(
-    part: Any, span: tuple[datetime, datetime, timedelta], zone: ZoneInfo, cap: int, skipped: Counter[str]
+    part: Any, span: tuple[datetime, datetime], zone: ZoneInfo, cap: int, skipped: Counter[str]
 ) -> Iterator[FeedEvent]:
     import recurring_ical_events  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
@@ -178,9 +191,10 @@ def _expand(
             skipped[f"event series that could not be expanded ({type(exc).__name__})"] += 1
 
 
-def _occurrences(series: Any, start: datetime, stop: datetime, window: timedelta) -> Iterable[Any]:
+def _occurrences(series: Any, start: datetime, stop: datetime) -> Iterable[Any]:
     """A series' occurrences, window by window, so a rule that fires every second stops at the cap cheaply."""
     seen: set[object] = set()
+    window = FIRST_WINDOW
     at = start
     while at < stop:
         until = min(at + window, stop)
