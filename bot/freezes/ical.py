@@ -11,6 +11,7 @@ feed, and what was skipped or cut is reported as notes (the feed is then "degrad
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,11 +94,12 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
     parsed = ParsedFeed()
     start, stop = now - limits.back, now + limits.ahead
     occurrences: list[FeedEvent] = []
+    reading = _Reading(zone, _durations(text))
     for calendar in calendars:
         _repair(calendar, zone, parsed.skipped)
         single, recurring = _split(calendar)
-        occurrences.extend(_singles(single, start, stop, zone))
-        occurrences.extend(_expand(recurring, (start, stop), zone, limits.occurrences, parsed.skipped))
+        occurrences.extend(_singles(single, start, stop, reading))
+        occurrences.extend(_expand(recurring, (start, stop), reading, limits.occurrences, parsed.skipped))
     unique = sorted(set(occurrences), key=lambda event: (event.starts_at, event.ends_at, event.event))
     if len(unique) > limits.occurrences:
         parsed.skipped[f"occurrence past the cap of {limits.occurrences}"] += len(unique) - limits.occurrences
@@ -159,15 +161,15 @@ def _split(calendar: Any) -> tuple[list[Any], Any]:
     return single, recurring
 
 
-def _singles(events: list[Any], start: datetime, stop: datetime, zone: ZoneInfo) -> Iterator[FeedEvent]:
+def _singles(events: list[Any], start: datetime, stop: datetime, reading: _Reading) -> Iterator[FeedEvent]:
     for component in events:
-        event = _event(component, zone)
+        event = _event(component, reading)
         if event is not None and event.starts_at < stop and event.ends_at > start:
             yield event
 
 
 def _expand(
-    part: Any, span: tuple[datetime, datetime], zone: ZoneInfo, cap: int, skipped: Counter[str]
+    part: Any, span: tuple[datetime, datetime], reading: _Reading, cap: int, skipped: Counter[str]
 ) -> Iterator[FeedEvent]:
     import recurring_ical_events  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
@@ -184,7 +186,7 @@ def _expand(
     for series in query.series:
         try:
             for component in itertools.islice(_occurrences(series, *span), cap + 1):
-                event = _event(component, zone)
+                event = _event(component, reading)
                 if event is not None:
                     yield event
         except bad as exc:
@@ -209,17 +211,57 @@ def _occurrences(series: Any, start: datetime, stop: datetime) -> Iterable[Any]:
         window = max(timedelta(seconds=1), min(window * 8, window * WINDOW_TARGET / max(found, 1)))
 
 
-def _event(component: Any, zone: ZoneInfo) -> FeedEvent | None:
+@dataclass(frozen=True)
+class _Reading:
+    zone: ZoneInfo  # floating and all-day times are team time
+    durations: dict[str, tuple[timedelta, timedelta]]  # UID -> DURATION as (nominal days, exact time)
+
+
+DURATION = re.compile(r"^([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def _durations(text: str) -> dict[str, tuple[timedelta, timedelta]]:
+    """Each series' DURATION as written: the parser folds PT24H into one day, but RFC 5545 keeps them apart.
+
+    ``P1D`` is one calendar day (23 or 25 hours across a daylight-saving change), ``PT24H`` exactly 24 hours.
+    """
+    found: dict[str, tuple[timedelta, timedelta]] = {}
+    uid, duration, modification = "", "", False
+    for line in re.sub(r"\r?\n[ \t]", "", text).splitlines():
+        name, _, value = line.partition(":")
+        name = name.split(";", 1)[0].upper()
+        if name == "BEGIN" and value.upper() == "VEVENT":
+            uid, duration, modification = "", "", False
+        elif name in ("UID", "DURATION"):
+            uid, duration = (value, duration) if name == "UID" else (uid, value.strip())
+        elif name == "RECURRENCE-ID":
+            modification = True
+        elif name == "END" and value.upper() == "VEVENT" and duration and not modification:
+            match = DURATION.match(duration.upper())
+            if match and match.group(1) != "-":
+                weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups()[1:])
+                found.setdefault(uid, (timedelta(days=7 * weeks + days), timedelta(0, seconds, 0, 0, minutes, hours)))
+    return found
+
+
+def _event(component: Any, reading: _Reading) -> FeedEvent | None:
     if str(component.get("STATUS", "")).upper() == "CANCELLED":
         return None
+    zone = reading.zone
     raw_start = component.get("DTSTART").dt
     starts_at = _moment(raw_start, zone)
     end_prop = component.get("DTEND")
     all_day = not isinstance(raw_start, datetime)
-    if end_prop is not None:
+    nominal, exact = reading.durations.get(str(component.get("UID", "")), (None, None))
+    if end_prop is not None and nominal is not None:
+        # An occurrence the expander ended by adding DURATION as wall time: add its hours as elapsed time.
+        wall = _moment(end_prop.dt, zone).replace(tzinfo=None) - starts_at.replace(tzinfo=None)
+        expected = nominal + (exact or timedelta(0))
+        ends_at = _after(starts_at, nominal, exact) if wall == expected else _moment(end_prop.dt, zone)
+    elif end_prop is not None:
         ends_at = _moment(end_prop.dt, zone)
     elif component.get("DURATION") is not None:
-        ends_at = starts_at + component["DURATION"].dt
+        ends_at = _after(starts_at, nominal, exact) if nominal is not None else starts_at + component["DURATION"].dt
     elif all_day:
         ends_at = starts_at + timedelta(days=1)  # an all-day event without an end lasts the day
     else:
@@ -237,6 +279,11 @@ def _event(component: Any, zone: ZoneInfo) -> FeedEvent | None:
         reason=summary[:MAX_REASON],
         event=f"{uid}@{starts_at.isoformat()}"[:300],
     )
+
+
+def _after(starts_at: datetime, nominal: timedelta, exact: timedelta | None) -> datetime:
+    """Days on the calendar (wall clock), then hours, minutes and seconds as elapsed time."""
+    return (starts_at + nominal).astimezone(UTC) + (exact or timedelta(0))
 
 
 def _moment(value: date | datetime, zone: ZoneInfo) -> datetime:

@@ -120,6 +120,20 @@ def test_two_events_with_one_uid_and_no_recurrence_id_are_both_freezes() -> None
     assert [event.reason for event in parse_feed(text, zone=SYDNEY, now=NOW).events] == ["Release A", "Release B"]
 
 
+@pytest.mark.parametrize("rule", ["", "\r\nRRULE:FREQ=DAILY;COUNT=3"], ids=["single", "series"])
+def test_a_duration_in_hours_is_elapsed_time_and_a_day_is_a_calendar_day(rule: str) -> None:
+    # Sydney leaves daylight saving at 03:00 on Sunday 5 April 2026: that day has 25 hours.
+    text = calendar(
+        f"UID:h\r\nSUMMARY:Hours\r\nDTSTART;TZID=Australia/Sydney:20260404T120000\r\nDURATION:PT24H{rule}",
+        f"UID:d\r\nSUMMARY:Day\r\nDTSTART;TZID=Australia/Sydney:20260404T120000\r\nDURATION:P1D{rule}",
+    )
+    events = parse_feed(text, zone=SYDNEY, now=utc(2026, 4, 1)).events
+    first = {event.reason: event for event in events if event.starts_at == utc(2026, 4, 4, 1)}
+    assert first["Hours"].ends_at - first["Hours"].starts_at == timedelta(hours=24)
+    assert first["Day"].ends_at - first["Day"].starts_at == timedelta(hours=25)
+    assert first["Day"].ends_at.astimezone(SYDNEY).hour == 12
+
+
 def test_a_rule_that_fires_every_second_stops_at_the_cap_quickly() -> None:
     text = calendar(
         "UID:s\r\nSUMMARY:Careless\r\nDTSTART:20261201T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY",
