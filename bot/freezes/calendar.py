@@ -17,28 +17,26 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from adapters.base import MissingSecretError, resolve_env
 from bot.audit import service as audit
 from bot.freezes.config import FreezeCalendar
+from bot.freezes.ical import FeedError, FeedEvent, FeedLimits, ParsedFeed, decode, parse_feed
 from bot.freezes.models import Freeze, FreezeFeed, feed_source
 from bot.words import SYSTEM_ACTOR
 from storage.db import Database, insert_ignoring, rowcount, utcnow
 
 log = logging.getLogger(__name__)
 
-HORIZON_BACK = timedelta(days=1)
-HORIZON_AHEAD = timedelta(days=180)
 MAX_BYTES = 5 * 1024 * 1024
-MAX_REASON = 500
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_LIMITS = FeedLimits()
 
 
 HTTPX_LOG = "httpx"  # httpx logs every request's URL at INFO on this logger
@@ -79,20 +77,6 @@ class FeedUrlFilter(logging.Filter):
         return True
 
 
-class FeedError(Exception):
-    """A feed could not be read; the message is safe to store and log (no URL)."""
-
-
-@dataclass(frozen=True)
-class FeedEvent:
-    """One occurrence of a calendar event, as a freeze of every environment."""
-
-    starts_at: datetime
-    ends_at: datetime
-    reason: str
-    event: str  # UID @ occurrence start
-
-
 @dataclass(frozen=True)
 class PollResult:
     label: str
@@ -100,6 +84,7 @@ class PollResult:
     freezes: int
     changed: bool = False
     error: str | None = None
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,75 +95,29 @@ class FeedHealth:
     last_error: str | None
     freezes: int
     stale: bool
+    warning: str | None = None  # read, but degraded: what was skipped or cut, or a feed that went empty
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.stale or self.warning is not None
 
     def sentence(self) -> str:
         """``calendar DELIVERIES_ICAL_URL is stale: last read …, last error: HTTP 500`` (no URL)."""
         read = self.last_success_at.isoformat(timespec="seconds") if self.last_success_at else "never"
-        state = "is stale" if self.stale else "is fresh"
+        state = "is stale" if self.stale else ("is degraded" if self.warning else "is fresh")
         error = f", last error: {self.last_error}" if self.last_error else ""
-        return f"calendar {self.label} {state}: last read {read} ({self.freezes} freezes kept){error}"
+        warning = f", {self.warning}" if self.warning else ""
+        return f"calendar {self.label} {state}: last read {read} ({self.freezes} freezes kept){error}{warning}"
 
 
-def parse_feed(
-    text: str | bytes,
-    *,
-    zone: ZoneInfo,
-    now: datetime,
-    back: timedelta = HORIZON_BACK,
-    ahead: timedelta = HORIZON_AHEAD,
-) -> list[FeedEvent]:
-    """Every event occurrence between ``now - back`` and ``now + ahead``; floating and all-day times in ``zone``."""
-    # Imported here: most teams configure no feed, and a serving replica's idle memory matters.
-    import icalendar
-    import recurring_ical_events  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
+@dataclass(frozen=True)
+class Download:
+    """A feed's body, or ``None`` when the server said it has not changed (HTTP 304)."""
 
-    try:
-        calendar = icalendar.Calendar.from_ical(text)
-        occurrences = recurring_ical_events.of(calendar).between(now - back, now + ahead)
-    except Exception as exc:  # the parsers raise ValueError, KeyError and their own types
-        raise FeedError(f"not a readable iCalendar file ({type(exc).__name__}: {str(exc)[:200]})") from None
-    events = []
-    for occurrence in occurrences:
-        if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
-            continue
-        event = _event(occurrence, zone)
-        if event is not None:
-            events.append(event)
-    return sorted(events, key=lambda event: (event.starts_at, event.ends_at, event.event))
-
-
-def _event(component: Any, zone: ZoneInfo) -> FeedEvent | None:
-    start_prop = component.get("DTSTART")
-    if start_prop is None:
-        return None
-    raw_start = start_prop.dt
-    starts_at = _moment(raw_start, zone)
-    end_prop = component.get("DTEND")
-    if end_prop is not None:
-        ends_at = _moment(end_prop.dt, zone)
-    elif component.get("DURATION") is not None:
-        ends_at = starts_at + component.get("DURATION").dt
-    elif not isinstance(raw_start, datetime):
-        ends_at = starts_at + timedelta(days=1)  # RFC 5545: an all-day event without an end lasts the day
-    else:
-        return None  # an instant: nothing to freeze
-    if ends_at <= starts_at:
-        return None
-    starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
-    summary = " ".join(str(component.get("SUMMARY", "")).split()) or "calendar event"
-    uid = str(component.get("UID", "")) or "no-uid"
-    return FeedEvent(
-        starts_at=starts_at,
-        ends_at=ends_at,
-        reason=summary[:MAX_REASON],
-        event=f"{uid}@{starts_at.isoformat()}"[:300],
-    )
-
-
-def _moment(value: date | datetime, zone: ZoneInfo) -> datetime:
-    if not isinstance(value, datetime):
-        return datetime.combine(value, time(), tzinfo=zone)
-    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+    content: bytes | None
+    charset: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def digest(events: Sequence[FeedEvent]) -> str:
@@ -198,6 +137,7 @@ class CalendarFeeds:
         clock: Callable[[], datetime] = utcnow,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         environ: Mapping[str, str] | None = None,
+        limits: FeedLimits = DEFAULT_LIMITS,
     ) -> None:
         self.db = db
         self.calendars = list(calendars)
@@ -205,6 +145,7 @@ class CalendarFeeds:
         self.clock = clock
         self.timeout = timeout
         self.environ = environ
+        self.limits = limits
         self.url_filter = FeedUrlFilter()
 
     def hide_urls_in_logs(self) -> None:
@@ -226,18 +167,36 @@ class CalendarFeeds:
     def refresh(self, calendar: FreezeCalendar) -> PollResult:
         """Fetch and parse one feed now, then replace its cached freezes (or record the error, keeping them)."""
         now = self.clock()
+        with self.db.transaction() as session:
+            feed = self._feed(session, calendar, now)
+            known = Download(None, etag=feed.etag, last_modified=feed.last_modified)
+            known_hash, kept = feed.content_hash, feed.freeze_count
         try:
-            events = parse_feed(self._fetch(calendar), zone=self.zone, now=now)
+            download = self._fetch(calendar, known)
+            content_hash = hashlib.sha256(download.content).hexdigest() if download.content is not None else None
+            if download.content is None or content_hash == known_hash:
+                self._unchanged(calendar, download, now)
+                return PollResult(calendar.label, ok=True, freezes=kept)
+            parsed = parse_feed(decode(download.content, download.charset), zone=self.zone, now=now, limits=self.limits)
         except FeedError as exc:
-            error = str(exc)
-            with self.db.transaction() as session:
-                feed = self._feed(session, calendar, now)
-                feed.last_attempt_at, feed.last_error = now, error
-                kept = feed.freeze_count
-            log.warning("calendar %s could not be read, keeping its %s freezes: %s", calendar.label, kept, error)
-            return PollResult(calendar.label, ok=False, freezes=kept, error=error)
-        changed = self._store(calendar, events, now)
-        return PollResult(calendar.label, ok=True, freezes=len(events), changed=changed)
+            return self._failed(calendar, str(exc), now)
+        return self._store(calendar, parsed, download, content_hash, now)
+
+    def _failed(self, calendar: FreezeCalendar, error: str, now: datetime) -> PollResult:
+        with self.db.transaction() as session:
+            feed = self._feed(session, calendar, now)
+            feed.last_attempt_at, feed.last_error = now, error
+            kept = feed.freeze_count
+        log.warning("calendar %s could not be read, keeping its %s freezes: %s", calendar.label, kept, error)
+        return PollResult(calendar.label, ok=False, freezes=kept, error=error)
+
+    def _unchanged(self, calendar: FreezeCalendar, download: Download, now: datetime) -> None:
+        """The server said 304, or sent the same bytes: nothing to parse, the feed is fresh."""
+        with self.db.transaction() as session:
+            feed = self._feed(session, calendar, now)
+            feed.last_attempt_at, feed.last_success_at, feed.last_error = now, now, None
+            feed.etag = download.etag or feed.etag
+            feed.last_modified = download.last_modified or feed.last_modified
 
     def health(self) -> list[FeedHealth]:
         now = self.clock()
@@ -263,6 +222,7 @@ class CalendarFeeds:
                     last_error=feed.last_error,
                     freezes=feed.freeze_count,
                     stale=late or feed.last_error is not None,
+                    warning=feed.warning,
                 )
             )
         return report
@@ -271,9 +231,13 @@ class CalendarFeeds:
         """Feeds whose last read failed or is older than two polls: their last known freezes still hold."""
         return [feed for feed in self.health() if feed.stale]
 
+    def attention(self) -> list[FeedHealth]:
+        """Feeds that are stale or degraded (parts skipped or cut, or gone empty): for /healthz and the logs."""
+        return [feed for feed in self.health() if feed.needs_attention]
+
     # -- internals -------------------------------------------------------------------------------
 
-    def _fetch(self, calendar: FreezeCalendar) -> bytes:
+    def _fetch(self, calendar: FreezeCalendar, known: Download) -> Download:
         try:
             url = str(resolve_env(calendar.url, self.environ))
         except MissingSecretError as exc:
@@ -281,16 +245,19 @@ class CalendarFeeds:
         self.url_filter.hide(calendar, url)
         try:
             with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
-                response = client.get(url, headers={"Accept": "text/calendar"})
+                response = client.get(url, headers=_conditional(known))
         except httpx.TimeoutException as exc:
             raise FeedError(f"timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise FeedError(f"could not connect ({type(exc).__name__})") from None
+        validators = {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
+        if response.status_code == 304:
+            return Download(None, **validators)
         if response.status_code != 200:
             raise FeedError(f"HTTP {response.status_code}")
         if len(response.content) > MAX_BYTES:
             raise FeedError(f"the feed is larger than {MAX_BYTES // (1024 * 1024)} MB")
-        return response.content
+        return Download(response.content, charset=response.charset_encoding, **validators)
 
     def _claim(self, calendar: FreezeCalendar) -> bool:
         now = self.clock()
@@ -311,38 +278,75 @@ class CalendarFeeds:
         assert feed is not None  # inserted just above if it was missing
         return feed
 
-    def _store(self, calendar: FreezeCalendar, events: list[FeedEvent], now: datetime) -> bool:
-        """Replace the feed's freezes in one transaction, only when the events changed (freeze ids stay stable)."""
+    def _store(
+        self, calendar: FreezeCalendar, parsed: ParsedFeed, download: Download, content_hash: str | None, now: datetime
+    ) -> PollResult:
+        """Replace the feed's freezes in one transaction, only when the events changed (freeze ids stay stable).
+
+        A feed that suddenly reads empty keeps its freezes for one more poll and says so: a calendar emptied by
+        mistake (or a server sending an empty placeholder) must be seen before the freezes it held are dropped.
+        """
+        events, warning = parsed.events, "; ".join(parsed.notes)[:1000] or None
         new_digest = digest(events)
         with self.db.transaction() as session:
             feed = self._feed(session, calendar, now)
+            if not events and feed.freeze_count and feed.empty_since is None:
+                feed.empty_since, feed.last_attempt_at, feed.last_success_at = now, now, now
+                feed.last_error = None
+                feed.warning = (
+                    f"the feed has no events now (it had {feed.freeze_count}); they are kept until the next poll"
+                )
+                log.warning("calendar %s %s", calendar.label, feed.warning)
+                return PollResult(calendar.label, ok=True, freezes=feed.freeze_count, warning=feed.warning)
             changed = feed.events_digest != new_digest
             if changed:
-                source = feed_source(calendar.key)
-                session.execute(delete(Freeze).where(Freeze.source == source))
-                session.add_all(
-                    Freeze(
-                        starts_at=event.starts_at,
-                        ends_at=event.ends_at,
-                        environments=[],
-                        reason=event.reason,
-                        added_by=calendar.label,
-                        added_at=now,
-                        source=source,
-                        event=event.event,
-                        version=1,
-                    )
-                    for event in events
-                )
-                audit.append(
-                    session,
-                    actor=SYSTEM_ACTOR,
-                    action="freeze.calendar_changed",
-                    payload={"calendar": calendar.label, "freezes": len(events), "digest": new_digest},
-                )
-            feed.label = calendar.label
+                self._replace(session, calendar, events, new_digest, now)
+            feed.label, feed.empty_since, feed.warning = calendar.label, None, warning
             feed.last_attempt_at, feed.last_success_at, feed.last_error = now, now, None
             feed.events_digest, feed.freeze_count = new_digest, len(events)
+            feed.content_hash, feed.etag, feed.last_modified = content_hash, download.etag, download.last_modified
         if changed:
             log.info("calendar %s changed: %s freezes", calendar.label, len(events))
-        return changed
+        if warning:
+            log.warning("calendar %s is degraded: %s", calendar.label, warning)
+        return PollResult(calendar.label, ok=True, freezes=len(events), changed=changed, warning=warning)
+
+    @staticmethod
+    def _replace(
+        session: Session, calendar: FreezeCalendar, events: list[FeedEvent], new_digest: str, now: datetime
+    ) -> None:
+        source = feed_source(calendar.key)
+        session.execute(delete(Freeze).where(Freeze.source == source))
+        if events:  # one bulk INSERT: a 5,000-event feed is stored in a fraction of the ORM's time
+            session.execute(
+                insert(Freeze),
+                [
+                    {
+                        "starts_at": event.starts_at,
+                        "ends_at": event.ends_at,
+                        "environments": [],
+                        "reason": event.reason,
+                        "added_by": calendar.label,
+                        "added_at": now,
+                        "source": source,
+                        "event": event.event,
+                        "version": 1,
+                    }
+                    for event in events
+                ],
+            )
+        audit.append(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="freeze.calendar_changed",
+            payload={"calendar": calendar.label, "freezes": len(events), "digest": new_digest},
+        )
+
+
+def _conditional(known: Download) -> dict[str, str]:
+    headers = {"Accept": "text/calendar"}
+    if known.etag:
+        headers["If-None-Match"] = known.etag
+    if known.last_modified:
+        headers["If-Modified-Since"] = known.last_modified
+    return headers

@@ -74,3 +74,11 @@ class FreezeFeed(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     events_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     freeze_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the last read skipped or cut (the feed is then degraded; what it could read still holds).
+    warning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An unchanged feed costs a 304 or a hash, not a parse: the validators and the hash of the last body read.
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    etag: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # When the feed first read empty after holding events: its freezes are dropped only if the next read agrees.
+    empty_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

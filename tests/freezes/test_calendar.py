@@ -240,3 +240,74 @@ def test_the_horizon_reaches_180_days_ahead_only(db: Database, at_now: Clock, se
     feeds(db, at_now, server.url + SECRET_PATH).poll_due()
     last = max(r.starts_at for r in cached(db))
     assert NOW + timedelta(days=173) < last <= NOW + timedelta(days=180)
+
+
+class ValidatingCalendarServer(CalendarServer):
+    """Answers 304 to a request that carries the current ETag, as real calendar servers do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.etag = '"v1"'
+
+    def route(self, call: Call) -> Reply:
+        if call.path == SECRET_PATH and call.headers.get("if-none-match") == self.etag:
+            return Reply(304, "")
+        reply = super().route(call)
+        return Reply(reply.status, reply.body, {**reply.headers, "ETag": self.etag})
+
+
+def test_an_unchanged_feed_costs_a_304_or_a_hash_not_a_parse(
+    db: Database, at_now: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[int] = []
+    from bot.freezes import calendar as calendar_module
+
+    real_parse = calendar_module.parse_feed
+    monkeypatch.setattr(calendar_module, "parse_feed", lambda *a, **k: parses.append(1) or real_parse(*a, **k))
+    with running(ValidatingCalendarServer()) as served:
+        backend = served.backend
+        assert isinstance(backend, ValidatingCalendarServer)
+        calendars = feeds(db, at_now, served.url + SECRET_PATH)
+        [first] = calendars.poll_due()
+        at_now.advance(minutes=5)
+        [second] = calendars.poll_due()  # the server answers 304
+        assert backend.calls[-1].headers.get("if-none-match") == '"v1"'
+        backend.etag = '"v2"'  # same body, new validator: the body's hash still matches
+        at_now.advance(minutes=5)
+        [third] = calendars.poll_due()
+    assert first.ok and first.freezes == 5 and second.ok and third.ok
+    assert len(parses) == 1
+    assert [h.stale for h in calendars.health()] == [False] and len(cached(db)) == 5
+
+
+def test_a_feed_that_suddenly_reads_empty_keeps_its_freezes_one_poll_and_says_so(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    calendars = feeds(db, at_now, server.url + SECRET_PATH)
+    calendars.poll_due()
+    backend = server.backend
+    assert isinstance(backend, CalendarServer)
+    backend.body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nEND:VCALENDAR\r\n"
+    at_now.advance(minutes=5)
+    [emptied] = calendars.poll_due()
+    assert emptied.ok and emptied.freezes == 5 and len(cached(db)) == 5
+    [attention] = calendars.attention()
+    assert "has no events now (it had 5)" in attention.sentence() and "degraded" in attention.sentence()
+    at_now.advance(minutes=5)
+    [confirmed] = calendars.poll_due()
+    assert confirmed.ok and confirmed.freezes == 0 and cached(db) == []
+    assert calendars.attention() == []
+
+
+def test_a_feed_with_one_broken_event_keeps_the_others_and_is_reported_degraded(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    backend = server.backend
+    assert isinstance(backend, CalendarServer)
+    broken = "BEGIN:VEVENT\r\nUID:broken@example.org\r\nSUMMARY:No start\r\nEND:VEVENT\r\n"
+    backend.body = DELIVERIES.replace("END:VCALENDAR", broken + "END:VCALENDAR")
+    calendars = feeds(db, at_now, server.url + SECRET_PATH)
+    [result] = calendars.poll_due()
+    assert result.ok and result.freezes == 5 and result.warning is not None and "DTSTART" in result.warning
+    [health] = calendars.attention()
+    assert not health.stale and "is degraded" in health.sentence() and "DTSTART" in health.sentence()

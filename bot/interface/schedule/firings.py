@@ -111,14 +111,14 @@ class StartSchedule:
     def poll(self) -> None:
         try:
             self.feeds.poll_due()
-            for feed in self.feeds.stale():
+            for feed in self.feeds.attention():
                 log.warning("%s", feed.sentence())
         except Exception:
             log.exception("the freeze calendars could not be polled; the next poll tries again")
 
     def stale(self) -> list[str]:
-        """For /healthz: one sentence per stale calendar feed (its last known freezes still hold)."""
-        return [feed.sentence() for feed in self.feeds.stale()]
+        """For /healthz: one sentence per stale or degraded calendar feed (its last known freezes still hold)."""
+        return [feed.sentence() for feed in self.feeds.attention()]
 
 
 def build_schedule(talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None) -> StartSchedule:
