@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 Surface = Literal["message", "modal", "home"]
 JSON = dict[str, Any]
@@ -95,7 +96,20 @@ def validate_view(view: Any) -> list[str]:
     checker.string(view, "callback_id", "/view", limit=255)
     checker.string(view, "external_id", "/view", limit=255)
     checker.blocks(view.get("blocks"), "/view/blocks")
+    if not checker.errors:
+        checker.errors.extend(_sdk_view_problems(view))
     return checker.errors
+
+
+def _sdk_view_problems(view: JSON) -> list[str]:
+    """slack_sdk's own ``View`` model, the way Slack's SDK checks a view before sending it."""
+    try:
+        View(**copy.deepcopy(view)).validate_json()
+    except SlackObjectFormationError as error:
+        return [f"slack_sdk: {error} [json-pointer:/view]"]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return []  # constructor errors are the SDK's Python API, not Slack's rules
+    return []
 
 
 def _modal_fields(c: _Checker, view: JSON) -> None:
