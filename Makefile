@@ -18,7 +18,7 @@ run: $(STAMP)  ## the console: the whole lifecycle on SQLite, no Slack workspace
 
 demo: $(STAMP)  ## the scripted walkthrough, non-interactive
 	$(BIN)/chaosbot db upgrade
-	$(BIN)/chaosbot shell --script bot/console/demo.txt
+	$(BIN)/chaosbot shell --demo-target --script bot/console/demo.txt
 
 serve: $(STAMP)  ## the Slack app (needs SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, CHAOSBOT_POLICY)
 	$(BIN)/chaosbot db upgrade

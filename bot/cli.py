@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     shell = commands.add_parser("shell", help="the same commands in a terminal, no Slack workspace needed")
     shell.add_argument("--as", dest="user", default="oliver", help="who you are (a Slack user id)")
     shell.add_argument("--script", type=Path, help="read commands from a file instead of the terminal")
+    shell.add_argument(
+        "--demo-target",
+        action="store_true",
+        help="start the demo share-link portal (and its Redis cache) on 127.0.0.1 and use the demo catalogue",
+    )
     shell.set_defaults(handler=_entry("bot.console.shell", "main"))
 
     from bot.cli_report import add_report_commands  # light: the reports' own imports wait until one runs

@@ -584,6 +584,18 @@ def _use_color(out: TextIO) -> bool:
 
 def main(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
     """Entry point of ``chaosbot shell``: returns the process exit code."""
+    if not getattr(args, "demo_target", False):
+        return _shell(args, stdin=stdin, out=out)
+    from bot.demo.target import CATALOGUE, demo_target
+
+    with demo_target() as target:
+        os.environ.setdefault("CHAOSBOT_CATALOGUE", str(CATALOGUE))
+        cache = f", its cache on {target.redis_url}" if target.redis_url else ""
+        print(f"Demo portal on {target.portal_url}{cache}")
+        return _shell(args, stdin=stdin, out=out)
+
+
+def _shell(args: argparse.Namespace, *, stdin: TextIO | None, out: TextIO | None) -> int:
     stdin, out = stdin or sys.stdin, out or sys.stdout
     settings = load_settings()
     configure_console_logging()

@@ -21,7 +21,7 @@ from bot.settings import load_settings
 from bot.words import Person, Words
 from storage.db import NotMigratedError
 
-DEMO = Path(shell.__file__).with_name("demo.txt")
+DEMO = Path(shell.__file__).with_name("rehearsal.txt")
 
 SESSION = """\
 # oliver plans CE-01

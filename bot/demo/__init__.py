@@ -1,0 +1,1 @@
+"""The demo target: a share-link portal to break for real, started and stopped by `chaosbot shell --demo-target`."""
