@@ -1,6 +1,7 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
 from bot.actions.models import ActionItem
+from bot.alerting.models import RunSilence
 from bot.audit.models import AuditEvent, AuditHead
 from bot.dashboards.models import DashboardAnnotation
 from bot.engine.models import FaultRecord, Lease, Measurement, Outcome, Replica, SpoolApplied
@@ -34,5 +35,6 @@ __all__ = [
     "RetrospectivePost",
     "Run",
     "RunMessage",
+    "RunSilence",
     "SpoolApplied",
 ]
