@@ -75,7 +75,9 @@ class RunSilences:
             if spec.comment:
                 comment = f"{spec.comment} · {comment}"
             try:
-                created.append((self.alertmanager.create_silence(spec.matchers, ends_at=ends_at, comment=comment), spec.matchers))
+                created.append(
+                    (self.alertmanager.create_silence(spec.matchers, ends_at=ends_at, comment=comment), spec.matchers)
+                )
             except AlertmanagerError as exc:
                 self._undo(created)
                 raise SilenceError(f"a silence for {_shown(spec.matchers)} could not be created: {exc}") from None
@@ -97,7 +99,9 @@ class RunSilences:
                 .values(lift_requested_at=now)
             )
             pending = list(
-                session.scalars(select(RunSilence.id).where(RunSilence.run_id == run_id, RunSilence.expired_at.is_(None)))
+                session.scalars(
+                    select(RunSilence.id).where(RunSilence.run_id == run_id, RunSilence.expired_at.is_(None))
+                )
             )
         return [lifted for row_id in pending if (lifted := self._expire(row_id)) is not None]
 
@@ -116,7 +120,9 @@ class RunSilences:
             )
             pending = list(
                 session.scalars(
-                    select(RunSilence.id).where(RunSilence.lift_requested_at.is_not(None), RunSilence.expired_at.is_(None))
+                    select(RunSilence.id).where(
+                        RunSilence.lift_requested_at.is_not(None), RunSilence.expired_at.is_(None)
+                    )
                 )
             )
         return [lifted for row_id in pending if (lifted := self._expire(row_id)) is not None]
@@ -161,7 +167,9 @@ class RunSilences:
                 assert self.alertmanager is not None  # only called after creating through it
                 self.alertmanager.expire_silence(silence_id)
             except AlertmanagerError as exc:
-                log.warning("silence %s of a refused start could not be expired (it ends by itself): %s", silence_id, exc)
+                log.warning(
+                    "silence %s of a refused start could not be expired (it ends by itself): %s", silence_id, exc
+                )
 
 
 def _shown(matchers: dict[str, str]) -> str:
