@@ -59,6 +59,7 @@ def parse_catalogue(raw: Any, *, source: str) -> Catalogue:
         except ValidationError as exc:
             problems.extend(f"{label}: {line}" for line in _describe(exc.errors()))
             continue
+        experiment = _with_paths(experiment, Path(source).parent)
         problems.extend(f"{label}: {line}" for line in _check_fault(experiment))
         experiments.append(experiment)
     if not problems:
@@ -83,6 +84,22 @@ def _describe(errors: Iterable[Any]) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{path or '(entry)'}: {message}")
     return lines
+
+
+def _with_paths(experiment: Experiment, folder: Path) -> Experiment:
+    """A fault parameter that names a file (``Adapter.path_params``) is read relative to the catalogue's folder."""
+    try:
+        names = getattr(adapter_class(experiment.fault.adapter), "path_params", ())
+    except UnknownAdapterError:
+        return experiment
+    params = dict(experiment.fault.params)
+    for name in names:
+        value = params.get(name)
+        if isinstance(value, str) and value and not value.startswith("${") and not Path(value).is_absolute():
+            params[name] = str((folder / value).resolve())
+    if params == experiment.fault.params:
+        return experiment
+    return experiment.model_copy(update={"fault": experiment.fault.model_copy(update={"params": params})})
 
 
 def _check_fault(experiment: Experiment) -> list[str]:
