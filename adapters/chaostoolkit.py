@@ -83,6 +83,16 @@ class ChaosToolkitAdapter(Adapter):
     Params = ChaosToolkitParams
     #: Parameters that are file paths: the catalogue loader reads a relative one from the catalogue's folder.
     path_params: ClassVar[tuple[str, ...]] = ("experiment",)
+
+    @classmethod
+    def stop_conditions(cls, params: Any) -> list[dict[str, Any]]:
+        """The experiment's steady-state probes, as stop conditions the catalogue adds to the entry."""
+        path = str(params["experiment"])
+        return [
+            {"name": name[:80], "probe": {"kind": "chaostoolkit", "experiment": path, "probe": name}}
+            for name in steady_state_probes(path)
+        ]
+
     # Methods running in this process, by run id. Process-wide on purpose: adapters are created per call.
     _methods: ClassVar[dict[str, _Method]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -170,6 +180,62 @@ class ChaosToolkitAdapter(Adapter):
             return FaultStatus(FaultState.UNKNOWN, "a Chaos Toolkit method has no state to ask; the rollbacks tell")
         running = method.thread is not None and method.thread.is_alive()
         return FaultStatus(FaultState.ACTIVE, "method running" if running else "method done, rollbacks not run yet")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One run of a steady-state probe: within its tolerance or not, and the number to chart, if any."""
+
+    ok: bool
+    value: float | None
+    detail: str
+    error: bool = False
+
+
+def steady_state_probes(path: str) -> list[str]:
+    """The names of the experiment's steady-state probes: chaosbot watches each as a stop condition."""
+    hypothesis = _load(path).get("steady-state-hypothesis") or {}
+    return [str(p["name"]) for p in hypothesis.get("probes") or [] if isinstance(p, dict) and p.get("name")]
+
+
+def sample_probe(path: str, name: str) -> ProbeResult:
+    """Run the steady-state probe ``name`` once and judge it with its own tolerance (Chaos Toolkit's rules:
+    exact values, lists, ranges, regex, JSONPath and probe tolerances)."""
+    from chaoslib.hypothesis import within_tolerance
+
+    try:
+        experiment = _load(path)
+        configuration, secrets = _settings(experiment)
+    except AdapterError as exc:
+        return ProbeResult(False, None, exc.message, error=True)
+    probes = (experiment.get("steady-state-hypothesis") or {}).get("probes") or []
+    activity = next((p for p in probes if isinstance(p, dict) and p.get("name") == name), None)
+    if activity is None:
+        return ProbeResult(False, None, f"the experiment has no steady-state probe '{name}' any more", error=True)
+    result = _run(experiment, activity, configuration, secrets, None)
+    if result is None or result.get("status") != "succeeded":
+        return ProbeResult(False, None, f"probe failed: {_reason(result) if result else 'skipped'}", error=True)
+    output = result.get("output")
+    tolerance = activity.get("tolerance")
+    within = bool(within_tolerance(tolerance, output, configuration=configuration, secrets=secrets))
+    detail = f"{_shown(output)} {'within' if within else 'outside'} tolerance {_shown(tolerance)}"
+    return ProbeResult(within, _number(output), detail)
+
+
+def _number(output: Any) -> float | None:
+    """What a chart can show: a number, an HTTP or process status, a boolean as 1/0."""
+    if isinstance(output, bool):
+        return 1.0 if output else 0.0
+    if isinstance(output, int | float):
+        return float(output)
+    if isinstance(output, dict) and isinstance(output.get("status"), int):
+        return float(output["status"])
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def unsupported(experiment: dict[str, Any]) -> list[str]:

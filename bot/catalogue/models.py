@@ -82,7 +82,21 @@ class AlertsProbe(_Strict):
         return 0.0, None  # any alert firing is outside
 
 
-Probe = Annotated[HttpProbe | PrometheusProbe | AlertsProbe, Field(discriminator="kind")]
+class ChaosToolkitProbe(_Strict):
+    """A steady-state probe of a Chaos Toolkit experiment, judged by the experiment's own tolerance."""
+
+    kind: Literal["chaostoolkit"]
+    experiment: str = Field(description="the experiment's path (the fault's, for a chaostoolkit entry)")
+    probe: str = Field(min_length=1, description="the probe's name in its steady-state hypothesis")
+
+    unit: ClassVar[str] = ""
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        return None, None  # a tolerance is a rule, not a line on a chart
+
+
+Probe = Annotated[HttpProbe | PrometheusProbe | AlertsProbe | ChaosToolkitProbe, Field(discriminator="kind")]
 
 
 class Silence(_Strict):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 
 from adapters.base import AdapterError, resolve_env
-from bot.catalogue.models import AlertsProbe, HttpProbe, PrometheusProbe, StopCondition
+from bot.catalogue.models import AlertsProbe, ChaosToolkitProbe, HttpProbe, PrometheusProbe, StopCondition
 
 ERRORS_BEFORE_BREACH = 2
 
@@ -48,6 +48,8 @@ def threshold_text(condition: StopCondition) -> str:
         return ", ".join(parts)
     if isinstance(probe, AlertsProbe):
         return "no alert firing with " + ", ".join(f"{k}={v}" for k, v in probe.matchers.items())
+    if isinstance(probe, ChaosToolkitProbe):
+        return f"within the tolerance of the Chaos Toolkit probe '{probe.probe}'"
     bounds = []
     if probe.min is not None:
         bounds.append(f"≥ {probe.min:g}")
@@ -63,6 +65,8 @@ def take_sample(condition: StopCondition, client: httpx.Client) -> Sample:
             return _http(condition.name, condition.probe, client)
         if isinstance(condition.probe, AlertsProbe):
             return _alerts(condition.name, condition.probe, client)
+        if isinstance(condition.probe, ChaosToolkitProbe):
+            return _chaostoolkit(condition.name, condition.probe)
         return _prometheus(condition.name, condition.probe, client)
     except AdapterError as exc:  # a ${VAR} that is not set
         return _error(condition.name, exc.message)
@@ -133,6 +137,15 @@ def _alerts(name: str, probe: AlertsProbe, client: httpx.Client) -> Sample:
         names = ", ".join(sorted({alert.name for alert in firing}))
         return Sample(name, float(len(firing)), False, f"{len(firing)} alert(s) firing: {names}")
     return Sample(name, 0.0, True, "no alert firing")
+
+
+def _chaostoolkit(name: str, probe: ChaosToolkitProbe) -> Sample:
+    from adapters.chaostoolkit import sample_probe
+
+    result = sample_probe(probe.experiment, probe.probe)
+    if result.error:
+        return _error(name, result.detail)
+    return Sample(name, result.value, result.ok, result.detail)
 
 
 def _instant_value(response: httpx.Response) -> float | str:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.base import AdapterError, AdapterParamsError
@@ -149,3 +150,37 @@ def test_the_catalogue_reads_the_experiment_path_relative_to_its_own_folder(tmp_
     entry["fault"] = {"adapter": "chaostoolkit", "params": {"experiment": "nowhere.json"}}
     with pytest.raises(CatalogueError, match=r"fault\.params\.experiment: .*does not exist"):
         parse_catalogue({"experiments": [entry]}, source=str(tmp_path / "catalogue.yml"))
+
+
+def test_steady_state_probes_become_stop_conditions_judged_by_their_own_tolerance(lang_file: Path) -> None:
+    from bot.catalogue.models import ChaosToolkitProbe, StopCondition
+    from bot.engine.probes import take_sample, threshold_text
+
+    entry = {
+        "id": "CE-08",
+        "title": "Language file from Chaos Toolkit",
+        "hypothesis": "The locale stays English.",
+        "method": "The tutorial's experiment.",
+        "expected_outcome": "The locale is back after the rollback.",
+        "safeguards": ["A temporary folder."],
+        "rollback_steps": ["Run `/chaos abort`."],
+        "environments": ["staging"],
+        "fault": {"adapter": "chaostoolkit", "params": {"experiment": "lang-file.json"}},
+        "max_duration": "1m",
+        "rto": "1m",
+    }
+    [experiment] = parse_catalogue({"experiments": [entry]}, source=str(lang_file.parent / "c.yml")).experiments
+    names = [condition.name for condition in experiment.stop_conditions]
+    assert names == ["lookup-lang-file", "lookup-text-in-lang-file"]
+    grep = experiment.stop_conditions[1]
+    assert isinstance(grep.probe, ChaosToolkitProbe)
+    assert "tolerance of the Chaos Toolkit probe 'lookup-text-in-lang-file'" in threshold_text(grep)
+    with httpx.Client() as client:
+        assert take_sample(grep, client).ok  # grep finds welcome=hello: exit status 0, the tolerance
+        (lang_file.parent / "default.locale.txt").write_text("welcome=bonjour\n")
+        breached = take_sample(grep, client)
+        assert not breached.ok and not breached.error and "outside tolerance 0" in breached.detail
+        missing = StopCondition(
+            name="gone", probe=ChaosToolkitProbe(kind="chaostoolkit", experiment=str(lang_file), probe="nope")
+        )
+        assert take_sample(missing, client).error
