@@ -100,7 +100,7 @@ class ChaosToolkitAdapter(Adapter):
     @classmethod
     def validate(cls, params: Any) -> AdapterParams:
         p = params_as(ChaosToolkitParams, super().validate(params))
-        experiment = _load(p.experiment, field_name="experiment")
+        experiment = load_experiment(p.experiment, field_name="experiment")
         _require_modules(experiment)
         problems = unsupported(experiment)
         if problems:
@@ -111,7 +111,7 @@ class ChaosToolkitAdapter(Adapter):
     def preflight(self, params: AdapterParams) -> Preflight:
         p = params_as(ChaosToolkitParams, params)
         try:
-            experiment = _load(p.experiment)
+            experiment = load_experiment(p.experiment)
             _validate(experiment)
             _settings(experiment)
         except AdapterError as exc:
@@ -132,7 +132,7 @@ class ChaosToolkitAdapter(Adapter):
 
     def inject(self, params: AdapterParams, handle: FaultHandle, *, duration: timedelta) -> FaultHandle:
         p = params_as(ChaosToolkitParams, params)
-        experiment = _load(p.experiment)
+        experiment = load_experiment(p.experiment)
         configuration, secrets = _settings(experiment)
         activities = list(experiment.get("method") or [])
         first_action = next((i for i, a in enumerate(activities) if a.get("type") == "action"), len(activities) - 1)
@@ -161,7 +161,7 @@ class ChaosToolkitAdapter(Adapter):
             method = self._methods.pop(handle.run_id, None)
         if method is not None:
             method.stop.set()  # the method stops at its next activity boundary; nobody waits for it
-        experiment = _load(p.experiment)
+        experiment = load_experiment(p.experiment)
         configuration, secrets = _settings(experiment)
         failed = []
         for activity in experiment.get("rollbacks") or []:
@@ -194,7 +194,7 @@ class ProbeResult:
 
 def steady_state_probes(path: str) -> list[str]:
     """The names of the experiment's steady-state probes: chaosbot watches each as a stop condition."""
-    hypothesis = _load(path).get("steady-state-hypothesis") or {}
+    hypothesis = load_experiment(path).get("steady-state-hypothesis") or {}
     return [str(p["name"]) for p in hypothesis.get("probes") or [] if isinstance(p, dict) and p.get("name")]
 
 
@@ -204,7 +204,7 @@ def sample_probe(path: str, name: str) -> ProbeResult:
     from chaoslib.hypothesis import within_tolerance
 
     try:
-        experiment = _load(path)
+        experiment = load_experiment(path)
         configuration, secrets = _settings(experiment)
     except AdapterError as exc:
         return ProbeResult(False, None, exc.message, error=True)
@@ -253,7 +253,7 @@ def unsupported(experiment: dict[str, Any]) -> list[str]:
     return found
 
 
-def _load(path: str, *, field_name: str | None = None) -> dict[str, Any]:
+def load_experiment(path: str, *, field_name: str | None = None) -> dict[str, Any]:
     from chaoslib.exceptions import ChaosException
     from chaoslib.loader import parse_experiment_from_file
 

@@ -184,3 +184,30 @@ def test_steady_state_probes_become_stop_conditions_judged_by_their_own_toleranc
             name="gone", probe=ChaosToolkitProbe(kind="chaostoolkit", experiment=str(lang_file), probe="nope")
         )
         assert take_sample(missing, client).error
+
+
+def test_import_drafts_an_entry_for_review_and_write_appends_one_that_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.catalogue.service import bundled_path, load_catalogue
+    from bot.cli import main
+
+    shutil.copy(EXPERIMENTS / "portal.json", tmp_path / "portal.json")
+    catalogue = tmp_path / "catalogue.yml"
+    shutil.copy(bundled_path(), catalogue)
+    command = ["catalogue", "import", str(tmp_path / "portal.json"), "--catalogue", str(catalogue)]
+    assert main(command) == 0
+    drafted = capsys.readouterr().out
+    assert "id: CE-07" in drafted and "adapter: chaostoolkit" in drafted and "experiment: portal.json" in drafted
+    assert "By hand, flip-flag-off: PUT ${portal_url}/flags/share-token" in drafted
+    assert drafted.count("# REVIEW:") == 5 and "Stop conditions (added at load): portal-answers" in drafted
+    before = catalogue.read_text()
+    assert main([*command, "--write"]) == 0
+    assert catalogue.read_text().startswith(before)
+    imported = next(e for e in load_catalogue(catalogue).experiments if e.id == "CE-07")
+    assert imported.fault.params["experiment"] == str(tmp_path / "portal.json")
+    assert [c.name for c in imported.stop_conditions] == ["portal-answers"]
+    assert (
+        main(["catalogue", "import", str(tmp_path / "portal.json"), "--catalogue", str(catalogue), "--id", "CE-07"])
+        == 2
+    )
