@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = catalogue.add_parser("validate", help="check a catalogue file (default: the configured one)")
     validate.add_argument("file", nargs="?", type=Path)
     validate.set_defaults(handler=cmd_catalogue_validate)
+    draft = catalogue.add_parser("import", help="draft a catalogue entry from a Chaos Toolkit experiment")
+    draft.add_argument("experiment", type=Path, help="the experiment file (JSON or YAML)")
+    draft.add_argument("--id", dest="experiment_id", help="the entry's id (default: the next free CE-NN)")
+    draft.add_argument("--catalogue", type=Path, help="the catalogue file (default: CHAOSBOT_CATALOGUE)")
+    draft.add_argument("--write", action="store_true", help="append the entry to the catalogue file")
+    draft.set_defaults(handler=cmd_catalogue_import)
 
     audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(title="audit")
     audit_cmd.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
@@ -110,6 +116,34 @@ def cmd_catalogue_validate(args: argparse.Namespace) -> int:
         environments = ", ".join(experiment.environments)
         print(f"{experiment.id}  {experiment.title}  [{environments}]  via {experiment.fault.adapter}")
     print(f"{len(catalogue.experiments)} experiments valid ({path or 'bundled playbook catalogue'})")
+    return 0
+
+
+def cmd_catalogue_import(args: argparse.Namespace) -> int:
+    from adapters.base import AdapterError
+    from bot.catalogue.ctk_import import append_entry, draft_entry, list_indent
+    from bot.catalogue.service import load_catalogue
+
+    path: Path | None = args.catalogue or load_settings().catalogue_path
+    taken = {e.id for e in load_catalogue(path).experiments}
+    experiment_id = args.experiment_id or next(f"CE-{n:02d}" for n in range(1, 1000) if f"CE-{n:02d}" not in taken)
+    if experiment_id in taken:
+        print(f"chaosbot: the catalogue already has {experiment_id}; choose another --id", file=sys.stderr)
+        return 2
+    try:
+        entry = draft_entry(args.experiment, experiment_id=experiment_id, catalogue_path=path, indent=list_indent(path))
+    except AdapterError as exc:
+        print(f"chaosbot: {exc.message}", file=sys.stderr)
+        return 1
+    if not args.write:
+        print(entry, end="")
+        return 0
+    if path is None:
+        print("chaosbot: --write needs a catalogue file: --catalogue FILE or CHAOSBOT_CATALOGUE", file=sys.stderr)
+        return 2
+    append_entry(path, entry)
+    load_catalogue(path)  # the appended entry must load: Chaos Toolkit's validation and chaosbot's
+    print(f"appended {experiment_id} to {path}; review the lines marked REVIEW", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,6 @@
 """``chaosbot report``: a run's retrospective as Markdown, a month's or a quarter's summary as md, csv or json.
 
-chaosbot report run RUN-12 [--format md]
+chaosbot report run RUN-12 [--format md|ctk-journal]
 chaosbot report month 2026-11 [--format md|csv|json]
 chaosbot report quarter 2026-Q4 [--format md|csv|json]
 """
@@ -8,6 +8,7 @@ chaosbot report quarter 2026-Q4 [--format md|csv|json]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -28,7 +29,7 @@ def add_report_commands(commands: Any) -> None:
     kinds = report.add_subparsers(title="report")
     run = kinds.add_parser("run", help="a run's retrospective as Markdown (for runbooks and the change log)")
     run.add_argument("run", help="RUN-n")
-    run.add_argument("--format", choices=["md"], default="md")
+    run.add_argument("--format", choices=["md", "ctk-journal"], default="md", help="ctk-journal: Chaos Toolkit's JSON")
     run.set_defaults(handler=cmd_report_run)
     for kind, example in ((PeriodKind.MONTH, "2026-11"), (PeriodKind.QUARTER, "2026-Q4")):
         period = kinds.add_parser(kind.value, help=f"the {kind.value}'s summary, such as {example}")
@@ -49,7 +50,12 @@ def cmd_report_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     context = build_context(settings)
     try:
-        print(run_report(context.db, run_id, zone=settings.zone, action_items=action_item_lines), end="")
+        if args.format == "ctk-journal":
+            from bot.retro.journal import run_journal
+
+            print(json.dumps(run_journal(context.db, run_id, zone=settings.zone), indent=2))
+        else:
+            print(run_report(context.db, run_id, zone=settings.zone, action_items=action_item_lines), end="")
     except DomainError as exc:
         print(f"chaosbot: {exc.message}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ whole schema (``storage/migrations/env.py`` and the tests that need every table 
 """
 
 from bot.actions.models import ActionItem
+from bot.alerting.models import RunSilence
 from bot.audit.models import AuditEvent, AuditHead
 from bot.dashboards.models import DashboardAnnotation
 from bot.engine.models import Lease, Replica, SpoolApplied
@@ -39,5 +40,6 @@ __all__ = [
     "RetrospectivePost",
     "Run",
     "RunMessage",
+    "RunSilence",
     "SpoolApplied",
 ]

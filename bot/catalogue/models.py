@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
@@ -15,6 +15,7 @@ from bot.vocabulary import format_duration as format_duration
 from bot.vocabulary import parse_duration as parse_duration
 
 EXPERIMENT_ID = re.compile(r"^[A-Z][A-Z0-9]*-\d{2,}$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 Duration = Annotated[timedelta, Field(description="seconds, or '90s' / '5m' / '2h'")]
 
 
@@ -32,6 +33,13 @@ class HttpProbe(_Strict):
     expect_status: list[int] = Field(default_factory=lambda: [200])
     max_latency_ms: float | None = Field(None, gt=0)
 
+    unit: ClassVar[str] = "ms"
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """(upper, lower): the values a sample must stay within, for charts and statistics."""
+        return self.max_latency_ms, None
+
 
 class PrometheusProbe(_Strict):
     """An instant query; the sample is the first result's value, compared with ``max`` and/or ``min``."""
@@ -43,6 +51,12 @@ class PrometheusProbe(_Strict):
     min: float | None = None
     timeout_seconds: float = Field(5.0, gt=0, le=60)
 
+    unit: ClassVar[str] = ""
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        return self.max, self.min
+
     @model_validator(mode="after")
     def _has_threshold(self) -> PrometheusProbe:
         if self.max is None and self.min is None:
@@ -50,7 +64,65 @@ class PrometheusProbe(_Strict):
         return self
 
 
-Probe = Annotated[HttpProbe | PrometheusProbe, Field(discriminator="kind")]
+class AlertsProbe(_Strict):
+    """Breached while Alertmanager has an active alert matching every matcher that no silence hides.
+
+    The run's own silences hide the alerts it is expected to fire, so only something else that pages stops it.
+    """
+
+    kind: Literal["alerts"]
+    url: str = Field(description="Alertmanager base URL, e.g. ${ALERTMANAGER_URL}")
+    matchers: dict[str, str] = Field(min_length=1, description="label: value, e.g. severity: page")
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    unit: ClassVar[str] = "alerts"
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        return 0.0, None  # any alert firing is outside
+
+
+class ChaosToolkitProbe(_Strict):
+    """A steady-state probe of a Chaos Toolkit experiment, judged by the experiment's own tolerance."""
+
+    kind: Literal["chaostoolkit"]
+    experiment: str = Field(description="the experiment's path (the fault's, for a chaostoolkit entry)")
+    probe: str = Field(min_length=1, description="the probe's name in its steady-state hypothesis")
+
+    unit: ClassVar[str] = ""
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        return None, None  # a tolerance is a rule, not a line on a chart
+
+
+Probe = Annotated[HttpProbe | PrometheusProbe | AlertsProbe | ChaosToolkitProbe, Field(discriminator="kind")]
+
+
+class Silence(_Strict):
+    """Alertmanager matchers (``label: value``) for alerts the run is expected to fire, and why."""
+
+    matchers: dict[str, str] = Field(min_length=1)
+    comment: str | None = Field(None, max_length=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, value: Any) -> Any:
+        """``{alertname: X, env: staging, comment: why}`` as written in the catalogue, or the explicit form."""
+        if isinstance(value, dict) and "matchers" not in value:
+            matchers = {k: v for k, v in value.items() if k != "comment"}
+            return {"matchers": matchers, "comment": value.get("comment")}
+        return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _names(cls, matchers: dict[str, str]) -> dict[str, str]:
+        for name, value in matchers.items():
+            if not LABEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not an Alertmanager label name")
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"the value of {name!r} must be a non-empty string")
+        return matchers
 
 
 class StopCondition(_Strict):
@@ -92,6 +164,8 @@ class Experiment(_Strict):
     environments: list[str] = Field(min_length=1)
     fault: Fault
     stop_conditions: list[StopCondition] = Field(default_factory=list)
+    # Alerts this run is expected to fire: silenced while the fault is on, lifted with the revert.
+    silences: list[Silence] = Field(default_factory=list, max_length=20)
     max_duration: Duration
     rto: Duration
     probe_interval: Duration = Field(default=timedelta(seconds=5))

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from adapters.base import AdapterParamsError
 from adapters.registry import UnknownAdapterError, adapter_class
-from bot.catalogue.models import Catalogue, Experiment
+from bot.catalogue.models import Catalogue, Experiment, StopCondition
 
 BUNDLED = "experiments.yml"
 
@@ -59,7 +59,11 @@ def parse_catalogue(raw: Any, *, source: str) -> Catalogue:
         except ValidationError as exc:
             problems.extend(f"{label}: {line}" for line in _describe(exc.errors()))
             continue
-        problems.extend(f"{label}: {line}" for line in _check_fault(experiment))
+        experiment = _with_paths(experiment, Path(source).parent)
+        fault_problems = _check_fault(experiment)
+        problems.extend(f"{label}: {line}" for line in fault_problems)
+        if not fault_problems:
+            experiment = _with_adapter_conditions(experiment)
         experiments.append(experiment)
     if not problems:
         try:
@@ -79,10 +83,41 @@ def _describe(errors: Iterable[Any]) -> list[str]:
     lines = []
     for error in errors:
         # Pydantic puts the union member's tag in the path (probe.http.url); it reads better without it.
-        path = ".".join(str(part) for part in error["loc"] if part not in ("http", "prometheus"))
+        path = ".".join(
+            str(part) for part in error["loc"] if part not in ("http", "prometheus", "alerts", "chaostoolkit")
+        )
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{path or '(entry)'}: {message}")
     return lines
+
+
+def _with_paths(experiment: Experiment, folder: Path) -> Experiment:
+    """A fault parameter that names a file (``Adapter.path_params``) is read relative to the catalogue's folder."""
+    try:
+        names = getattr(adapter_class(experiment.fault.adapter), "path_params", ())
+    except UnknownAdapterError:
+        return experiment
+    params = dict(experiment.fault.params)
+    for name in names:
+        value = params.get(name)
+        if isinstance(value, str) and value and not value.startswith("${") and not Path(value).is_absolute():
+            params[name] = str((folder / value).resolve())
+    if params == experiment.fault.params:
+        return experiment
+    return experiment.model_copy(update={"fault": experiment.fault.model_copy(update={"params": params})})
+
+
+def _with_adapter_conditions(experiment: Experiment) -> Experiment:
+    """Stop conditions the fault brings along (a Chaos Toolkit experiment's steady-state probes), after the
+    entry's own; one the entry already names is not added twice."""
+    derive = getattr(adapter_class(experiment.fault.adapter), "stop_conditions", None)
+    if derive is None:
+        return experiment
+    named = {condition.name for condition in experiment.stop_conditions}
+    extra = [StopCondition.model_validate(c) for c in derive(experiment.fault.params) if c["name"] not in named]
+    if not extra:
+        return experiment
+    return experiment.model_copy(update={"stop_conditions": [*experiment.stop_conditions, *extra]})
 
 
 def _check_fault(experiment: Experiment) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.catalogue.models import HttpProbe, StopCondition
+from bot.catalogue.models import AlertsProbe, ChaosToolkitProbe, HttpProbe, StopCondition
 
 
 def threshold_text(condition: StopCondition) -> str:
@@ -13,6 +13,10 @@ def threshold_text(condition: StopCondition) -> str:
         if probe.max_latency_ms is not None:
             parts.append(f"≤ {probe.max_latency_ms:g} ms")
         return ", ".join(parts)
+    if isinstance(probe, AlertsProbe):
+        return "no alert firing with " + ", ".join(f"{k}={v}" for k, v in probe.matchers.items())
+    if isinstance(probe, ChaosToolkitProbe):
+        return f"within the tolerance of the Chaos Toolkit probe '{probe.probe}'"
     bounds = []
     if probe.min is not None:
         bounds.append(f"≥ {probe.min:g}")

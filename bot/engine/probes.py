@@ -4,6 +4,8 @@ HTTP probe: the sample is the latency in ms. It is breached by a status outside 
 above ``max_latency_ms``, or no answer within ``timeout_seconds`` (slowness is what such probes watch for).
 Prometheus probe: an instant query (``GET {url}/api/v1/query?query=…``); the sample is the first result's
 value, breached above ``max`` or below ``min``.
+Alerts probe: Alertmanager's active, unsilenced, uninhibited alerts matching the matchers; the sample is how
+many there are, breached at one or more (the run's own silences hide the alerts it is expected to fire).
 
 A probe that *errors* (connection refused, DNS, a Prometheus error or empty result, a missing ``${VAR}``)
 says nothing about the target, so one error is recorded but tolerated; it counts as a breach only on the
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 
 from adapters.base import AdapterError, resolve_env
-from bot.catalogue.models import HttpProbe, PrometheusProbe, StopCondition
+from bot.catalogue.models import AlertsProbe, ChaosToolkitProbe, HttpProbe, PrometheusProbe, StopCondition
 
 ERRORS_BEFORE_BREACH = 2
 
@@ -41,6 +43,10 @@ def take_sample(condition: StopCondition, client: httpx.Client) -> Sample:
     try:
         if isinstance(condition.probe, HttpProbe):
             return _http(condition.name, condition.probe, client)
+        if isinstance(condition.probe, AlertsProbe):
+            return _alerts(condition.name, condition.probe, client)
+        if isinstance(condition.probe, ChaosToolkitProbe):
+            return _chaostoolkit(condition.name, condition.probe)
         return _prometheus(condition.name, condition.probe, client)
     except AdapterError as exc:  # a ${VAR} that is not set
         return _error(condition.name, exc.message)
@@ -97,6 +103,29 @@ def _prometheus(name: str, probe: PrometheusProbe, client: httpx.Client) -> Samp
     if probe.min is not None and value < probe.min:
         return Sample(name, value, False, f"value {value:g} < threshold {probe.min:g} (min)")
     return Sample(name, value, True, "")
+
+
+def _alerts(name: str, probe: AlertsProbe, client: httpx.Client) -> Sample:
+    """The number of alerts that would page now; any is a breach (its names in the detail)."""
+    from bot.alerting.alertmanager import Alertmanager, AlertmanagerError
+
+    try:
+        firing = Alertmanager(probe.url, http=client).firing(probe.matchers)
+    except AlertmanagerError as exc:
+        return _error(name, str(exc))
+    if firing:
+        names = ", ".join(sorted({alert.name for alert in firing}))
+        return Sample(name, float(len(firing)), False, f"{len(firing)} alert(s) firing: {names}")
+    return Sample(name, 0.0, True, "no alert firing")
+
+
+def _chaostoolkit(name: str, probe: ChaosToolkitProbe) -> Sample:
+    from adapters.chaostoolkit import sample_probe
+
+    result = sample_probe(probe.experiment, probe.probe)
+    if result.error:
+        return _error(name, result.detail)
+    return Sample(name, result.value, result.ok, result.detail)
 
 
 def _instant_value(response: httpx.Response) -> float | str:

@@ -68,6 +68,12 @@ class EnvironmentRules(_Strict):
         return value
 
 
+class AlertmanagerConfig(_Strict):
+    """The team's Alertmanager; ``${VAR}`` resolved at each call, ``ALERTMANAGER_TOKEN`` sent when set."""
+
+    url: str = Field(min_length=1, description="e.g. ${ALERTMANAGER_URL} or http://alertmanager:9093")
+
+
 class Policy(_Strict):
     roles: dict[Role, RoleHolders]
     environments: dict[str, EnvironmentRules] = Field(min_length=1)
@@ -78,6 +84,7 @@ class Policy(_Strict):
     notice: timedelta = Field(default=timedelta(minutes=15), description="announcement before the planned start")
     freeze_calendars: list[FreezeCalendar] = Field(default_factory=list)
     abort: AbortRule = Field(default=AbortRule.ANYONE, description="who may abort: anyone | approvers")
+    alertmanager: AlertmanagerConfig | None = Field(default=None, description="where run silences are created")
 
     @field_validator("plan_expiry", "start_early", "notice", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
-from bot.catalogue.models import Experiment, HttpProbe, StopCondition
+from bot.catalogue.models import Experiment, StopCondition
 from bot.catalogue.thresholds import threshold_text
 from bot.records import service as records
 from bot.records.models import FaultRecordState, MeasurementPhase
@@ -200,8 +200,7 @@ class _Reader:
 
     def condition(self, condition: StopCondition) -> ConditionReport:
         probe = condition.probe
-        upper = probe.max_latency_ms if isinstance(probe, HttpProbe) else probe.max
-        lower = None if isinstance(probe, HttpProbe) else probe.min
+        upper, lower = probe.bounds
         points = tuple(
             Point(m.at, m.value, m.ok, MeasurementPhase(m.phase), m.detail)
             for m in self.samples
@@ -213,7 +212,7 @@ class _Reader:
         return ConditionReport(
             name=condition.name,
             kind=probe.kind,
-            unit="ms" if isinstance(probe, HttpProbe) else "",
+            unit=probe.unit,
             threshold=threshold_text(condition),
             upper=upper,
             lower=lower,

@@ -9,7 +9,7 @@ import pytest
 from adapters import registry
 from adapters.base import Adapter
 
-EXPECTED = {"chaos_mesh", "dry_run", "gremlin", "http", "redis", "toxiproxy"}
+EXPECTED = {"chaos_mesh", "dry_run", "gremlin", "http", "redis", "toxiproxy", "chaostoolkit"}
 
 
 def test_every_adapter_resolves_through_entry_points() -> None:

@@ -1,0 +1,144 @@
+"""A run as a Chaos Toolkit journal (the JSON ``chaos run`` writes), so tools that read journals read chaosbot runs.
+
+Any run can be written this way, whatever its adapter. The mapping:
+
+- ``experiment``: the catalogue entry as an experiment: its hypothesis, one steady-state probe per stop
+  condition (its threshold as the tolerance), the fault's injection as the method's one action, its revert as
+  the one rollback;
+- ``steady_states``: ``before`` and ``after`` hold each condition's last sample before the fault and after the
+  revert, ``during`` every sample taken while the fault was on; ``tolerance_met`` is whether it was inside;
+- ``run``: the injection, from the inject to the revert; ``rollbacks``: the revert;
+- ``status``: ``completed``, ``aborted`` (a person, a stop condition or chaosbot stopped it), ``failed``, or
+  ``interrupted`` (its controller was lost); ``deviated``: the hypothesis was refuted.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.records.models import MeasurementPhase
+from bot.retro.models import ConditionReport, Ending, Point, Retrospective, Verdict
+from bot.runs.models import Run
+from storage.db import Database
+
+STATUS = {
+    Ending.COMPLETED: "completed",
+    Ending.STOP_CONDITION: "aborted",
+    Ending.ABORTED: "aborted",
+    Ending.SYSTEM_ABORT: "aborted",
+    Ending.CONTROLLER_LOST: "interrupted",
+    Ending.FAILED: "failed",
+    Ending.NOT_RUN: "failed",
+}
+
+
+def run_journal(db: Database, run_id: int, *, zone: ZoneInfo) -> dict[str, Any]:
+    """``chaosbot report run RUN-n --format ctk-journal``."""
+    from bot.retro.service import build
+
+    retro = build(db, run_id, zone=zone)
+    with db.transaction() as session:
+        run = session.get(Run, run_id)
+        fault = (run.experiment or {}).get("fault", {}) if run is not None else {}
+    return ctk_journal(retro, adapter=str(fault.get("adapter", "unknown")))
+
+
+def ctk_journal(retro: Retrospective, *, adapter: str) -> dict[str, Any]:
+    """The journal of one run, built from its retrospective (the record the engine wrote)."""
+    window = retro.window
+    start = window.start if window else None
+    end = window.end if window else None
+    fault_start = window.fault_start if window else None
+    fault_end = window.fault_end if window else None
+    probes = [_probe(condition) for condition in retro.conditions]
+    inject = {"type": "action", "name": f"inject {adapter} fault", "provider": _provider(adapter, "inject")}
+    revert = {"type": "action", "name": f"revert {adapter} fault", "provider": _provider(adapter, "revert")}
+    return {
+        "chaoslib-version": _chaoslib_version(),
+        "platform": platform.platform(),
+        "node": platform.node(),
+        "experiment": {
+            "title": f"{retro.label} · {retro.experiment_id} {retro.title}",
+            "description": retro.hypothesis,
+            "tags": ["chaosbot", retro.experiment_id, retro.environment, *(["dry-run"] if retro.rehearsal else [])],
+            "steady-state-hypothesis": {"title": retro.hypothesis, "probes": probes},
+            "method": [inject],
+            "rollbacks": [revert],
+        },
+        "start": _iso(start),
+        "status": STATUS[retro.ending],
+        "deviated": retro.verdict is Verdict.REFUTED,
+        "steady_states": {
+            "before": _steady_state(retro.conditions, MeasurementPhase.BASELINE, last=True),
+            "after": _steady_state(retro.conditions, MeasurementPhase.RECOVERY, last=True) if fault_end else None,
+            "during": [
+                _sample_run(c, p) for c in retro.conditions for p in c.points if p.phase is MeasurementPhase.FAULT
+            ],
+        },
+        "run": [_activity_run(inject, fault_start, fault_end)] if fault_start else [],
+        "rollbacks": [_activity_run(revert, fault_end, fault_end)] if fault_end else [],
+        "end": _iso(end),
+        "duration": (end - start).total_seconds() if start and end else None,
+    }
+
+
+def _probe(condition: ConditionReport) -> dict[str, Any]:
+    return {
+        "type": "probe",
+        "name": condition.name,
+        "tolerance": condition.threshold,
+        "provider": {"type": "python", "module": "chaosbot.probes", "func": condition.kind, "arguments": {}},
+    }
+
+
+def _provider(adapter: str, func: str) -> dict[str, Any]:
+    return {"type": "python", "module": f"chaosbot.adapters.{adapter}", "func": func, "arguments": {}}
+
+
+def _steady_state(
+    conditions: tuple[ConditionReport, ...], phase: MeasurementPhase, *, last: bool
+) -> dict[str, Any] | None:
+    runs: list[dict[str, Any]] = []
+    for condition in conditions:
+        points = [p for p in condition.points if p.phase is phase]
+        runs.extend(_sample_run(condition, p) for p in (points[-1:] if last else points))
+    if not runs:
+        return None
+    return {"steady_state_met": all(run["tolerance_met"] for run in runs), "probes": runs}
+
+
+def _sample_run(condition: ConditionReport, point: Point) -> dict[str, Any]:
+    activity = _probe(condition)
+    return {
+        **_activity_run(activity, point.at, point.at),
+        "status": "succeeded" if point.value is not None else "failed",
+        "output": point.value,
+        "tolerance_met": point.ok,
+    }
+
+
+def _activity_run(activity: dict[str, Any], start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    return {
+        "activity": activity,
+        "output": None,
+        "start": _iso(start),
+        "status": "succeeded",
+        "end": _iso(end),
+        "duration": (end - start).total_seconds() if start and end else None,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None  # as Chaos Toolkit writes them
+
+
+def _chaoslib_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("chaostoolkit-lib")
+    except Exception:
+        return None
