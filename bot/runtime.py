@@ -14,6 +14,8 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]  # APScheduler 3 ships no type hints
 
+from bot.alerting.alertmanager import Alertmanager
+from bot.alerting.silences import RunSilences
 from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
@@ -54,6 +56,7 @@ class Runtime:
     learning: Learning | None = None  # after the run: retrospectives, action items, summaries (issue 9)
     schedule: StartSchedule | None = None  # before the run: notices, automatic starts, calendar polls (issue 8)
     alarms: AlarmDesk | None = None  # revert-failure alerts repeated until acknowledged (issue 10)
+    silences: RunSilences | None = None  # Alertmanager silences of running runs, lifted with their reverts
 
     def start_jobs(self) -> None:
         """Periodic work of a serving replica. Every job is safe to run on several replicas at once."""
@@ -79,6 +82,8 @@ class Runtime:
             scheduler.add_job(timed.run, "interval", seconds=timed.seconds, id=timed.id, next_run_time=utcnow())
         if self.alarms is not None:
             scheduler.add_job(self.alarms.remind, "interval", seconds=REMIND_CHECK_SECONDS, id="revert-alarms")
+        if self.silences is not None:
+            scheduler.add_job(self.silences.retry_lifts, "interval", seconds=60, id="silence-lifts")
         scheduler.start()
         self.scheduler = scheduler
 
@@ -120,6 +125,8 @@ class Runtime:
             self.scheduler.shutdown(wait=True)
         self.engine.close()
         self.pools.close()
+        if self.silences is not None:
+            self.silences.close()  # after the engine: its last reverts queued their lifts
         if self.learning is not None:
             self.learning.close()
         self.publisher.close()  # messages still waiting for Slack get a last chance
@@ -130,6 +137,12 @@ class Runtime:
         if self.redis is not None:
             self.redis.close()
         self.context.db.dispose()
+
+
+def run_silences(context: AppContext) -> RunSilences:
+    """The policy's Alertmanager for run silences, or none (an experiment listing silences then cannot start)."""
+    config = context.policy.alertmanager
+    return RunSilences(context.db, Alertmanager(config.url) if config is not None else None)
 
 
 def build_runtime(
@@ -163,6 +176,8 @@ def build_runtime(
             holder=holder,
         )
         started.callback(learning.close)
+        silences = run_silences(context)
+        started.callback(silences.close)
         engine = RunEngine(
             context.core,
             publisher,
@@ -171,6 +186,7 @@ def build_runtime(
             holder=holder,
             on_ended=learning.retrospectives.ended,
             marker=learning.marker,
+            silences=silences,
         )
         started.callback(engine.close)
         talk = Conversation(context.core, engine, surface, publisher)
@@ -192,6 +208,7 @@ def build_runtime(
             learning=learning,
             schedule=schedule,
             alarms=alarms,
+            silences=silences,
         )
         started.pop_all()  # from here on the runtime owns them: Runtime.close stops them
     return runtime

@@ -15,7 +15,9 @@ No call is made while a transaction is open.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +53,28 @@ class RunSilences:
         self.db = db
         self.alertmanager = alertmanager
         self.clock = clock
+        self._worker: ThreadPoolExecutor | None = None
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def lift_soon(self, run_id: int) -> Future[list[Lifted]] | None:
+        """``lift`` on this object's own thread: a revert never waits for Alertmanager (down or slow)."""
+        with self._guard:
+            if self._closed:
+                log.warning("silences of run %s not lifted by this process (closing); the retry job will", run_id)
+                return None
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaosbot-silences")
+            return self._worker.submit(self.lift, run_id)
+
+    def close(self) -> None:
+        """Let queued lifts finish (each bounded by the client's timeout), then stop the worker."""
+        with self._guard:
+            self._closed, worker = True, self._worker
+        if worker is not None:
+            worker.shutdown(wait=True)
+        if self.alertmanager is not None:
+            self.alertmanager.close()
 
     def preflight(self, experiment: Experiment) -> str | None:
         """Why this experiment's silences cannot be made now, or ``None`` (also when it lists none)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bot.alerting.silences import RunSilences
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine.aborter import Aborter, AbortResult
 from bot.engine.announcer import Announcer
@@ -89,6 +90,7 @@ class RunEngine:
         spool_dir: Path | None = None,
         on_ended: Callable[[int], None] | None = None,
         marker: FaultWindowMarker = NO_MARKER,
+        silences: RunSilences | None = None,
     ) -> None:
         self.core = core
         self.db = core.db
@@ -102,7 +104,13 @@ class RunEngine:
         announcer = self._announcer = Announcer(notifier)
         rollbacks = self._rollbacks = RollbackStore(core, coordination)
         revert = Reverter(
-            rollbacks, self._writes, announcer.notify, attempts=revert_attempts, clock=clock, marker=marker
+            rollbacks,
+            self._writes,
+            announcer.notify,
+            attempts=revert_attempts,
+            clock=clock,
+            marker=marker,
+            silences=silences,
         )
         recorder = OutcomeRecorder(self._writes, clock)
         prober = self._prober = Prober(self.db, clock, http=http)
@@ -130,6 +138,7 @@ class RunEngine:
             self._writes,
             clock=clock,
             marker=marker,
+            silences=silences,
         )
         self._aborter = Aborter(
             core, coordination, self._supervisor, rollbacks, revert, recorder, announcer, self._writes

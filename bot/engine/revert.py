@@ -16,6 +16,7 @@ from datetime import datetime
 from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle
 from adapters.base import FaultState as BackendState
+from bot.alerting.silences import RunSilences
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine import applying, wording
 from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
@@ -142,14 +143,18 @@ class Reverter:
         attempts: int,
         clock: Callable[[], datetime],
         marker: FaultWindowMarker = NO_MARKER,
+        silences: RunSilences | None = None,
     ) -> None:
         self.store, self.writes, self.notify = store, writes, notify
         self.attempts = attempts
         self.clock = clock
         self.marker = marker  # dashboards: the fault window ends at a successful revert
+        self.silences = silences  # lifted with every revert, also a failed one: then its alerts must page
 
     def __call__(self, rollback: Rollback) -> RevertReport:
         report = revert_rollback(rollback, attempts=self.attempts)
+        if self.silences is not None:
+            self.silences.lift_soon(rollback.run_id)
         if any(fault_id is not None for fault_id in report.errors):
             self.writes.write(applying.faults_reverted(rollback.run_id, report.errors, self.clock()))
         if report.ok:

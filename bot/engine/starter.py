@@ -18,6 +18,7 @@ from typing import Any
 from adapters import registry
 from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, Preflight
 from adapters.dry_run import DryRunAdapter
+from bot.alerting.silences import RunSilences, SilenceError
 from bot.catalogue.models import Experiment
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
 from bot.engine import applying, wording
@@ -79,8 +80,10 @@ class Starter:
         *,
         clock: Callable[[], datetime],
         marker: FaultWindowMarker = NO_MARKER,
+        silences: RunSilences | None = None,
     ) -> None:
         self.core, self.db, self.coordination = core, db, coordination
+        self.silences = silences  # Alertmanager silences for the alerts the run is expected to fire
         self.supervisor, self.prober, self.rollbacks, self.revert = supervisor, prober, rollbacks, revert
         self.recorder, self.announcer, self.writes = recorder, announcer, writes
         self.clock = clock
@@ -104,7 +107,7 @@ class Starter:
         limit = self.core.rules.run_duration(run, dry_run=dry_run, requested=duration)
         experiment = Experiment.model_validate(run.experiment).model_copy(update={"max_duration": limit})
         fault = _fault_of(experiment, dry_run=dry_run)
-        preflight = self._preflight(run, fault, dry_run=dry_run)
+        preflight = self._preflight(run, fault, experiment, dry_run=dry_run)
         if not self.supervisor.hold(run_id):
             raise IllegalTransition(wording.started_elsewhere(run.label))
         try:
@@ -120,11 +123,14 @@ class Starter:
         if self.coordination.kill_switch_mirrored() or self.core.kill_switch.engaged():
             raise KillSwitchEngaged(wording.kill_switch_engaged())
 
-    def _preflight(self, run: Run, fault: _Fault, *, dry_run: bool) -> Preflight:
+    def _preflight(self, run: Run, fault: _Fault, experiment: Experiment, *, dry_run: bool) -> Preflight:
         try:
             result = fault.adapter.preflight(fault.params)
         except Exception as exc:  # an adapter bug or outage is a failed preflight, with its message
             result = Preflight(ok=False, detail=_message(exc))
+        unsilenceable = None if fault.rehearsal or self.silences is None else self.silences.preflight(experiment)
+        if unsilenceable is not None:  # never a fault whose expected alerts would page the on-call
+            raise PreflightFailed(wording.preflight_failed(run.label, unsilenceable))
         if result.ok or (dry_run and run.environment != "production"):
             return result
         raise PreflightFailed(wording.preflight_failed(run.label, result.detail))
@@ -149,6 +155,7 @@ class Starter:
             raise InjectFailed(wording.failed_before_inject(run.label, _message(exc))) from exc
         rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, handle)))
         self.announcer.tell(run.id, self._announcement(actor, run, experiment, fault, preflight))
+        self._silence(run, experiment, fault, rollback)
         try:
             injected = fault.adapter.inject(fault.params, handle, duration=experiment.max_duration)
         except Exception as exc:
@@ -170,6 +177,23 @@ class Starter:
         except Exception as exc:  # never leave an injected fault without a watcher
             self._fail_start(run, rollback, f"internal error after the inject: {_message(exc)}")
             raise
+
+    def _silence(self, run: Run, experiment: Experiment, fault: _Fault, rollback: Rollback) -> None:
+        """The alerts the run is expected to fire, silenced until its latest end (they lift by themselves)."""
+        if self.silences is None or fault.rehearsal or not experiment.silences:
+            return
+        try:
+            ids = self.silences.silence(
+                run.id,
+                label=run.label,
+                experiment=experiment,
+                latest_end=self.clock() + experiment.max_duration,
+                link=f"chaosbot {run.label}",
+            )
+        except SilenceError as exc:
+            self._fail_start(run, rollback, str(exc))
+            raise InjectFailed(wording.failed_before_inject(run.label, str(exc))) from exc
+        self.announcer.tell(run.id, wording.silenced(run.label, ids))
 
     def _watch(self, run: Run, experiment: Experiment, rollback: Rollback, injected: Injected, *, at: float) -> None:
         if self._ended_meanwhile(run.id):  # aborted while the inject call was in flight: undo it again

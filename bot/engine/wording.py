@@ -186,3 +186,10 @@ def adopted(run_id: int, replica: str, handed_over_by: str) -> Words:
 
 def handing_over(run_id: int, replica: str) -> Words:
     return Words.of(f"{replica} is shutting down: handing {run_label(run_id)} over to another chaosbot replica.")
+
+
+def silenced(label: str, ids: list[str]) -> Words:
+    return Words.of(
+        f":shushing_face: {label}: the alerts it is expected to fire are silenced in Alertmanager until its revert"
+        f" ({len(ids)} silence{'s' if len(ids) != 1 else ''}: {', '.join(ids)})."
+    )

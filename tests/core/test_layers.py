@@ -24,6 +24,7 @@ CORE = [
     "reports",
     "dashboards",
     "records",
+    "alerting",
 ]
 ABOVE_THE_CORE = ("bot.engine", "bot.interface", "bot.slack", "bot.console")
 
