@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,12 +34,35 @@ class PlanMeta(_Meta):
     run: int | None = None  # set when the form edits this run's plan
 
 
-class OverrideMeta(_Meta):
-    """The "Start anyway" form: which run, inside which freeze, and where to answer."""
+class StartRef(_Meta):
+    """A start to issue again (the "Start anyway" button): the run and the options the person asked for.
+
+    A rehearsal stays a rehearsal, and a shortened one stays short, whichever path re-issues the start."""
 
     run: int
+    dry_run: bool = False
+    seconds: int | None = None  # ``--for``: a shorter run than the experiment's maximum duration
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.seconds is None else timedelta(seconds=self.seconds)
+
+    @classmethod
+    def asked(cls, run: int, *, dry_run: bool, duration: timedelta | None) -> StartRef:
+        seconds = None if duration is None else max(1, int(duration.total_seconds()))
+        return cls(run=run, dry_run=dry_run, seconds=seconds)
+
+
+class OverrideMeta(_Meta):
+    """The "Start anyway" form: which start (with its options), inside which freeze, and where to answer."""
+
+    start: StartRef
     freeze: int
     channel: str | None = None
+
+    @property
+    def run(self) -> int:
+        return self.start.run
 
 
 class ItemRef(_Meta):

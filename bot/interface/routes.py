@@ -15,7 +15,7 @@ from bot.interface.conversation import Submission
 from bot.interface.fields import Values
 from bot.interface.learning.action_items import ActionItemDesk
 from bot.interface.learning.summaries import ReportCommand
-from bot.interface.metadata import RunRef
+from bot.interface.metadata import RunRef, StartRef
 from bot.interface.runs.actions import RunActions
 from bot.interface.runs.commands import RunCommands
 from bot.interface.runs.forms import RunForms
@@ -76,7 +76,7 @@ def route_table(desks: Desks) -> Routes:
             ids.ABORT: on_run(runs.abort_one),
             ids.EDIT: on_run(runs.open_edit),
             ids.POSTPONE: on_run(runs.open_edit),
-            ids.START_ANYWAY: on_run(schedule.open_override),
+            ids.START_ANYWAY: lambda request, value: schedule.open_override(request, StartRef.load(value)),
             ids.ADD_ACTION: on_run(items.open_form),
             ids.ITEM_DONE: items.done,  # its value is an ItemRef
             ids.ACKNOWLEDGE_ALARM: on_run(desks.alarms.acknowledge),

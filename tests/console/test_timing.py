@@ -143,6 +143,24 @@ def test_a_freeze_refuses_a_start_and_an_approver_starts_it_anyway_with_a_reason
     assert "No freeze is in force or coming." in after(transcript, "rita> /chaos freeze remove FRZ-1")
 
 
+def test_a_rehearsal_started_anyway_inside_a_freeze_stays_a_short_rehearsal(timed_shell: datetime) -> None:
+    start = (timed_shell - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")
+    end = (timed_shell + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    script = (
+        f"as rita\n/chaos freeze add {start} {end} client delivery\n"
+        "as oliver\n/chaos plan CE-90 staging\nset planned_start +20m\nset auto_start no\nsubmit\n"
+        + approvals("RUN-1")
+        + "as rita\n/chaos start RUN-1 --dry-run --for 2s\nclick Start anyway\n"
+        + "set reason rehearse the runbook before the delivery\nsubmit\nwait RUN-1 30\nshow RUN-1\n"
+    )
+    transcript = run_shell(script)
+
+    started = after(transcript, "rita [Start RUN-1 anyway]> submit")
+    assert "RUN-1 started by @rita as a dry run" in started  # the override kept --dry-run ...
+    assert "for up to 2s" in started  # ... and --for: a rehearsal never becomes a real, full-length fault
+    assert "Started inside a freeze by @rita (FRZ-1" in after(transcript, "rita> show RUN-1")
+
+
 def test_editing_a_plan_resets_its_approvals_and_ended_runs_cannot_be_edited(timed_shell: datetime) -> None:
     script = (
         "/chaos plan CE-90 staging\nset planned_start +2h\nsubmit\n"

@@ -11,7 +11,7 @@ from bot.catalogue.models import Catalogue
 from bot.freezes.service import MAX_REASON
 from bot.interface.kit import Block
 from bot.interface.learning.messages import action_item_modal
-from bot.interface.metadata import OverrideMeta, PlanMeta, RunRef
+from bot.interface.metadata import OverrideMeta, PlanMeta, RunRef, StartRef
 from bot.interface.render import SLACK
 from bot.interface.runs.messages import plan_modal, reject_modal
 from bot.interface.schedule.messages import freeze_modal, override_modal
@@ -48,7 +48,7 @@ def test_the_reject_reason_takes_what_the_core_takes() -> None:
 
 def test_the_freeze_forms_take_what_the_core_takes() -> None:
     refusal = Refusal(rule=Rule.FREEZE, words=Words.of("frozen"), overridable=True)
-    override = override_modal(_run(), refusal, OverrideMeta(run=7, freeze=1), SLACK)
+    override = override_modal(_run(), refusal, OverrideMeta(start=StartRef(run=7), freeze=1), SLACK)
     assert _limits(override) == {"reason": MAX_REASON}
     assert _limits(freeze_modal(["staging"], NOW)) == {"reason": MAX_REASON}
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.catalogue.models import Experiment
 from bot.errors import IllegalTransition, InvalidInput, NotPermitted
 from bot.interface.conversation import AbortOutcome, Conversation
-from bot.interface.metadata import PlanMeta
+from bot.interface.metadata import PlanMeta, StartRef
 from bot.interface.runs import messages
 from bot.interface.schedule.messages import refusal_message
 from bot.interface.surface import Request
@@ -73,7 +73,8 @@ class RunActions:
         try:
             self.talk.engine.start(request.user, run_id, dry_run=dry_run, duration=duration)
         except StartRefused as exc:  # an off-peak window or a freeze: a freeze offers "Start anyway"
-            self.talk.reply(request, refusal_message(exc.refusal, run_id, self.talk.say))
+            start = StartRef.asked(run_id, dry_run=dry_run, duration=duration)
+            self.talk.reply(request, refusal_message(exc.refusal, start, self.talk.say))
 
     def cancel(self, request: Request, run_id: int, reason: str = "") -> None:
         run = self.talk.core.transitions.cancel(request.user, run_id, reason)

@@ -14,7 +14,7 @@ from bot.freezes.service import FreezeRequest, Freezes, check_override_reason, d
 from bot.interface import fields
 from bot.interface.conversation import Conversation, Submission
 from bot.interface.fields import Values
-from bot.interface.metadata import OverrideMeta
+from bot.interface.metadata import OverrideMeta, StartRef
 from bot.interface.schedule.messages import freeze_modal, override_modal, refusal_message
 from bot.interface.surface import Request
 from bot.runs.transitions import FreezeOverride
@@ -34,21 +34,21 @@ class ScheduleDesk:
 
     # Start anyway
 
-    def open_override(self, request: Request, run_id: int) -> None:
+    def open_override(self, request: Request, start: StartRef) -> None:
         core = self.talk.core
-        run = core.queries.run(run_id)
+        run = core.queries.run(start.run)
         refusal = core.gate.refusal(run, core.clock())
         if refusal is None:
             self.talk.tell(request, f"No window or freeze holds {run.label} back now: use Start.")
             return
         if not refusal.overridable or refusal.freeze is None:
-            self.talk.reply(request, refusal_message(refusal, run.id, self.talk.say))
+            self.talk.reply(request, refusal_message(refusal, start, self.talk.say))
             return
         if not core.roles.is_approver(request.user):
             raise NotPermitted(f"Only an approver can start {run.label} inside {refusal.freeze.label}.")
         if request.trigger_id is None:
             raise InvalidInput("Starting anyway needs a form for the reason.")
-        meta = OverrideMeta(run=run.id, freeze=refusal.freeze.id, channel=request.channel)
+        meta = OverrideMeta(start=start, freeze=refusal.freeze.id, channel=request.channel)
         self.talk.surface.open_modal(request.trigger_id, override_modal(run, refusal, meta, self.talk.say))
 
     def submit_override(self, request: Request, values: Values, metadata: str) -> Submission:
@@ -61,9 +61,11 @@ class ScheduleDesk:
             talk = self.talk
             freeze = self.freezes.get(meta.freeze)
             try:
-                talk.engine.start(request.user, meta.run, override=override)
+                talk.engine.start(
+                    request.user, meta.run, dry_run=meta.start.dry_run, duration=meta.start.duration, override=override
+                )
             except StartRefused as exc:
-                talk.reply(request, refusal_message(exc.refusal, meta.run, talk.say))
+                talk.reply(request, refusal_message(exc.refusal, meta.start, talk.say))
                 return
             talk.publisher.timeline(
                 meta.run,

@@ -15,6 +15,7 @@ from bot.errors import DomainError, IllegalTransition
 from bot.freezes.calendar import CalendarFeeds
 from bot.interface.conversation import Conversation
 from bot.interface.kit import Message, notice
+from bot.interface.metadata import StartRef
 from bot.interface.schedule.messages import notice_message, refusal_message
 from bot.jobs import Job
 from bot.policy.models import Policy
@@ -51,7 +52,7 @@ class Firings:
         try:
             self.talk.engine.start(SYSTEM_ACTOR, run.id)
         except StartRefused as exc:
-            self._everywhere(run, refusal_message(exc.refusal, run.id, self.talk.say))
+            self._everywhere(run, refusal_message(exc.refusal, StartRef(run=run.id), self.talk.say))
             return f"refused:{exc.refusal.rule.value}"
         except InjectFailed:
             return "failed:inject"  # the engine already told the thread and the channel, and reverted

@@ -8,23 +8,22 @@ from datetime import datetime
 from bot.freezes.service import MAX_REASON
 from bot.interface import ids
 from bot.interface.kit import LABEL_LIMIT, Block, Message, button, notice, plain, section
-from bot.interface.metadata import OverrideMeta, RunRef
+from bot.interface.metadata import OverrideMeta, RunRef, StartRef
 from bot.interface.render import Renderer
 from bot.runs.models import Run
 from bot.schedule.gate import Refusal
 from bot.words import Words
 
 
-def refusal_message(refusal: Refusal, run_id: int, say: Renderer) -> Message:
-    """A refused start: which rule and what would let it start; a freeze adds the "Start anyway" button."""
+def refusal_message(refusal: Refusal, start: StartRef, say: Renderer) -> Message:
+    """A refused start: which rule and what would let it start; a freeze adds the "Start anyway" button,
+    which carries the refused start's options (a rehearsal stays a rehearsal)."""
     text = f":no_entry: {say(refusal.words)}"
     if not refusal.overridable:
         return notice(text)
-    anyway = button("Start anyway", ids.START_ANYWAY, RunRef(run=run_id).dump(), "danger")
-    return Message(
-        text=text,
-        blocks=[section(text), {"type": "actions", "block_id": f"run-{run_id}-refused", "elements": [anyway]}],
-    )
+    anyway = button("Start anyway", ids.START_ANYWAY, start.dump(), "danger")
+    block_id = f"run-{start.run}-refused"
+    return Message(text=text, blocks=[section(text), {"type": "actions", "block_id": block_id, "elements": [anyway]}])
 
 
 def notice_message(run: Run, words: Words, say: Renderer) -> Message:
