@@ -1,8 +1,9 @@
 """Slack's documented limits, and the one place that makes text and messages fit them.
 
 Text is measured after escaping (``&`` becomes ``&amp;``), and cut only where the mrkdwn stays whole: never
-inside a ``<…>`` link or mention, an ``&…;`` entity, or a ``*bold*``, ``_italic_``, ``~strike~`` or
-`` `code` `` span. What was cut is said (``… (clipped)``), so nobody mistakes a part for the whole.
+inside a ``<…>`` link or mention or an ``&…;`` entity, and a ``*bold*``, ``_italic_``, ``~strike~`` or
+`` `code` `` span that the cut leaves open is closed again. What was cut is said (``… (clipped)``), so nobody
+mistakes a part for the whole.
 """
 
 from __future__ import annotations
@@ -47,10 +48,9 @@ def clip_mrkdwn(text: str, limit: int = SECTION_TEXT) -> str:
     if len(text) <= limit:
         return text
     budget = limit - len(CLIPPED)
-    cut = _word_boundary(text, budget)
+    cut = _word_boundary(text, budget - len(MARKERS))  # room to close the spans it cut
     cut = _outside_tokens(text, cut)
-    kept = _balanced(text[:cut]).rstrip()
-    return kept + CLIPPED
+    return _balanced(text[:cut]) + CLIPPED
 
 
 def _word_boundary(text: str, budget: int) -> int:
@@ -74,16 +74,26 @@ def _outside_tokens(text: str, cut: int) -> int:
 
 
 def _balanced(kept: str) -> str:
-    """``kept`` without its last formatting span that opens but does not close (cut before its marker)."""
-    while True:
-        opener = _unclosed(kept)
-        if opener is None:
-            return kept
-        kept = kept[:opener]
+    """``kept`` with every formatting span it opened closed again (``*bold`` becomes ``*bold*``), and a cut
+    ``<…>`` dropped; a marker with nothing after it is dropped too."""
+    cut = _open_link(kept)
+    if cut is not None:
+        kept = kept[:cut]
+    kept = kept.rstrip()
+    openers = _unclosed(kept)
+    while openers and openers[-1][1] == len(kept) - 1:  # "… *": an empty span, drop its marker
+        kept = kept[: openers[-1][1]].rstrip()
+        openers = _unclosed(kept)
+    return kept + "".join(marker for marker, _ in reversed(openers))
 
 
-def _unclosed(text: str) -> int | None:
-    """The position of the outermost marker that opens a span which never closes, if any."""
+def _open_link(text: str) -> int | None:
+    opened = text.rfind("<")
+    return opened if opened != -1 and text.find(">", opened) == -1 else None
+
+
+def _unclosed(text: str) -> list[tuple[str, int]]:
+    """The formatting markers that open a span which does not close, outermost first."""
     stack: list[tuple[str, int]] = []
     in_link = False
     for at, char in enumerate(text):
@@ -99,9 +109,7 @@ def _unclosed(text: str) -> int | None:
             stack.pop()
         elif before in _OPENS_AFTER and not after.isspace() and (char != "`" or not stack):
             stack.append((char, at))
-    if in_link:
-        return text.rfind("<")
-    return stack[0][1] if stack else None
+    return stack
 
 
 def fit_message(text: str, blocks: list[Block], *, limit: int = MESSAGE_BLOCKS) -> tuple[str, list[Block]]:

@@ -14,6 +14,7 @@ PACKAGE = "bot.interface"
 # run card (plain data), and each other.
 BUILDERS = {
     "bot.interface.kit",
+    "bot.interface.limits",
     "bot.interface.ids",
     "bot.interface.metadata",
     "bot.interface.render",

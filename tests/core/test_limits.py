@@ -19,10 +19,13 @@ def test_a_long_reason_keeps_the_bold_state_line_whole_and_says_it_was_clipped()
     assert clipped.startswith("*Aborted* by <@U0RELIAB>: ") and clipped.endswith(CLIPPED)
 
 
-def test_a_cut_never_splits_a_bold_span() -> None:
-    text = "intro " + "*" + "x" * 5000 + "*"
-    clipped = clip_mrkdwn(text, 3000)
-    assert clipped == "intro" + CLIPPED
+def test_a_bold_span_the_cut_leaves_open_is_closed_again() -> None:
+    reason = "the portal pages the on-call " * 200
+    clipped = clip_mrkdwn(f":octagonal_sign: *Aborted by <@U0RELIAB>: {reason}*", 3000)
+    assert (len(clipped) <= 3000 and clipped.endswith("* " + CLIPPED.strip())) or clipped.endswith("*" + CLIPPED)
+    body = clipped.removesuffix(CLIPPED)
+    assert body.startswith(":octagonal_sign: *Aborted by <@U0RELIAB>: the portal") and body.endswith("*")
+    assert body.count("*") == 2
 
 
 @pytest.mark.parametrize("token", ["<@U0RELIAB>", "<https://grafana.example/d/abc?from=now-1h|dashboard>", "&amp;"])
@@ -55,3 +58,11 @@ def test_a_message_over_the_limits_is_made_to_fit_and_says_how_many_blocks_were_
     text, kept = fit_message("x " * 30_000, blocks)
     assert len(text) <= MESSAGE_TEXT and len(kept) == MESSAGE_BLOCKS
     assert "21 more blocks not shown" in kept[-1]["elements"][0]["text"]
+
+
+def test_every_message_fits_when_it_is_built() -> None:
+    from bot.interface.kit import Message, section
+
+    message = Message(text="x" * 50_000, blocks=[section(str(i)) for i in range(60)])
+    assert len(message.text) <= MESSAGE_TEXT and len(message.blocks) == MESSAGE_BLOCKS
+    assert "11 more blocks not shown" in message.blocks[-1]["elements"][0]["text"]

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import Catalogue, Experiment
 from bot.interface import ids
-from bot.interface.kit import LABEL_LIMIT, Block, Message, button, clip, context, header, notice, plain, section
+from bot.interface.kit import LABEL_LIMIT, Block, Message, button, context, header, notice, plain, section
+from bot.interface.limits import clip_plain
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import Renderer
 from bot.interface.runs.cards import RunCard
@@ -45,7 +46,7 @@ def run_message(card: RunCard, zone: ZoneInfo, say: Renderer) -> Message:
     state = run.run_state
     title = f"{run.label} · {experiment.id} {experiment.title}"
     blocks: list[Block] = [
-        header(clip(title, 150)),
+        header(title),
         section(f"{STATE_EMOJI[state]} *{say(_state_line(card, zone))}*"),
         section(
             f"*Hypothesis:* {experiment.hypothesis}\n*Method:* {experiment.method}\n"
@@ -247,7 +248,7 @@ def plan_modal(
     chosen = next((o for o in options if o["value"] == environment), options[0])
     notes_element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": MAX_TEXT}
     if notes:
-        notes_element["initial_value"] = clip(notes, MAX_TEXT)
+        notes_element["initial_value"] = clip_plain(notes, MAX_TEXT)
     auto: Block = {"type": "checkboxes", "action_id": "value", "options": [AUTO_START_OPTION]}
     if auto_start:
         auto["initial_options"] = [AUTO_START_OPTION]
@@ -292,7 +293,7 @@ def plan_modal(
                     "action_id": "value",
                     "multiline": True,
                     "max_length": MAX_TEXT,
-                    "initial_value": clip(rollback, MAX_TEXT),
+                    "initial_value": clip_plain(rollback, MAX_TEXT),
                 },
             },
             {
