@@ -76,6 +76,7 @@ class Supervisor:
         lease_ttl: timedelta,
         clock: Callable[[], datetime],
         http: httpx.Client | None = None,
+        lease_renewal: timedelta | None = None,
     ) -> None:
         self.lifecycle, self.db = lifecycle, lifecycle.db
         self.coordination, self.rollbacks, self.revert = coordination, store, revert
@@ -90,7 +91,7 @@ class Supervisor:
         self._aborting: set[int] = set()
         self._closed = False
         self._draining = False
-        self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost)
+        self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost, every=lease_renewal)
         self._probes = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaosbot-probe")
 
     # -- what this process holds ---------------------------------------------------------------------

@@ -20,8 +20,6 @@ if TYPE_CHECKING:  # the publisher imports alarm_message from here: runtime impo
 
 log = logging.getLogger(__name__)
 
-REMIND_CHECK_SECONDS = 15  # how often a replica looks for reminders due (each is sent once per interval)
-
 
 def alarm_message(text: str, run_id: int | None) -> Message:
     """The loud alert: its text, and for a run an "Acknowledge" button anyone in the channel may press."""
