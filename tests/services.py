@@ -13,7 +13,32 @@ REQUIRE_SERVICES = os.environ.get("CHAOSBOT_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get(
     "CHAOSBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_TEST_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_db(base: str, offset: int) -> str:
+    """``base`` with its database number moved up by ``offset``."""
+    if offset == 0:
+        return base
+    head, _, db = base.rpartition("/")
+    if not head.startswith(("redis://", "rediss://")) or not db.isdigit():
+        raise RuntimeError(f"CHAOSBOT_TEST_REDIS_URL must end in a database number to run in parallel: {base}")
+    return f"{head}/{int(db) + offset}"
+
+
+_BASE_REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest -n N
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+# Each test process has its own Redis database, the base one plus its worker index (gw2: +2), and flushes
+# only that one. A parallel run of N workers uses N + 1 databases from the base up (8..12 by default for -n 4).
+REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0)
+
+# Replica groups (several ``chaosbot serve`` sharing one Redis, as in production) get the database after the
+# workers' own: a worker's session servers register in its database as live replicas, and a replica group
+# that saw them would hand its runs over to a server that never adopts them. The modules that start replica
+# groups are marked ``REPLICA_GROUPS`` and run on one worker (``--dist loadgroup``), one group at a time.
+REPLICAS_REDIS_URL = _redis_db(_BASE_REDIS_URL, _WORKERS)
+REPLICA_GROUPS = pytest.mark.xdist_group("replica-groups")
 
 
 def unavailable(service: str, why: str) -> None:

@@ -21,12 +21,13 @@ from storage.db import Database
 from tests.engine.lab import Lab, make_experiment, wait_for
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack
-from tests.services import REDIS_TEST_URL, redis_client_or_skip, scratch_postgres_database
+from tests.services import REPLICA_GROUPS, REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
 from tests.slack.conftest import ChaosbotServer
 from tests.slack.socket_mode_peer import SocketModePeer
 from tests.slack.test_socket_mode import SocketBot, SocketModeServer
 
 S = TypeVar("S", bound=ChaosbotServer)
+pytestmark = REPLICA_GROUPS  # "alone" must mean alone: no other worker's servers in this Redis database
 
 OWNER, APPROVER = "U0OWNER", "U0RELIAB"
 POLICY = f"""\
@@ -72,7 +73,7 @@ class Replicas:
     def _prepared(self, kind: type[S], name: str) -> S:
         workdir = self.root / name
         workdir.mkdir()
-        server = kind(name, workdir, self.url, self.fake, REDIS_TEST_URL)
+        server = kind(name, workdir, self.url, self.fake, REPLICAS_REDIS_URL)
         (workdir / "policy.yml").write_text(POLICY, encoding="utf-8")
         (workdir / "catalogue.yml").write_text(self.catalogue, encoding="utf-8")
         server.env["CHAOSBOT_SPOOL_DIR"] = str(workdir / "spool")
@@ -92,7 +93,7 @@ class Replicas:
 
 @pytest.fixture
 def replicas(tmp_path: Path, lab: Lab, fake_slack: FakeSlack) -> Iterator[Replicas]:
-    redis = redis_client_or_skip(REDIS_TEST_URL)
+    redis = redis_client_or_skip(REPLICAS_REDIS_URL)
     redis.flushdb()
     redis.close()
     with scratch_postgres_database() as url:

@@ -33,7 +33,12 @@ from bot.interface.alarms import alarm_message
 from bot.interface.ids import ACKNOWLEDGE_ALARM
 from tests.fakeslack import identity, wire
 from tests.fakeslack.server import Call, FakeSlack
+from tests.intervals import DEAD_MANS_SWITCH_SECONDS, FAST_INTERVALS, LEASE_SECONDS, TICK_SECONDS
 from tests.services import REDIS_TEST_URL, redis_client_or_skip, scratch_postgres_database
+from tests.waiting import holds_for, wait_until
+
+# The tests of this folder import these from here.
+__all__ = ["DEAD_MANS_SWITCH_SECONDS", "LEASE_SECONDS", "TICK_SECONDS", "holds_for", "wait_until"]
 
 T = TypeVar("T")
 
@@ -131,9 +136,8 @@ experiments:
 RUN_TITLE = re.compile(r"^RUN-(\d+) · ")
 ROLE_CACHE_SECONDS = 1  # the "sqlite-short-role-cache" server reads user groups again after this long
 EXTRA_ENV = {"sqlite-short-role-cache": {"CHAOSBOT_ROLE_CACHE_SECONDS": str(ROLE_CACHE_SECONDS)}}
-ALERT_REPEAT_SECONDS = 5  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
+ALERT_REPEAT_SECONDS = 1  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
 EXTRA_ENV["sqlite-fast-alarms"] = {"CHAOSBOT_ALERT_REPEAT_SECONDS": str(ALERT_REPEAT_SECONDS)}
-
 
 # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -153,18 +157,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; that value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- the server process --------------------------------------------------------------------------------
@@ -204,7 +196,10 @@ class ChaosbotServer:
             CHAOSBOT_LOG_FORMAT="json",
             CHAOSBOT_LOG_LEVEL="INFO",
             CHAOSBOT_WORKERS="1",
+            # its own spool and charts, not chaosbot-data/ in the working directory other processes share
+            CHAOSBOT_SPOOL_DIR=str(workdir / "spool"),
             PYTHONUNBUFFERED="1",
+            **FAST_INTERVALS,
         )
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -322,7 +317,18 @@ class ServerRegistry:
         with self.lock:
             if kind not in self.servers:
                 self.servers[kind] = self._start(kind)
+                self.stack.callback(self.servers[kind].stop)
             return self.servers[kind]
+
+    @contextlib.contextmanager
+    def own(self, kind: str) -> Iterator[ChaosbotServer]:
+        """A server for one module, stopped after it: its background work (user-group refreshes every few
+        hundred milliseconds, alarm reminders every second) must not reach the fake Slack of later modules."""
+        server = self._start(kind)
+        try:
+            yield server
+        finally:
+            server.stop()
 
     def _start(self, kind: str) -> ChaosbotServer:
         workdir = self.factory.mktemp(f"chaosbot-{kind}")
@@ -336,7 +342,6 @@ class ServerRegistry:
             url = self.stack.enter_context(scratch_postgres_database())
             server = ChaosbotServer(kind, workdir, url, self.fake, REDIS_TEST_URL)
         server.start()
-        self.stack.callback(server.stop)
         return server
 
     def close(self, failed: bool) -> None:
@@ -365,10 +370,18 @@ def sqlite_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
     return chaosbot_servers.get("sqlite")
 
 
-@pytest.fixture(scope="session")
-def short_role_cache_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
+@pytest.fixture(scope="module")
+def short_role_cache_server(chaosbot_servers: ServerRegistry) -> Iterator[ChaosbotServer]:
     """SQLite, with user-group snapshots that go stale after ``ROLE_CACHE_SECONDS``."""
-    return chaosbot_servers.get("sqlite-short-role-cache")
+    with chaosbot_servers.own("sqlite-short-role-cache") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fast_alarms_server(chaosbot_servers: ServerRegistry) -> Iterator[ChaosbotServer]:
+    """SQLite, with revert-failure alerts repeated every ``ALERT_REPEAT_SECONDS``."""
+    with chaosbot_servers.own("sqlite-fast-alarms") as server:
+        yield server
 
 
 # -- the driver tests use --------------------------------------------------------------------------------
@@ -553,6 +566,7 @@ class Bot:
 
     def clean_up(self) -> None:
         """Leave no run running and the kill switch released, so tests do not depend on their order."""
+        self.slack.heal()  # a Slack failing on purpose would hold up the clean-up's messages and retrospectives
         for (run_id,) in self.server.query("SELECT id FROM runs WHERE state = 'running'"):
             self.command(f"abort RUN-{run_id} test clean-up", RELIABILITY)
         if any(engaged for (engaged,) in self.server.query("SELECT engaged FROM kill_switch")):
@@ -586,7 +600,8 @@ class Bot:
 
     def retrospectives_posted(self, timeout: float = 15.0) -> None:
         """Let the retrospectives of ended runs land (chart and channel line too) before the next test looks
-        at the channel; one that cannot be posted (Slack failing on purpose) is not waited for past ``timeout``."""
+        at the channel. Slack is healed first, so one that failed is posted again by the next sweep (every
+        half second on the test servers); ``timeout`` only bounds a server that cannot post at all."""
         unposted = (
             "SELECT count(*) FROM runs LEFT JOIN retrospectives ON retrospectives.run_id = runs.id "
             "WHERE runs.state IN ('completed', 'aborted', 'failed') AND retrospectives.run_id IS NULL"
@@ -672,10 +687,9 @@ def short_role_cache_bot(
 
 @pytest.fixture
 def fast_alarms_bot(
-    chaosbot_servers: ServerRegistry, slack: FakeSlack, request: pytest.FixtureRequest
+    fast_alarms_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[Bot]:
-    """SQLite, with revert-failure alerts repeated every ``ALERT_REPEAT_SECONDS``."""
-    yield from _bot(chaosbot_servers.get("sqlite-fast-alarms"), slack, request)
+    yield from _bot(fast_alarms_server, slack, request)
 
 
 @pytest.hookimpl(wrapper=True)

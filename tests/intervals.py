@@ -1,0 +1,36 @@
+"""The background intervals of every chaosbot the tests start (``chaosbot serve``, ``chaosbot shell``).
+
+Production keeps the defaults of bot/settings.py. The tests' servers and shells run the same jobs in fractions
+of a second, so a test waits for a scheduled start, a retrospective, a reminder or a dead controller's revert
+for a second or two, not for a production interval. A test that needs other values sets them itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TICK_SECONDS = 0.25  # scheduled notices and automatic starts
+LEASE_SECONDS = 4.0  # renewed every second: three renewals may be missed on a loaded machine
+DEAD_MANS_SWITCH_SECONDS = 0.5  # with the lease: a dead controller's fault is off within ~5 s (15 s in production)
+
+FAST_INTERVALS = {
+    "CHAOSBOT_TICK_SECONDS": str(TICK_SECONDS),
+    "CHAOSBOT_CALENDAR_POLL_SECONDS": "1",
+    "CHAOSBOT_RETRO_SWEEP_SECONDS": "0.5",
+    "CHAOSBOT_BACKLOG_FILING_SECONDS": "0.5",
+    "CHAOSBOT_SUMMARY_CHECK_SECONDS": "0.5",
+    "CHAOSBOT_DASHBOARD_RESEND_SECONDS": "1",
+    "CHAOSBOT_ALARM_CHECK_SECONDS": "0.25",
+    "CHAOSBOT_PLAN_EXPIRY_CHECK_SECONDS": "1",
+    "CHAOSBOT_LEASE_SECONDS": str(LEASE_SECONDS),
+    "CHAOSBOT_LEASE_RENEW_SECONDS": "1",
+    "CHAOSBOT_DEAD_MANS_SWITCH_SECONDS": str(DEAD_MANS_SWITCH_SECONDS),
+    "CHAOSBOT_HEARTBEAT_SECONDS": "1",
+    "CHAOSBOT_HANDOVER_SECONDS": "8",  # a live replica adopts within a sweep; "alone" never waits for it
+}
+
+
+def run_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a runtime built in this process (``chaosbot shell``): the fast intervals, through the environment."""
+    for name, value in FAST_INTERVALS.items():
+        monkeypatch.setenv(name, value)
