@@ -164,6 +164,10 @@ def test_an_abort_while_postgresql_restarts_reverts_from_the_cached_handle_and_l
     try:
         bot = group._prepared(ChaosbotServer, "behind-proxy")
         bot.env["DATABASE_URL"] = group.url.replace(f":{port}/", f":{proxy.port}/")  # the bot sees only the proxy
+        # The production lease, longer than this outage: the abort releases the run's lease in Redis, so its
+        # database lease is all that tells the dead man's switch the run is not orphaned until the spooled
+        # abort lands. A lease shorter than the outage would have the sweep record "controller lost" first.
+        bot.env.update(CHAOSBOT_LEASE_SECONDS="12", CHAOSBOT_LEASE_RENEW_SECONDS="4")
         bot.start()
         run_id = group.approved_run()
         start_on(bot, run_id, lab)

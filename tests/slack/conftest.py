@@ -134,6 +134,7 @@ experiments:
 """
 
 RUN_TITLE = re.compile(r"^RUN-(\d+) · ")
+WAITING = "('planned', 'approved')"  # runs whose notice or automatic start is still to come
 ROLE_CACHE_SECONDS = 1  # the "sqlite-short-role-cache" server reads user groups again after this long
 EXTRA_ENV = {"sqlite-short-role-cache": {"CHAOSBOT_ROLE_CACHE_SECONDS": str(ROLE_CACHE_SECONDS)}}
 ALERT_REPEAT_SECONDS = 1  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
@@ -565,19 +566,22 @@ class Bot:
     # -- between tests -------------------------------------------------------------------------------------
 
     def clean_up(self) -> None:
-        """Leave no run running and the kill switch released, so tests do not depend on their order."""
+        """Leave no run running or waiting and the kill switch released, so tests do not depend on their order:
+        a run left waiting would be announced, or started, or told it missed its start, in a later test."""
         self.slack.heal()  # a Slack failing on purpose would hold up the clean-up's messages and retrospectives
         for (run_id,) in self.server.query("SELECT id FROM runs WHERE state = 'running'"):
             self.command(f"abort RUN-{run_id} test clean-up", RELIABILITY)
+        for (run_id,) in self.server.query(f"SELECT id FROM runs WHERE state IN {WAITING}"):
+            self.command(f"cancel RUN-{run_id} test clean-up", RELIABILITY)
         if any(engaged for (engaged,) in self.server.query("SELECT engaged FROM kill_switch")):
             self.command("resume", RELIABILITY)
         wait_until(
             lambda: (
-                not self.server.query("SELECT id FROM runs WHERE state = 'running'")
+                not self.server.query(f"SELECT id FROM runs WHERE state = 'running' OR state IN {WAITING}")
                 and not any(engaged for (engaged,) in self.server.query("SELECT engaged FROM kill_switch"))
             ),
             timeout=10,
-            what="no running run and the kill switch released",
+            what="no running or waiting run and the kill switch released",
         )
         self.acknowledge_alarms()
         self.retrospectives_posted()

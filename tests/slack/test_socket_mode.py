@@ -34,6 +34,7 @@ from tests.slack.conftest import (
 from tests.slack.socket_mode_peer import SocketModePeer
 
 ACK_LIMIT_SECONDS = 3.0
+pytestmark = pytest.mark.xdist_group("socket-mode")  # one worker starts the module's server, not each
 
 
 class SocketModeServer(ChaosbotServer):
