@@ -98,6 +98,17 @@ def pg_db(postgres_db: Database) -> Database:
     return postgres_db
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries what its ``chaosbot serve`` processes logged while it ran
+    (``show_log_on_failure`` in tests/slack/conftest.py)."""
+    report = yield
+    if report.failed:
+        for server, offset in item.__dict__.get("chaosbot_logs", []):
+            report.sections.append((f"chaosbot serve ({server.kind}) log", server.log_text(offset)[-20000:]))
+    return report
+
+
 @pytest.fixture
 def redis_client():  # type: ignore[no-untyped-def]  # redis.Redis is generic over its response type
     client = redis_client_or_skip()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 
 TICK_SECONDS = 0.5  # scheduled notices and automatic starts
-LEASE_SECONDS = 4.0  # renewed every second: three renewals may be missed on a loaded machine
-DEAD_MANS_SWITCH_SECONDS = 0.5  # with the lease: a dead controller's fault is off within ~5 s (15 s in production)
+# Renewed every second, so five renewals may be missed: a replica starved of CPU on a loaded two-core machine
+# (a parallel run and its servers) must not lose its run to the other replica's sweep.
+LEASE_SECONDS = 6.0
+DEAD_MANS_SWITCH_SECONDS = 0.5  # with the lease: a dead controller's fault is off within ~7 s (15 s in production)
 
 # Each job a server runs costs it some CPU, and a test run has a dozen servers idling on two cores: a job that
 # no test waits for runs every few seconds, not every few hundred milliseconds.

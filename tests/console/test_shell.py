@@ -20,7 +20,6 @@ from bot.interface import blocks
 from bot.settings import load_settings
 from bot.words import Person, Words
 from storage.db import NotMigratedError
-from tests.intervals import run_fast
 
 DEMO = Path(shell.__file__).with_name("demo.txt")
 
@@ -63,7 +62,6 @@ def fresh_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "console.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
     monkeypatch.setenv("CHAOSBOT_SPOOL_DIR", str(tmp_path / "spool"))  # charts too: not in the shared cwd
-    run_fast(monkeypatch)
     for name in ("REDIS_URL", "CHAOSBOT_POLICY", "CHAOSBOT_CATALOGUE", "CHAOSBOT_CHANNEL", "CHAOSBOT_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
     return path

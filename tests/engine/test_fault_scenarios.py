@@ -48,13 +48,13 @@ TAKEOVER_TARGET_SECONDS = LEASE_SECONDS + DEAD_MANS_SWITCH_SECONDS + 1 + 2
 
 
 @pytest.fixture
-def group(tmp_path: Path, lab: Lab, fake_slack: FakeSlack) -> Iterator[Replicas]:
+def group(tmp_path: Path, lab: Lab, fake_slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Replicas]:
     redis = redis_client_or_skip(REPLICAS_REDIS_URL)
     redis.flushdb()
     redis.close()
     with scratch_postgres_database() as url:
         fake_slack.reset()
-        replicas = Replicas(tmp_path, url, lab, fake_slack)
+        replicas = Replicas(tmp_path, url, lab, fake_slack, request.node)
         try:
             yield replicas
         finally:

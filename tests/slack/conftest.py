@@ -304,6 +304,12 @@ class ChaosbotServer:
         return str(self.query("SELECT state FROM runs WHERE id = :id", id=run_id)[0][0])
 
 
+def show_log_on_failure(item: pytest.Item, server: ChaosbotServer) -> None:
+    """If ``item`` fails, its report shows what ``server`` logged from now on (see tests/conftest.py)."""
+    logs: list[tuple[ChaosbotServer, int]] = item.__dict__.setdefault("chaosbot_logs", [])
+    logs.append((server, server.log_size()))
+
+
 class ServerRegistry:
     """Starts each kind of server the first time a test asks for it; stops them all at the end."""
 
@@ -665,7 +671,7 @@ def block_text(blocks: list[dict[str, Any]]) -> str:
 
 def _bot(server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Bot]:
     slack.set_usergroup(STAKEHOLDER_GROUP, STAKEHOLDERS)
-    request.node.chaosbot_log = (server, server.log_size())
+    show_log_on_failure(request.node, server)
     bot = Bot(server, slack)
     yield bot
     bot.clean_up()
@@ -694,17 +700,6 @@ def fast_alarms_bot(
     fast_alarms_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[Bot]:
     yield from _bot(fast_alarms_server, slack, request)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A failing test's report carries what the server logged while it ran."""
-    report = yield
-    logged = getattr(item, "chaosbot_log", None)
-    if logged is not None and report.failed:
-        server, offset = logged
-        report.sections.append((f"chaosbot serve ({server.kind}) log", server.log_text(offset)[-20000:]))
-    return report
 
 
 def metric(server: ChaosbotServer, name: str, **labels: str) -> float:

@@ -30,6 +30,7 @@ from tests.slack.conftest import (
     RunHandle,
     buttons,
     plan_values,
+    show_log_on_failure,
 )
 from tests.slack.socket_mode_peer import SocketModePeer
 
@@ -119,7 +120,7 @@ def socket_bot(
     socket_server: SocketModeServer, peer: SocketModePeer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[SocketBot]:
     slack.set_usergroup(STAKEHOLDER_GROUP, STAKEHOLDERS)
-    request.node.chaosbot_log = (socket_server, socket_server.log_size())
+    show_log_on_failure(request.node, socket_server)
     bot = SocketBot(socket_server, slack, peer=peer)
     yield bot
     with contextlib.suppress(AssertionError):

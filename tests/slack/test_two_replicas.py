@@ -34,6 +34,7 @@ from .conftest import (
     buttons,
     holds_for,
     plan_values,
+    show_log_on_failure,
     wait_until,
 )
 
@@ -83,7 +84,7 @@ def flag_api() -> Iterator[RunningServer]:
 
 @pytest.fixture
 def replicas(
-    tmp_path: Path, slack: FakeSlack, flag_api: RunningServer
+    tmp_path: Path, slack: FakeSlack, flag_api: RunningServer, request: pytest.FixtureRequest
 ) -> Iterator[tuple[ChaosbotServer, ChaosbotServer]]:
     redis = redis_client_or_skip(REDIS_URL)
     redis.flushdb()
@@ -103,6 +104,7 @@ def replicas(
                 server = ChaosbotServer(f"replica-{name}", workdir, url, slack, REDIS_URL, extra)
                 server.start()
                 servers.append(server)
+                show_log_on_failure(request.node, server)
             yield servers[0], servers[1]
         finally:
             for server in servers:
