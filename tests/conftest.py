@@ -89,13 +89,15 @@ def db(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) ->
     database = request.getfixturevalue("postgres_db")
     _reset_postgres(database)
     yield database
+    database.engine.dispose()  # its idle connections: parallel workers share PostgreSQL's 100
 
 
 @pytest.fixture
-def pg_db(postgres_db: Database) -> Database:
+def pg_db(postgres_db: Database) -> Iterator[Database]:
     """PostgreSQL only: for races that need real row locks across connections."""
     _reset_postgres(postgres_db)
-    return postgres_db
+    yield postgres_db
+    postgres_db.engine.dispose()
 
 
 @pytest.hookimpl(wrapper=True)

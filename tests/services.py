@@ -27,18 +27,18 @@ def _redis_db(base: str, offset: int) -> str:
 
 _BASE_REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest -n N
+_INDEX = int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
-# Each test process has its own Redis database, the base one plus its worker index (gw2: +2), and flushes
-# only that one. A parallel run of N workers uses N + 1 databases from the base up (8..12 by default for -n 4).
-REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0)
+# Each test process has two Redis databases of its own and flushes only those: a parallel run of N workers
+# uses 2N databases from the base one up (8..13 by default for -n 3; Redis has 16 unless configured).
+# The first: the base plus the worker's index (gw2: +2).
+REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, _INDEX)
 
-# Replica groups (several ``chaosbot serve`` sharing one Redis, as in production) get the database after the
-# workers' own: a worker's session servers register in its database as live replicas, and a replica group
-# that saw them would hand its runs over to a server that never adopts them. The modules that start replica
-# groups are marked ``REPLICA_GROUPS`` and run on one worker (``--dist loadgroup``), one group at a time.
-REPLICAS_REDIS_URL = _redis_db(_BASE_REDIS_URL, _WORKERS)
-REPLICA_GROUPS = pytest.mark.xdist_group("replica-groups")
+# The second, for replica groups (several ``chaosbot serve`` sharing one Redis, as in production): a worker's
+# session servers register in its first database as live replicas, and a replica group that saw them would
+# hand its runs over to a server that never adopts them ("alone" would not be alone).
+REPLICAS_REDIS_URL = _redis_db(_BASE_REDIS_URL, _WORKERS + _INDEX)
 
 
 def unavailable(service: str, why: str) -> None:

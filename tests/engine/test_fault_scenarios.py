@@ -30,15 +30,12 @@ from tests.fakeslack.server import FakeSlack
 from tests.intervals import DEAD_MANS_SWITCH_SECONDS, LEASE_SECONDS
 from tests.services import (
     POSTGRES_ADMIN_URL,
-    REPLICA_GROUPS,
     REPLICAS_REDIS_URL,
     redis_client_or_skip,
     scratch_postgres_database,
 )
 from tests.slack.conftest import ChaosbotServer
 from tests.waiting import holds_for
-
-pytestmark = REPLICA_GROUPS  # its replicas share Redis with no other worker's servers
 
 ABORT_TARGET_SECONDS = 3.0  # from the abort request to the fault off, Redis down included
 # Issue 10: a killed replica's fault is reverted within 15 s: the lease lapses (12 s), the next dead man's switch

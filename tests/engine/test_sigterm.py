@@ -21,13 +21,12 @@ from storage.db import Database
 from tests.engine.lab import Lab, make_experiment, wait_for
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack
-from tests.services import REPLICA_GROUPS, REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
+from tests.services import REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
 from tests.slack.conftest import ChaosbotServer, show_log_on_failure
 from tests.slack.socket_mode_peer import SocketModePeer
 from tests.slack.test_socket_mode import SocketBot, SocketModeServer
 
 S = TypeVar("S", bound=ChaosbotServer)
-pytestmark = REPLICA_GROUPS  # "alone" must mean alone: no other worker's servers in this Redis database
 
 OWNER, APPROVER = "U0OWNER", "U0RELIAB"
 POLICY = f"""\

@@ -17,7 +17,7 @@ import pytest
 
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
 from tests.fakeslack.server import FakeSlack
-from tests.services import REPLICA_GROUPS, REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
+from tests.services import REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
 
 from .conftest import (
     CATALOGUE,
@@ -39,7 +39,6 @@ from .conftest import (
 )
 
 REDIS_URL = REPLICAS_REDIS_URL  # the replicas share it, as production replicas share Redis, with no other server
-pytestmark = REPLICA_GROUPS
 EXPERIMENT = "CE-95"
 # Planned this far ahead, the run is approved well before its notice (NOTICE_SECONDS before the start) is due,
 # and a replica is killed well before it too: on a loaded machine, approving takes a few seconds.
