@@ -19,7 +19,7 @@ from bot.alerting.silences import RunSilences
 from bot.context import AppContext, build_context
 from bot.engine import Coordination, RunEngine, build_coordination
 from bot.engine.coordination import connect_redis
-from bot.interface.alarms.desk import REMIND_CHECK_SECONDS, AlarmDesk
+from bot.interface.alarms.desk import AlarmDesk
 from bot.interface.conversation import Conversation
 from bot.interface.handlers import Handlers
 from bot.interface.learning.desk import Learning, build_learning
@@ -36,8 +36,6 @@ from storage.db import process_identity, utcnow
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
-
-DEAD_MANS_SWITCH_SECONDS = 2  # with the 12 s lease: a dead controller's fault is off within 15 s
 
 POOL_SHUTDOWN_SECONDS = 5.0
 
@@ -71,17 +69,20 @@ class Runtime:
 
     def _start_scheduler(self, *, replica: bool) -> None:
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        every = self.context.settings  # each interval is a setting (CHAOSBOT_..._SECONDS)
         if replica:
-            scheduler.add_job(self.heartbeat, "interval", seconds=5, id="replica-heartbeat")
-            scheduler.add_job(self.recover_orphans, "interval", seconds=DEAD_MANS_SWITCH_SECONDS, id="dead-mans-switch")
-            scheduler.add_job(self.expire_plans, "interval", seconds=60, id="expire-plans")
+            scheduler.add_job(self.heartbeat, "interval", seconds=every.heartbeat_seconds, id="replica-heartbeat")
+            scheduler.add_job(
+                self.recover_orphans, "interval", seconds=every.dead_mans_switch_seconds, id="dead-mans-switch"
+            )
+            scheduler.add_job(self.expire_plans, "interval", seconds=every.plan_expiry_check_seconds, id="expire-plans")
             scheduler.add_job(self.ledger.forget_old, "interval", minutes=10, id="forget-deliveries")
-        for job in self.learning.jobs() if self.learning is not None else []:
+        for job in self.learning.jobs(every) if self.learning is not None else []:
             scheduler.add_job(job.run, "interval", seconds=job.seconds, id=job.id)
-        for timed in self.schedule.jobs() if self.schedule is not None else []:
+        for timed in self.schedule.jobs(every) if self.schedule is not None else []:
             scheduler.add_job(timed.run, "interval", seconds=timed.seconds, id=timed.id, next_run_time=utcnow())
         if self.alarms is not None:
-            scheduler.add_job(self.alarms.remind, "interval", seconds=REMIND_CHECK_SECONDS, id="revert-alarms")
+            scheduler.add_job(self.alarms.remind, "interval", seconds=every.alarm_check_seconds, id="revert-alarms")
         if self.silences is not None:
             scheduler.add_job(self.silences.retry_lifts, "interval", seconds=60, id="silence-lifts")
         scheduler.start()
@@ -187,6 +188,9 @@ def build_runtime(
             on_ended=learning.retrospectives.ended,
             marker=learning.marker,
             silences=silences,
+            lease_ttl=timedelta(seconds=settings.lease_seconds),
+            lease_renewal=timedelta(seconds=settings.lease_renew_seconds),
+            replica_ttl=timedelta(seconds=3 * settings.heartbeat_seconds),  # the registry entry lasts three beats
         )
         started.callback(engine.close)
         talk = Conversation(context.core, engine, surface, publisher)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigurationError
@@ -40,7 +40,36 @@ class Settings(BaseSettings):
     # How long a shutting-down process waits for another replica to adopt each run before reverting it.
     handover_seconds: float = Field(12.0, ge=0, le=20, validation_alias=_env("CHAOSBOT_HANDOVER_SECONDS"))
     # A revert that failed is alerted again this often until someone presses "Acknowledge" (or it is reverted).
-    alert_repeat_seconds: float = Field(120.0, ge=5, le=3600, validation_alias=_env("CHAOSBOT_ALERT_REPEAT_SECONDS"))
+    alert_repeat_seconds: float = Field(120.0, ge=1, le=3600, validation_alias=_env("CHAOSBOT_ALERT_REPEAT_SECONDS"))
+    # How often each background job runs. Production keeps these defaults; the tests' servers run them fast.
+    # Scheduled notices and automatic starts are checked every tick.
+    tick_seconds: float = Field(5.0, ge=0.05, le=60, validation_alias=_env("CHAOSBOT_TICK_SECONDS"))
+    calendar_poll_seconds: float = Field(
+        30.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_CALENDAR_POLL_SECONDS")
+    )
+    retro_sweep_seconds: float = Field(15.0, ge=0.05, le=600, validation_alias=_env("CHAOSBOT_RETRO_SWEEP_SECONDS"))
+    backlog_filing_seconds: float = Field(
+        30.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_BACKLOG_FILING_SECONDS")
+    )
+    summary_check_seconds: float = Field(
+        60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_SUMMARY_CHECK_SECONDS")
+    )
+    dashboard_resend_seconds: float = Field(
+        60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_DASHBOARD_RESEND_SECONDS")
+    )
+    alarm_check_seconds: float = Field(15.0, ge=0.05, le=600, validation_alias=_env("CHAOSBOT_ALARM_CHECK_SECONDS"))
+    plan_expiry_check_seconds: float = Field(
+        60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_PLAN_EXPIRY_CHECK_SECONDS")
+    )
+    # A run's lease lapses this long after its controller's last renewal; then the dead man's switch (a sweep
+    # on every replica) reverts its fault. Defaults: a dead controller's fault is off within 15 s.
+    lease_seconds: float = Field(12.0, ge=0.3, le=300, validation_alias=_env("CHAOSBOT_LEASE_SECONDS"))
+    lease_renew_seconds: float = Field(4.0, ge=0.1, le=100, validation_alias=_env("CHAOSBOT_LEASE_RENEW_SECONDS"))
+    dead_mans_switch_seconds: float = Field(
+        2.0, ge=0.05, le=60, validation_alias=_env("CHAOSBOT_DEAD_MANS_SWITCH_SECONDS")
+    )
+    # Each replica says it is alive this often; it counts as gone after three missed heartbeats.
+    heartbeat_seconds: float = Field(5.0, ge=0.1, le=60, validation_alias=_env("CHAOSBOT_HEARTBEAT_SECONDS"))
     log_format: Literal["json", "text", "auto"] = Field("auto", validation_alias=_env("CHAOSBOT_LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("CHAOSBOT_LOG_LEVEL"))
 
@@ -86,6 +115,16 @@ class Settings(BaseSettings):
             raise ValueError("expected a channel id (C0123…) or a name like #reliability")
         return value
 
+    @model_validator(mode="after")
+    def _lease_outlives_missed_renewals(self) -> Settings:
+        # Two missed renewals (a slow database, a GC pause) must not cost a healthy controller its run.
+        if self.lease_renew_seconds * 3 > self.lease_seconds * (1 + 1e-9):  # 0.4 * 3 is 1.2000000000000002
+            raise ValueError(
+                f"CHAOSBOT_LEASE_RENEW_SECONDS ({self.lease_renew_seconds:g}) must be at most a third of "
+                f"CHAOSBOT_LEASE_SECONDS ({self.lease_seconds:g})"
+            )
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -104,7 +143,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = str(error["loc"][0]) if error["loc"] else "?"
+            message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # a rule between settings: its message names the variables
+                problems.append(message)
+                continue
+            loc = str(error["loc"][0])
             variable = _FIELD_TO_ENV.get(loc, loc)
-            problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')} (got {error['input']!r})")
+            problems.append(f"{variable}: {message} (got {error['input']!r})")
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from None

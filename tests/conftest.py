@@ -89,13 +89,26 @@ def db(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) ->
     database = request.getfixturevalue("postgres_db")
     _reset_postgres(database)
     yield database
+    database.engine.dispose()  # its idle connections: parallel workers share PostgreSQL's 100
 
 
 @pytest.fixture
-def pg_db(postgres_db: Database) -> Database:
+def pg_db(postgres_db: Database) -> Iterator[Database]:
     """PostgreSQL only: for races that need real row locks across connections."""
     _reset_postgres(postgres_db)
-    return postgres_db
+    yield postgres_db
+    postgres_db.engine.dispose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries what its ``chaosbot serve`` processes logged while it ran
+    (``show_log_on_failure`` in tests/slack/conftest.py)."""
+    report = yield
+    if report.failed:
+        for server, offset in item.__dict__.get("chaosbot_logs", []):
+            report.sections.append((f"chaosbot serve ({server.kind}) log", server.log_text(offset)[-20000:]))
+    return report
 
 
 @pytest.fixture

@@ -13,7 +13,32 @@ REQUIRE_SERVICES = os.environ.get("CHAOSBOT_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get(
     "CHAOSBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_TEST_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_db(base: str, offset: int) -> str:
+    """``base`` with its database number moved up by ``offset``."""
+    if offset == 0:
+        return base
+    head, _, db = base.rpartition("/")
+    if not head.startswith(("redis://", "rediss://")) or not db.isdigit():
+        raise RuntimeError(f"CHAOSBOT_TEST_REDIS_URL must end in a database number to run in parallel: {base}")
+    return f"{head}/{int(db) + offset}"
+
+
+_BASE_REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest -n N
+_INDEX = int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+# Each test process has two Redis databases of its own and flushes only those: a parallel run of N workers
+# uses 2N databases from the base one up (8..13 by default for -n 3; Redis has 16 unless configured).
+# The first: the base plus the worker's index (gw2: +2).
+REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, _INDEX)
+
+# The second, for replica groups (several ``chaosbot serve`` sharing one Redis, as in production): a worker's
+# session servers register in its first database as live replicas, and a replica group that saw them would
+# hand its runs over to a server that never adopts them ("alone" would not be alone).
+REPLICAS_REDIS_URL = _redis_db(_BASE_REDIS_URL, _WORKERS + _INDEX)
 
 
 def unavailable(service: str, why: str) -> None:

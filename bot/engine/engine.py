@@ -83,6 +83,8 @@ class RunEngine:
         *,
         holder: str | None = None,
         lease_ttl: timedelta = LEASE_TTL,
+        lease_renewal: timedelta | None = None,
+        replica_ttl: timedelta = REPLICA_TTL,
         revert_attempts: int = 4,
         http: httpx.Client | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -98,6 +100,7 @@ class RunEngine:
         self.coordination = coordination
         self.holder = holder or process_identity()
         self.clock = clock
+        self.replica_ttl = replica_ttl
         self._closed = False
         self._writes = writes or PendingWrites(Spool(spool_folder(spool_dir or DEFAULT_SPOOL_DIR, self.db.url)))
         self._writes.bind(RecordWriter(core, on_ended))
@@ -124,6 +127,7 @@ class RunEngine:
             abort=self._abort_for_supervisor,
             holder=self.holder,
             lease_ttl=lease_ttl,
+            lease_renewal=lease_renewal,
         )
         self._starter = Starter(
             core,
@@ -204,7 +208,7 @@ class RunEngine:
     def heartbeat(self) -> None:
         """Say in the replica registry that this process is alive and adopts handed-over runs."""
         if not self._supervisor.closed:
-            self.coordination.heartbeat(self.holder, REPLICA_TTL)
+            self.coordination.heartbeat(self.holder, self.replica_ttl)
 
     def drain(self) -> None:
         """Refuse new starts from now on (a start already under way completes); ``shut_down`` follows."""

@@ -13,18 +13,26 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    """Renews each tracked run's lease every ``ttl / 3``; calls ``on_lost`` when another holder has it.
+    """Renews each tracked run's lease every ``every`` (``ttl / 3`` by default); calls ``on_lost`` when another
+    holder has it.
 
     A renewal that *fails* (store unreachable) is not a loss: the run keeps going and the next renewal
     tries again. Only a store that answers "someone else holds it" makes us let go of the run.
     """
 
     def __init__(
-        self, coordination: Coordination, holder: str, ttl: timedelta, *, on_lost: Callable[[int], None]
+        self,
+        coordination: Coordination,
+        holder: str,
+        ttl: timedelta,
+        *,
+        on_lost: Callable[[int], None],
+        every: timedelta | None = None,
     ) -> None:
         self.coordination = coordination
         self.holder = holder
         self.ttl = ttl
+        self.every = every if every is not None else ttl / 3
         self.on_lost = on_lost
         self._runs: set[int] = set()
         self._lock = threading.Lock()
@@ -53,7 +61,7 @@ class LeaseKeeper:
             self._thread.join(timeout=2)
 
     def _loop(self) -> None:
-        period = self.ttl.total_seconds() / 3
+        period = self.every.total_seconds()
         while not self._stop.wait(period):
             for run_id in self.tracked():
                 self._renew(run_id)

@@ -66,6 +66,7 @@ class Supervisor:
         abort: Abort,
         holder: str,
         lease_ttl: timedelta,
+        lease_renewal: timedelta | None = None,
     ) -> None:
         """``completion``: builds the ``Completion`` the watchers end runs through (it lets go of runs here)."""
         self.core, self.coordination, self.rollbacks, self.prober = core, coordination, rollbacks, prober
@@ -78,7 +79,7 @@ class Supervisor:
         self._aborting: set[int] = set()
         self._closed = False
         self._draining = False
-        self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost)
+        self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost, every=lease_renewal)
         self.completion = completion(self)
 
     # -- what this process holds ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from adapters.base import AdapterParams, FaultHandle, FaultState, MissingSecretError
 from adapters.redis import RENEW_EVERY, RedisAdapter
+from tests.waiting import holds_for
 
 PASSWORD = "redis-s3cr3t-password"
 RUN = "RUN-1"
@@ -191,8 +192,7 @@ def test_renewals_keep_an_all_pause_on_without_a_gap_and_an_abort_lifts_it_withi
     adapter, p, handle = started(params(mode="all", slice_seconds=SLICE))
     with renewing(adapter, p, handle):
         waiter = Waiter(redis_port)
-        time.sleep(3 * SLICE)
-        assert waiter.answered_at is None, "a PING got through between two slices"
+        holds_for(lambda: waiter.answered_at is None, 3 * SLICE, "no PING through between two slices")
         assert adapter.status(p, handle).state is FaultState.ACTIVE
         aborted = time.monotonic()
     adapter.revert(p, handle)
@@ -210,8 +210,7 @@ def test_renewals_never_pause_past_the_maximum_duration(redis_port: int) -> None
     with renewing(adapter, p, handle):
         lifted = Waiter(redis_port).wait()
         assert 1.0 < lifted - injected < duration.total_seconds() + 0.3
-        time.sleep(2 * RENEW_EVERY.total_seconds())
-        assert not blocks(redis_port, "GET", "cart:1")
+        holds_for(lambda: not blocks(redis_port, "GET", "cart:1"), 2 * RENEW_EVERY.total_seconds(), "no pause again")
 
 
 def test_a_renewal_after_revert_never_pauses_again(redis_port: int) -> None:
@@ -225,9 +224,11 @@ def test_a_renewal_after_revert_never_pauses_again(redis_port: int) -> None:
 def test_write_pause_is_renewed_and_reverted_at_once(redis_port: int) -> None:
     adapter, p, handle = started(params(slice_seconds=SLICE))
     with renewing(adapter, p, handle):
-        time.sleep(2 * SLICE)
-        assert blocks(redis_port, "SET", "cart:1", "x")
-        assert not blocks(redis_port, "GET", "cart:1")
+        holds_for(
+            lambda: blocks(redis_port, "SET", "cart:1", "x") and not blocks(redis_port, "GET", "cart:1"),
+            2 * SLICE,
+            "writes paused, reads answered, slice after slice",
+        )
     reverting = time.monotonic()
     adapter.revert(p, handle)
     assert time.monotonic() - reverting < 0.5
@@ -255,8 +256,7 @@ def test_the_pause_heals_by_itself_within_one_slice_when_the_bot_dies(redis_port
     )
     try:
         assert bot.stdout is not None and bot.stdout.readline().strip() == b"injected"
-        time.sleep(2.5 * SLICE)
-        assert blocks(redis_port, "PING")
+        holds_for(lambda: blocks(redis_port, "PING"), 2.5 * SLICE, "the pause kept on by the bot's renewals")
     finally:
         bot.send_signal(signal.SIGKILL)
         bot.wait(timeout=10)

@@ -61,6 +61,7 @@ quit
 def fresh_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "console.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("CHAOSBOT_SPOOL_DIR", str(tmp_path / "spool"))  # charts too: not in the shared cwd
     for name in ("REDIS_URL", "CHAOSBOT_POLICY", "CHAOSBOT_CATALOGUE", "CHAOSBOT_CHANNEL", "CHAOSBOT_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
     return path

@@ -13,6 +13,7 @@ import pytest
 
 from bot.console import shell
 from bot.schedule.windows import Day
+from tests.intervals import run_fast
 
 ZONE = ZoneInfo("Australia/Sydney")  # the settings' default team zone
 CATALOGUE = """\
@@ -68,6 +69,7 @@ def timed_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> datetime:
     monkeypatch.setenv("CHAOSBOT_POLICY", str(tmp_path / "policy.yml"))
     monkeypatch.setenv("CHAOSBOT_CATALOGUE", str(tmp_path / "catalogue.yml"))
     monkeypatch.setenv("CHAOSBOT_SPOOL_DIR", str(tmp_path / "spool"))
+    run_fast(monkeypatch)
     for name in ("REDIS_URL", "CHAOSBOT_CHANNEL", "CHAOSBOT_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
     return now
@@ -90,7 +92,7 @@ def approvals(run: str) -> str:
 
 
 def test_an_approved_run_is_announced_then_starts_by_itself(timed_shell: datetime) -> None:
-    script = "/chaos plan CE-90 staging\nset planned_start +20s\nsubmit\n" + approvals("RUN-1") + "wait RUN-1 90\n"
+    script = "/chaos plan CE-90 staging\nset planned_start +12s\nsubmit\n" + approvals("RUN-1") + "wait RUN-1 90\n"
     transcript = run_shell(script)
 
     form = after(transcript, "oliver> /chaos plan CE-90 staging")

@@ -20,6 +20,7 @@ from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
 from tests.engine.lab import Lab, fault_is_on, make_experiment, wait_for
+from tests.waiting import holds_for, wait_until
 
 TTL = timedelta(seconds=1)
 
@@ -88,8 +89,12 @@ def test_a_live_lease_keeps_other_processes_away_until_its_holder_stops(db: Data
 
     with pytest.raises(IllegalTransition, match="already running"):
         other.start(OWNER, run_id)
-    time.sleep(TTL.total_seconds() * 1.5)  # longer than the TTL: only renewal keeps the lease
-    assert other.recover_orphans() == [] and world.lab.times("revert") == []
+    # Longer than the TTL: only renewal keeps the lease.
+    holds_for(
+        lambda: other.recover_orphans() == [] and world.lab.times("revert") == [],
+        TTL.total_seconds() * 1.5,
+        "the other process kept away by the live lease",
+    )
 
     holder.close()  # stops renewing without reverting
     assert world.lab.fault_on
@@ -106,7 +111,6 @@ def test_a_lease_has_one_holder_and_lapses_without_renewal(world: World) -> None
     assert not coordination.renew(run_id, "b", TTL)
     assert coordination.renew(run_id, "a", TTL)
     assert coordination.expired([run_id]) == []
-    time.sleep(TTL.total_seconds() + 0.1)
-    assert coordination.expired([run_id]) == [run_id]
+    wait_until(lambda: coordination.expired([run_id]) == [run_id], TTL.total_seconds() + 0.1, "the lease to lapse")
     assert coordination.acquire(run_id, "b", TTL)
     assert not coordination.renew(run_id, "a", TTL)

@@ -3,7 +3,6 @@ wall clock is off by a minute can neither steal a live run nor keep a dead one."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from bot.engine import Coordination, DatabaseCoordination
 from bot.engine.coordination import RedisCoordination
 from storage.db import Database, utcnow
 from tests.services import REDIS_TEST_URL, redis_client_or_skip
+from tests.waiting import wait_until
 
 TTL = timedelta(seconds=2)
 SHIFT = timedelta(seconds=60)
@@ -76,9 +76,7 @@ def test_a_replica_whose_clock_is_a_minute_ahead_cannot_keep_a_dead_run(
     assert ahead.acquire(9102, "ahead", TTL)  # then it dies: no renewal
     assert not honest.acquire(9102, "honest", TTL)
 
-    time.sleep(TTL.total_seconds() + 0.5)
-
-    assert honest.expired([9102]) == [9102]
+    wait_until(lambda: honest.expired([9102]) == [9102], TTL.total_seconds() + 0.5, "the dead run's lease to lapse")
     assert honest.acquire(9102, "honest", TTL)
 
 
@@ -100,6 +98,6 @@ def test_the_replica_registry_uses_the_database_clock(pg: Database) -> None:
 
     assert ahead.live_replicas(besides="ahead") == ["honest"]
     assert honest.live_replicas(besides="honest") == ["ahead"]
-    time.sleep(TTL.total_seconds() + 0.5)
-    assert ahead.live_replicas(besides="ahead") == []  # a dead replica is dead by the database's clock
+    # A dead replica is dead by the database's clock.
+    wait_until(lambda: ahead.live_replicas(besides="ahead") == [], TTL.total_seconds() + 0.5, "the entry to lapse")
     ahead.leave("ahead")

@@ -22,8 +22,8 @@ from storage.db import Database
 from tests.engine.lab import Lab, make_experiment, wait_for
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack
-from tests.services import REDIS_TEST_URL, redis_client_or_skip, scratch_postgres_database
-from tests.slack.conftest import ChaosbotServer
+from tests.services import REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
+from tests.slack.conftest import ChaosbotServer, show_log_on_failure
 from tests.slack.socket_mode_peer import SocketModePeer
 from tests.slack.test_socket_mode import SocketBot, SocketModeServer
 
@@ -45,8 +45,8 @@ GRACEFUL_SECONDS = 30
 class Replicas:
     """Servers on one scratch PostgreSQL and Redis, with the lab experiment in their catalogue."""
 
-    def __init__(self, root: Path, url: str, lab: Lab, fake: FakeSlack) -> None:
-        self.root, self.url, self.fake = root, url, fake
+    def __init__(self, root: Path, url: str, lab: Lab, fake: FakeSlack, test: pytest.Item) -> None:
+        self.root, self.url, self.fake, self.test = root, url, fake, test
         experiment = make_experiment(lab, max_duration=120, rto=2)
         self.catalogue = json.dumps({"experiments": [experiment.snapshot()]})
         self.servers: list[ChaosbotServer] = []
@@ -73,11 +73,12 @@ class Replicas:
     def _prepared(self, kind: type[S], name: str) -> S:
         workdir = self.root / name
         workdir.mkdir()
-        server = kind(name, workdir, self.url, self.fake, REDIS_TEST_URL)
+        server = kind(name, workdir, self.url, self.fake, REPLICAS_REDIS_URL)
         (workdir / "policy.yml").write_text(POLICY, encoding="utf-8")
         (workdir / "catalogue.yml").write_text(self.catalogue, encoding="utf-8")
         server.env["CHAOSBOT_SPOOL_DIR"] = str(workdir / "spool")
         self.servers.append(server)
+        show_log_on_failure(self.test, server)
         return server
 
     def approved_run(self) -> int:
@@ -92,12 +93,12 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, lab: Lab, fake_slack: FakeSlack) -> Iterator[Replicas]:
-    redis = redis_client_or_skip(REDIS_TEST_URL)
+def replicas(tmp_path: Path, lab: Lab, fake_slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Replicas]:
+    redis = redis_client_or_skip(REPLICAS_REDIS_URL)
     redis.flushdb()
     redis.close()
     with scratch_postgres_database() as url:
-        group = Replicas(tmp_path, url, lab, fake_slack)
+        group = Replicas(tmp_path, url, lab, fake_slack, request.node)
         try:
             yield group
         finally:

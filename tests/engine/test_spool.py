@@ -79,7 +79,7 @@ def test_an_abort_during_an_outage_lands_once_after_a_restart(
 
     proxy.restore()
     assert world.run(run_id).run_state is RunState.RUNNING  # only the spool knows yet
-    time.sleep(1.0)  # the outage lasts: the replay comes well after the abort
+    time.sleep(0.5)  # the outage lasts: the replay comes well after the abort
     world.engine()  # the process restarts: the spool is replayed at start
 
     wait_for(lambda: world.run(run_id).run_state is RunState.ABORTED, what="the spooled end of the run")

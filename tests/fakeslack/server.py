@@ -72,6 +72,7 @@ class FakeSlack:
         self._in_flight = 0  # API calls received and not yet answered (e.g. held by injected latency)
         self._failures: dict[str, list[_Failure]] = {}
         self._latency: dict[str | None, float] = {}
+        self._healed = threading.Event()  # set by heal(): the answers held back by latency go out at once
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._state = SlackState(strict=strict)
@@ -135,6 +136,16 @@ class FakeSlack:
             self._state = SlackState(strict=self.strict)
             upload_base = self._api.upload_base
             self._api = SlackApi(self._state, upload_base=upload_base)
+            healed, self._healed = self._healed, threading.Event()
+        healed.set()
+
+    def heal(self) -> None:
+        """Stop failing and answer at full speed again; calls and workspace state are kept."""
+        with self._lock:
+            self._failures.clear()
+            self._latency.clear()
+            healed, self._healed = self._healed, threading.Event()
+        healed.set()
 
     # -- recorded calls -----------------------------------------------------------------------------
 
@@ -216,9 +227,12 @@ class FakeSlack:
                 queue.pop(0)
         return _failure_reply(failure)
 
-    def _delay(self, method: str) -> float:
+    def _hold(self, method: str) -> None:
+        """Wait out the latency set for ``method``, or until ``heal``."""
         with self._lock:
-            return self._latency.get(method, self._latency.get(None, 0.0))
+            delay, healed = self._latency.get(method, self._latency.get(None, 0.0)), self._healed
+        if delay:
+            healed.wait(delay)
 
     # -- workspace setup ----------------------------------------------------------------------------
 
@@ -294,7 +308,7 @@ class FakeSlack:
         with self._lock:
             self._in_flight += 1
         try:
-            time.sleep(self._delay(method))
+            self._hold(method)
             reply = self._take_failure(method) or self._authorized_call(method, params, headers)
             # Snapshot: handlers store params' blocks/views in workspace state, which later calls mutate.
             call = Call(method, copy.deepcopy(params), headers, time.time(), reply.status, copy.deepcopy(reply.body))
@@ -329,7 +343,7 @@ class FakeSlack:
         return {"ok": True, "url": self.socket_mode_url()}
 
     def handle_upload(self, key: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        time.sleep(self._delay(self.UPLOAD))
+        self._hold(self.UPLOAD)
         content = _multipart_file(body, headers.get("content-type", "")) or body
         with self._lock:
             file = self._api.receive_upload(key, content)

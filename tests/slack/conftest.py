@@ -33,7 +33,12 @@ from bot.interface.alarms.messages import alarm_message
 from bot.interface.ids import ACKNOWLEDGE_ALARM
 from tests.fakeslack import identity, wire
 from tests.fakeslack.server import Call, FakeSlack
+from tests.intervals import DEAD_MANS_SWITCH_SECONDS, FAST_INTERVALS, LEASE_SECONDS, TICK_SECONDS
 from tests.services import REDIS_TEST_URL, redis_client_or_skip, scratch_postgres_database
+from tests.waiting import holds_for, wait_until
+
+# The tests of this folder import these from here.
+__all__ = ["DEAD_MANS_SWITCH_SECONDS", "LEASE_SECONDS", "TICK_SECONDS", "holds_for", "wait_until"]
 
 T = TypeVar("T")
 
@@ -129,11 +134,11 @@ experiments:
 """
 
 RUN_TITLE = re.compile(r"^RUN-(\d+) · ")
+WAITING = "('planned', 'approved')"  # runs whose notice or automatic start is still to come
 ROLE_CACHE_SECONDS = 1  # the "sqlite-short-role-cache" server reads user groups again after this long
 EXTRA_ENV = {"sqlite-short-role-cache": {"CHAOSBOT_ROLE_CACHE_SECONDS": str(ROLE_CACHE_SECONDS)}}
-ALERT_REPEAT_SECONDS = 5  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
+ALERT_REPEAT_SECONDS = 1  # the "sqlite-fast-alarms" server repeats a revert-failure alert this often
 EXTRA_ENV["sqlite-fast-alarms"] = {"CHAOSBOT_ALERT_REPEAT_SECONDS": str(ALERT_REPEAT_SECONDS)}
-
 
 # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -153,18 +158,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; that value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- the server process --------------------------------------------------------------------------------
@@ -204,7 +197,10 @@ class ChaosbotServer:
             CHAOSBOT_LOG_FORMAT="json",
             CHAOSBOT_LOG_LEVEL="INFO",
             CHAOSBOT_WORKERS="1",
+            # its own spool and charts, not chaosbot-data/ in the working directory other processes share
+            CHAOSBOT_SPOOL_DIR=str(workdir / "spool"),
             PYTHONUNBUFFERED="1",
+            **FAST_INTERVALS,
         )
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -308,6 +304,12 @@ class ChaosbotServer:
         return str(self.query("SELECT state FROM runs WHERE id = :id", id=run_id)[0][0])
 
 
+def show_log_on_failure(item: pytest.Item, server: ChaosbotServer) -> None:
+    """If ``item`` fails, its report shows what ``server`` logged from now on (see tests/conftest.py)."""
+    logs: list[tuple[ChaosbotServer, int]] = item.__dict__.setdefault("chaosbot_logs", [])
+    logs.append((server, server.log_size()))
+
+
 class ServerRegistry:
     """Starts each kind of server the first time a test asks for it; stops them all at the end."""
 
@@ -322,7 +324,18 @@ class ServerRegistry:
         with self.lock:
             if kind not in self.servers:
                 self.servers[kind] = self._start(kind)
+                self.stack.callback(self.servers[kind].stop)
             return self.servers[kind]
+
+    @contextlib.contextmanager
+    def own(self, kind: str) -> Iterator[ChaosbotServer]:
+        """A server for one module, stopped after it: its background work (user-group refreshes every few
+        hundred milliseconds, alarm reminders every second) must not reach the fake Slack of later modules."""
+        server = self._start(kind)
+        try:
+            yield server
+        finally:
+            server.stop()
 
     def _start(self, kind: str) -> ChaosbotServer:
         workdir = self.factory.mktemp(f"chaosbot-{kind}")
@@ -336,7 +349,6 @@ class ServerRegistry:
             url = self.stack.enter_context(scratch_postgres_database())
             server = ChaosbotServer(kind, workdir, url, self.fake, REDIS_TEST_URL)
         server.start()
-        self.stack.callback(server.stop)
         return server
 
     def close(self, failed: bool) -> None:
@@ -365,10 +377,18 @@ def sqlite_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
     return chaosbot_servers.get("sqlite")
 
 
-@pytest.fixture(scope="session")
-def short_role_cache_server(chaosbot_servers: ServerRegistry) -> ChaosbotServer:
+@pytest.fixture(scope="module")
+def short_role_cache_server(chaosbot_servers: ServerRegistry) -> Iterator[ChaosbotServer]:
     """SQLite, with user-group snapshots that go stale after ``ROLE_CACHE_SECONDS``."""
-    return chaosbot_servers.get("sqlite-short-role-cache")
+    with chaosbot_servers.own("sqlite-short-role-cache") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fast_alarms_server(chaosbot_servers: ServerRegistry) -> Iterator[ChaosbotServer]:
+    """SQLite, with revert-failure alerts repeated every ``ALERT_REPEAT_SECONDS``."""
+    with chaosbot_servers.own("sqlite-fast-alarms") as server:
+        yield server
 
 
 # -- the driver tests use --------------------------------------------------------------------------------
@@ -552,18 +572,22 @@ class Bot:
     # -- between tests -------------------------------------------------------------------------------------
 
     def clean_up(self) -> None:
-        """Leave no run running and the kill switch released, so tests do not depend on their order."""
+        """Leave no run running or waiting and the kill switch released, so tests do not depend on their order:
+        a run left waiting would be announced, or started, or told it missed its start, in a later test."""
+        self.slack.heal()  # a Slack failing on purpose would hold up the clean-up's messages and retrospectives
         for (run_id,) in self.server.query("SELECT id FROM runs WHERE state = 'running'"):
             self.command(f"abort RUN-{run_id} test clean-up", RELIABILITY)
+        for (run_id,) in self.server.query(f"SELECT id FROM runs WHERE state IN {WAITING}"):
+            self.command(f"cancel RUN-{run_id} test clean-up", RELIABILITY)
         if any(engaged for (engaged,) in self.server.query("SELECT engaged FROM kill_switch")):
             self.command("resume", RELIABILITY)
         wait_until(
             lambda: (
-                not self.server.query("SELECT id FROM runs WHERE state = 'running'")
+                not self.server.query(f"SELECT id FROM runs WHERE state = 'running' OR state IN {WAITING}")
                 and not any(engaged for (engaged,) in self.server.query("SELECT engaged FROM kill_switch"))
             ),
             timeout=10,
-            what="no running run and the kill switch released",
+            what="no running or waiting run and the kill switch released",
         )
         self.acknowledge_alarms()
         self.retrospectives_posted()
@@ -586,7 +610,8 @@ class Bot:
 
     def retrospectives_posted(self, timeout: float = 15.0) -> None:
         """Let the retrospectives of ended runs land (chart and channel line too) before the next test looks
-        at the channel; one that cannot be posted (Slack failing on purpose) is not waited for past ``timeout``."""
+        at the channel. Slack is healed first, so one that failed is posted again by the next sweep (every
+        half second on the test servers); ``timeout`` only bounds a server that cannot post at all."""
         unposted = (
             "SELECT count(*) FROM runs LEFT JOIN retrospectives ON retrospectives.run_id = runs.id "
             "WHERE runs.state IN ('completed', 'aborted', 'failed') AND retrospectives.run_id IS NULL"
@@ -646,7 +671,7 @@ def block_text(blocks: list[dict[str, Any]]) -> str:
 
 def _bot(server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Bot]:
     slack.set_usergroup(STAKEHOLDER_GROUP, STAKEHOLDERS)
-    request.node.chaosbot_log = (server, server.log_size())
+    show_log_on_failure(request.node, server)
     bot = Bot(server, slack)
     yield bot
     bot.clean_up()
@@ -672,21 +697,9 @@ def short_role_cache_bot(
 
 @pytest.fixture
 def fast_alarms_bot(
-    chaosbot_servers: ServerRegistry, slack: FakeSlack, request: pytest.FixtureRequest
+    fast_alarms_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[Bot]:
-    """SQLite, with revert-failure alerts repeated every ``ALERT_REPEAT_SECONDS``."""
-    yield from _bot(chaosbot_servers.get("sqlite-fast-alarms"), slack, request)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A failing test's report carries what the server logged while it ran."""
-    report = yield
-    logged = getattr(item, "chaosbot_log", None)
-    if logged is not None and report.failed:
-        server, offset = logged
-        report.sections.append((f"chaosbot serve ({server.kind}) log", server.log_text(offset)[-20000:]))
-    return report
+    yield from _bot(fast_alarms_server, slack, request)
 
 
 def metric(server: ChaosbotServer, name: str, **labels: str) -> float:

@@ -218,6 +218,9 @@ class FakePortal(FakeBackend):
         return not_found()
 
 
+pytestmark = pytest.mark.xdist_group("slack-after-the-run")  # the module's server starts on one worker only
+
+
 @pytest.fixture(scope="module")
 def portal() -> Iterator[FakePortal]:
     backend = FakePortal()

@@ -26,6 +26,11 @@ def slow_groups(slack: FakeSlack) -> Iterator[Callable[[], None]]:
     slack.set_latency(0.0, "usergroups.users.list")
 
 
+def last_group_lookup(bot: Bot) -> float:
+    """When the fake Slack last answered a user group's members (0 if never)."""
+    return max((call.time for call in bot.slack.calls("usergroups.users.list")), default=0.0)
+
+
 def aborted_and_recorded(bot: Bot, run_id: int) -> bool:
     recorded = bot.server.query("SELECT 1 FROM audit_events WHERE run_id = :id AND action = 'run.aborted'", id=run_id)
     return bot.server.run_state(run_id) == "aborted" and bool(recorded)
@@ -39,7 +44,13 @@ def test_an_abort_and_its_record_do_not_wait_for_a_slow_group_lookup(
     bot.start(running)
     waiting = bot.plan()
     slow_groups()
-    time.sleep(ROLE_CACHE_SECONDS + 0.5)  # every group snapshot is stale now; reading one takes SLACK_DELAY
+    # Every group snapshot is stale once no lookup has been answered for ROLE_CACHE_SECONDS (a snapshot is dated
+    # when its answer arrives, and the lookups asked from now on take SLACK_DELAY): reading one takes SLACK_DELAY.
+    wait_until(
+        lambda: time.time() - last_group_lookup(bot) > ROLE_CACHE_SECONDS + 0.1,
+        timeout=ROLE_CACHE_SECONDS + 1,
+        what="every group snapshot stale",
+    )
 
     # A stakeholder holds the role through the user group: this approval has to ask Slack.
     assert bot.click("run.approve", waiting, STAKEHOLDER).status == 200

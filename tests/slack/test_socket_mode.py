@@ -30,10 +30,12 @@ from tests.slack.conftest import (
     RunHandle,
     buttons,
     plan_values,
+    show_log_on_failure,
 )
 from tests.slack.socket_mode_peer import SocketModePeer
 
 ACK_LIMIT_SECONDS = 3.0
+pytestmark = pytest.mark.xdist_group("socket-mode")  # one worker starts the module's server, not each
 
 
 class SocketModeServer(ChaosbotServer):
@@ -118,7 +120,7 @@ def socket_bot(
     socket_server: SocketModeServer, peer: SocketModePeer, slack: FakeSlack, request: pytest.FixtureRequest
 ) -> Iterator[SocketBot]:
     slack.set_usergroup(STAKEHOLDER_GROUP, STAKEHOLDERS)
-    request.node.chaosbot_log = (socket_server, socket_server.log_size())
+    show_log_on_failure(request.node, socket_server)
     bot = SocketBot(socket_server, slack, peer=peer)
     yield bot
     with contextlib.suppress(AssertionError):

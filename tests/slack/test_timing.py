@@ -54,12 +54,19 @@ def timing_policy() -> str:
     return windowed + 'notice: 10s\nfreeze_calendars:\n  - {url: "http://127.0.0.1:9/deliveries.ics", poll: 1m}\n'
 
 
-@pytest.fixture(scope="session")
-def timing_server(chaosbot_servers: ServerRegistry, tmp_path_factory: pytest.TempPathFactory) -> ChaosbotServer:
+# One server for the module, on one worker of a parallel run, stopped after it (its calendar feed is down).
+pytestmark = pytest.mark.xdist_group("slack-timing")
+
+
+@pytest.fixture(scope="module")
+def timing_server(
+    chaosbot_servers: ServerRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChaosbotServer]:
     path = tmp_path_factory.mktemp("timing-policy") / "policy.yml"
     path.write_text(timing_policy(), encoding="utf-8")
     EXTRA_ENV[KIND] = {"CHAOSBOT_POLICY": str(path)}
-    return chaosbot_servers.get(KIND)
+    with chaosbot_servers.own(KIND) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Exactly once across replicas: two real ``chaosbot serve`` processes (gunicorn) share one PostgreSQL
-database and Redis. A run planned ~20 s ahead with the automatic start is announced once and injected
+database and Redis. A run planned ~15 s ahead with the automatic start is announced once and injected
 once; then one process is killed before a second run's start and the other one fires it.
 
 The fault is the http adapter against a local flag API that counts its calls: an inject is a PUT.
@@ -17,7 +17,7 @@ import pytest
 
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
 from tests.fakeslack.server import FakeSlack
-from tests.services import redis_client_or_skip, scratch_postgres_database
+from tests.services import REPLICAS_REDIS_URL, redis_client_or_skip, scratch_postgres_database
 
 from .conftest import (
     CATALOGUE,
@@ -27,16 +27,23 @@ from .conftest import (
     RELIABILITY,
     SECURITY,
     STAKEHOLDER,
+    TICK_SECONDS,
     Bot,
     ChaosbotServer,
     RunHandle,
     buttons,
+    holds_for,
     plan_values,
+    show_log_on_failure,
     wait_until,
 )
 
-REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = REPLICAS_REDIS_URL  # the replicas share it, as production replicas share Redis, with no other server
 EXPERIMENT = "CE-95"
+# Planned this far ahead, the run is approved well before its notice (NOTICE_SECONDS before the start) is due,
+# and a replica is killed well before it too: on a loaded machine, approving takes a few seconds.
+START_IN_SECONDS = 15
+NOTICE_SECONDS = 7
 
 
 class FlagApi(FakeBackend):
@@ -76,14 +83,14 @@ def flag_api() -> Iterator[RunningServer]:
 
 @pytest.fixture
 def replicas(
-    tmp_path: Path, slack: FakeSlack, flag_api: RunningServer
+    tmp_path: Path, slack: FakeSlack, flag_api: RunningServer, request: pytest.FixtureRequest
 ) -> Iterator[tuple[ChaosbotServer, ChaosbotServer]]:
     redis = redis_client_or_skip(REDIS_URL)
     redis.flushdb()
     redis.close()
     files = tmp_path / "config"
     files.mkdir()
-    (files / "policy.yml").write_text(POLICY + "notice: 10s\n", encoding="utf-8")
+    (files / "policy.yml").write_text(POLICY + f"notice: {NOTICE_SECONDS}s\n", encoding="utf-8")
     (files / "catalogue.yml").write_text(catalogue(flag_api.url), encoding="utf-8")
     env = {"CHAOSBOT_POLICY": str(files / "policy.yml"), "CHAOSBOT_CATALOGUE": str(files / "catalogue.yml")}
     with scratch_postgres_database() as url:
@@ -96,6 +103,7 @@ def replicas(
                 server = ChaosbotServer(f"replica-{name}", workdir, url, slack, REDIS_URL, extra)
                 server.start()
                 servers.append(server)
+                show_log_on_failure(request.node, server)
             yield servers[0], servers[1]
         finally:
             for server in servers:
@@ -133,18 +141,18 @@ def test_two_replicas_announce_and_start_a_run_once_and_a_survivor_fires_the_nex
     slack.set_usergroup("S0STAKE", ("U0STAKE1", STAKEHOLDER))
     api: FlagApi = flag_api.backend
 
-    first = plan_approved(via_a, via_b, start_in=22)
+    first = plan_approved(via_a, via_b, start_in=START_IN_SECONDS)
     wait_until(lambda: a.run_state(first.id) == "running", timeout=40, what=f"{first.label} started by itself")
     wait_until(lambda: api.injects() == 1, timeout=10, what="the inject")
-    time.sleep(7)  # a second replica's tick would have fired by now: two ticks of 5 s have passed
-    assert api.injects() == 1
+    # A second replica's tick would have fired by now: each replica ticks every TICK_SECONDS.
+    holds_for(lambda: api.injects() == 1, 8 * TICK_SECONDS, "one inject")
     assert notices(slack, first) == 1
     fired = a.query("SELECT kind, outcome, attempts FROM firings WHERE run_id = :id ORDER BY kind", id=first.id)
     assert [(kind, outcome) for kind, outcome, _ in fired] == [("run.auto_start", "started"), ("run.notice", "done")]
     via_b.command(f"abort {first.label} done", RELIABILITY)
     wait_until(lambda: b.run_state(first.id) == "aborted", timeout=15, what="aborted")
 
-    second = plan_approved(via_b, via_a, start_in=22)
+    second = plan_approved(via_b, via_a, start_in=START_IN_SECONDS)
     assert a.process is not None
     os.killpg(a.process.pid, signal.SIGKILL)  # no goodbye: its jobs just stop
     a.process.wait(timeout=10)

@@ -13,8 +13,6 @@ from bot.safety.alarms import RevertAlarms
 
 log = logging.getLogger(__name__)
 
-REMIND_CHECK_SECONDS = 15  # how often a replica looks for reminders due (each is sent once per interval)
-
 
 @dataclass
 class AlarmDesk:

@@ -25,6 +25,7 @@ from bot.interface.render import Renderer
 from bot.interface.service import RunMessages
 from bot.jobs import Job
 from bot.reports.flows import Reports
+from bot.settings import Settings
 from storage.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,12 @@ class Learning:
     links: ThreadLinks
     marker: FaultWindowMarker
 
-    def jobs(self) -> list[Job]:
+    def jobs(self, settings: Settings) -> list[Job]:
         return [
-            Job(self.sweep, 15, "retrospective-sweep"),
-            Job(self.file_pending, 30, "file-action-items"),
-            Job(self.post_summaries, 60, "post-summaries"),
-            Job(self.marker.resend_ends, 60, "dashboard-ends"),
+            Job(self.sweep, settings.retro_sweep_seconds, "retrospective-sweep"),
+            Job(self.file_pending, settings.backlog_filing_seconds, "file-action-items"),
+            Job(self.post_summaries, settings.summary_check_seconds, "post-summaries"),
+            Job(self.marker.resend_ends, settings.dashboard_resend_seconds, "dashboard-ends"),
         ]
 
     def sweep(self) -> None:
@@ -53,7 +54,7 @@ class Learning:
         try:
             self.items.file_pending()
         except Exception:
-            log.exception("filing pending action items failed; it runs again in 30 s")
+            log.exception("filing pending action items failed; it runs again shortly")
 
     def post_summaries(self) -> None:
         self.summaries.post_due()

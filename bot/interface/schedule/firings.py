@@ -23,6 +23,7 @@ from bot.runs.models import Run, RunState
 from bot.schedule import messages
 from bot.schedule.gate import StartRefused
 from bot.schedule.service import Scheduler
+from bot.settings import Settings
 from bot.words import SYSTEM_ACTOR, Words
 from storage.db import Database
 
@@ -89,17 +90,14 @@ def _rule(exc: DomainError) -> str:
 class StartSchedule:
     """The runtime's part of issue 8: the scheduler's tick and the calendar polls, run in every replica."""
 
-    TICK_SECONDS = 5.0
-    POLL_SECONDS = 30.0
-
     def __init__(self, scheduler: Scheduler, feeds: CalendarFeeds) -> None:
         self.scheduler = scheduler
         self.feeds = feeds
 
-    def jobs(self) -> list[Job]:
+    def jobs(self, settings: Settings) -> list[Job]:
         return [
-            Job(self.tick, self.TICK_SECONDS, "scheduled-firings"),
-            Job(self.poll, self.POLL_SECONDS, "freeze-calendars"),
+            Job(self.tick, settings.tick_seconds, "scheduled-firings"),
+            Job(self.poll, settings.calendar_poll_seconds, "freeze-calendars"),
         ]
 
     def tick(self) -> None:
