@@ -84,7 +84,9 @@ class Runtime:
         if self.alarms is not None:
             scheduler.add_job(self.alarms.remind, "interval", seconds=every.alarm_check_seconds, id="revert-alarms")
         if self.silences is not None:
-            scheduler.add_job(self.silences.retry_lifts, "interval", seconds=60, id="silence-lifts")
+            scheduler.add_job(
+                self.silences.retry_lifts, "interval", seconds=every.silence_retry_seconds, id="silence-lifts"
+            )
         scheduler.start()
         self.scheduler = scheduler
 

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_DASHBOARD_RESEND_SECONDS")
     )
     alarm_check_seconds: float = Field(15.0, ge=0.05, le=600, validation_alias=_env("CHAOSBOT_ALARM_CHECK_SECONDS"))
+    # How often Alertmanager silences whose lift failed are tried again (each also ends by itself).
+    silence_retry_seconds: float = Field(
+        60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_SILENCE_RETRY_SECONDS")
+    )
     plan_expiry_check_seconds: float = Field(
         60.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_PLAN_EXPIRY_CHECK_SECONDS")
     )

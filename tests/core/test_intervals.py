@@ -25,6 +25,7 @@ INTERVALS = {  # variable: the production default
     "CHAOSBOT_SUMMARY_CHECK_SECONDS": 60.0,
     "CHAOSBOT_DASHBOARD_RESEND_SECONDS": 60.0,
     "CHAOSBOT_ALARM_CHECK_SECONDS": 15.0,
+    "CHAOSBOT_SILENCE_RETRY_SECONDS": 60.0,
     "CHAOSBOT_PLAN_EXPIRY_CHECK_SECONDS": 60.0,
     "CHAOSBOT_LEASE_SECONDS": 12.0,
     "CHAOSBOT_LEASE_RENEW_SECONDS": 4.0,
@@ -113,6 +114,7 @@ def test_the_runtime_runs_each_job_at_its_setting(sqlite_template: Path, tmp_pat
         "scheduled-firings": 0.5,
         "freeze-calendars": 3.0,
         "revert-alarms": 1.5,
+        "silence-lifts": 6.0,
     }
     assert runtime.engine.replica_ttl == timedelta(seconds=1.5)  # three heartbeats
 
