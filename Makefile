@@ -27,9 +27,9 @@ demo: $(STAMP)  ## the scripted walkthrough, non-interactive
 	$(BIN)/chaosbot db upgrade
 	$(BIN)/chaosbot shell --demo-target --script bot/console/demo.txt
 
-serve: $(STAMP)  ## the Slack app (needs SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, CHAOSBOT_POLICY)
+serve: $(STAMP)  ## the Slack app on 127.0.0.1 (needs SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, CHAOSBOT_POLICY)
 	$(BIN)/chaosbot db upgrade
-	$(BIN)/chaosbot serve
+	CHAOSBOT_BIND_ADDRESS=$${CHAOSBOT_BIND_ADDRESS:-127.0.0.1} $(BIN)/chaosbot serve
 
 test: $(STAMP)  ## lint, types, then every test in file order (PostgreSQL and Redis on 127.0.0.1 are used when present)
 	$(BIN)/ruff check .

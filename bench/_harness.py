@@ -313,6 +313,7 @@ def start_chaosbot(
     env.update(
         DATABASE_URL=database_url,
         PORT=str(port),
+        CHAOSBOT_BIND_ADDRESS="127.0.0.1",
         SLACK_BOT_TOKEN=identity.BOT_TOKEN,
         SLACK_SIGNING_SECRET=identity.SIGNING_SECRET,
         SLACK_API_URL=slack_url,

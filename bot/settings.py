@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # How long a snapshot of a user group's members is used before it is read from Slack again.
     role_cache_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("CHAOSBOT_ROLE_CACHE_SECONDS"))
     port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    # Where `serve` listens: every interface by default (right in a container); 127.0.0.1 for a laptop or tests.
+    bind_address: str = Field("0.0.0.0", min_length=1, validation_alias=_env("CHAOSBOT_BIND_ADDRESS"))
     # Records the database cannot take (an outage) wait here, fsynced, until they are replayed into it.
     spool_dir: Path = Field(Path("chaosbot-data/spool"), validation_alias=_env("CHAOSBOT_SPOOL_DIR"))
     # How long a shutting-down process waits for another replica to adopt each run before reverting it.
@@ -111,6 +113,17 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("bind_address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(value.strip("[]"))
+        except ValueError:
+            raise ValueError("expected an IP address such as 0.0.0.0, 127.0.0.1 or ::") from None
+        return value
 
     @field_validator("channel")
     @classmethod

@@ -124,7 +124,7 @@ def main(_args: argparse.Namespace) -> int:
     if settings.slack_app_token is not None:
         return _socket_mode(settings)
     options = {
-        "bind": f"0.0.0.0:{settings.port}",
+        "bind": f"{_host(settings.bind_address)}:{settings.port}",
         "worker_class": "gthread",
         "workers": int(os.environ.get("CHAOSBOT_WORKERS", "1")),
         "threads": int(os.environ.get("CHAOSBOT_THREADS", "8")),
@@ -176,3 +176,8 @@ def _socket_mode(settings: Settings) -> int:
 
 if __name__ == "__main__":
     sys.exit(_lean_master())
+
+
+def _host(address: str) -> str:
+    """gunicorn wants an IPv6 address in brackets."""
+    return f"[{address.strip('[]')}]" if ":" in address else address

@@ -140,3 +140,16 @@ def test_database_and_redis_passwords_never_appear_in_repr(monkeypatch: pytest.M
 
     assert "db-password-1" not in text
     assert "redis-password-2" not in text
+
+
+def test_serve_binds_every_interface_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.slack.serve import _host
+
+    monkeypatch.delenv("CHAOSBOT_BIND_ADDRESS", raising=False)
+    assert load_settings().bind_address == "0.0.0.0"  # right in a container
+    monkeypatch.setenv("CHAOSBOT_BIND_ADDRESS", "127.0.0.1")
+    assert load_settings().bind_address == "127.0.0.1"
+    assert _host("::1") == "[::1]" and _host("127.0.0.1") == "127.0.0.1"
+    monkeypatch.setenv("CHAOSBOT_BIND_ADDRESS", "localhost; rm -rf /")
+    with pytest.raises(ConfigurationError, match="CHAOSBOT_BIND_ADDRESS"):
+        load_settings()

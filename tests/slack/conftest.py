@@ -188,6 +188,7 @@ class ChaosbotServer:
         env.update(
             DATABASE_URL=database_url,
             PORT=str(self.port),
+            CHAOSBOT_BIND_ADDRESS="127.0.0.1",
             SLACK_BOT_TOKEN=identity.BOT_TOKEN,
             SLACK_SIGNING_SECRET=identity.SIGNING_SECRET,
             SLACK_API_URL=fake.url,

@@ -165,3 +165,20 @@ def test_healthz_is_503_when_the_database_is_unreachable(
         assert answer.status == 503, answer
         assert answer.headers["content-type"] == "application/json"
         assert answer.json()["database"].startswith("unreachable: ")
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP port listens on, read from the kernel's socket table (state 0A: LISTEN)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_the_test_servers_listen_on_loopback_only(server: ChaosbotServer) -> None:
+    assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, as CHAOSBOT_BIND_ADDRESS says
