@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## the console: the whole lifecycle on SQLite, no Slack workspace needed
+run: $(STAMP)  ## the console with the demo portal to break: the whole lifecycle on SQLite, no Slack workspace needed
 	$(BIN)/chaosbot db upgrade
-	$(BIN)/chaosbot shell
+	$(BIN)/chaosbot shell --demo-target
 
 demo: $(STAMP)  ## the scripted walkthrough, non-interactive
 	$(BIN)/chaosbot db upgrade
