@@ -23,7 +23,7 @@ class Lab:
         self.fault_on = False
         self.calls: list[tuple[str, float]] = []
         self.when_faulted = "ok"
-        self.slow_ms = 400.0
+        self.slow_ms = 800.0
         self.target_status = 200
         self.bad_after_revert = 0.0
         self.inject_status = 200
@@ -129,7 +129,7 @@ def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
 
 
 def http_condition(
-    lab: Lab, *, name: str = "target latency", max_ms: float = 200, timeout: float = 1.0
+    lab: Lab, *, name: str = "target latency", max_ms: float = 500, timeout: float = 1.5
 ) -> dict[str, Any]:
     probe = {"kind": "http", "url": f"{lab.url}/target", "timeout_seconds": timeout, "max_latency_ms": max_ms}
     return {"name": name, "probe": probe}
