@@ -9,13 +9,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.engine.prometheus_server import free_port
+from tests.services import REQUIRE_SERVICES
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 CONFIG = """\
@@ -72,3 +75,14 @@ class AlertmanagerServer:
         answer = httpx.get(f"{self.url}/api/v2/silences", timeout=5).json()
         assert isinstance(answer, list)
         return answer
+
+
+def running_alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerServer]:
+    """A module's Alertmanager (skipped when the binary is missing, failed instead in CI)."""
+    if BINARY is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("prometheus-alertmanager is not installed; CHAOSBOT_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+    server = AlertmanagerServer(Path(tmp_path_factory.mktemp("alertmanager")))
+    yield server
+    server.stop()

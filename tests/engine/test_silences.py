@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,23 +12,16 @@ from bot.catalogue.models import Silence
 from bot.engine import PreflightFailed
 from bot.runs.models import RunState
 from storage.db import Database
-from tests.alerting.alertmanager_server import BINARY, AlertmanagerServer
+from tests.alerting.alertmanager_server import AlertmanagerServer, running_alertmanager
 from tests.engine.conftest import OWNER, World
 from tests.engine.lab import Lab, make_experiment, wait_for
-from tests.services import REQUIRE_SERVICES
 
 EXPECTED = {"alertname": "ShareLinkLatencyHigh", "env": "staging"}
 
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerServer]:
-    if BINARY is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("prometheus-alertmanager is not installed; CHAOSBOT_REQUIRE_SERVICES=1 forbids skipping")
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
-    server = AlertmanagerServer(Path(tmp_path_factory.mktemp("alertmanager")))
-    yield server
-    server.stop()
+    yield from running_alertmanager(tmp_path_factory)
 
 
 def silenced_world(db: Database, lab: Lab, make_world: Callable[..., World]) -> World:
