@@ -141,16 +141,3 @@ def test_desk_packages_import_nothing_when_imported() -> None:
     for name, path in _modules().items():
         if path.name == "__init__.py":
             assert not graph[name], f"{name} imports {sorted(graph[name])}"
-
-
-def test_no_class_of_the_surfaces_over_25_methods() -> None:
-    """A class that gathers every handler of the interface is what the desks replaced."""
-    too_big = []
-    for folder in ("interface", "slack", "console"):
-        for path in sorted((ROOT / "bot" / folder).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ClassDef):
-                    methods = [f for f in node.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
-                    if len(methods) > 25:
-                        too_big.append(f"{path.relative_to(ROOT)}:{node.name} ({len(methods)})")
-    assert not too_big
