@@ -58,7 +58,12 @@ class RunSilences:
         self._closed = False
 
     def lift_soon(self, run_id: int) -> Future[list[Lifted]] | None:
-        """``lift`` on this object's own thread: a revert never waits for Alertmanager (down or slow)."""
+        """``lift`` on this object's own thread: a revert never waits for Alertmanager (down or slow).
+
+        Without an Alertmanager nothing was silenced, so nothing is done (not even a database read that
+        would compete with the abort's own records)."""
+        if self.alertmanager is None:
+            return None
         with self._guard:
             if self._closed:
                 log.warning("silences of run %s not lifted by this process (closing); the retry job will", run_id)
