@@ -181,6 +181,11 @@ class ActionItems:
         with self.database.transaction() as session:
             return [self._view(item) for item in service.open_items(session, owner=owner, limit=limit)]
 
+    def open_counts(self, *, owner: str | None = None) -> tuple[int, int]:
+        """(open, overdue): the true counts, however many items a list shows."""
+        with self.database.transaction() as session:
+            return service.open_counts(session, today=self.today(), owner=owner)
+
     def of_run(self, run_id: int) -> list[ItemView]:
         with self.database.transaction() as session:
             return [self._view(item) for item in service.of_run(session, run_id=run_id)]

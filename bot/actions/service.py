@@ -36,6 +36,16 @@ def open_items(session: Session, *, owner: str | None = None, limit: int = 100) 
     return list(session.scalars(query))
 
 
+def open_counts(session: Session, *, today: date, owner: str | None = None) -> tuple[int, int]:
+    """How many items are open, and how many of them are overdue: counted in SQL, never from a capped list."""
+    overdue = func.sum(case((ActionItem.due_on < today, 1), else_=0))
+    query = select(func.count(), overdue).where(ActionItem.status == ItemStatus.OPEN.value)
+    if owner is not None:
+        query = query.where(ActionItem.owner == owner)
+    total, late = session.execute(query).one()
+    return int(total), int(late or 0)
+
+
 def of_run(session: Session, *, run_id: int) -> list[ActionItem]:
     return list(session.scalars(select(ActionItem).where(ActionItem.run_id == run_id).order_by(ActionItem.id)))
 

@@ -192,3 +192,23 @@ def test_counts_per_run_for_the_export(db: Database, items: ActionItems, run_id:
     with db.transaction() as session:
         assert counts_by_run(session, run_ids=[run_id, run_id + 1]) == {run_id: (2, 1)}
         assert counts_by_run(session, run_ids=[]) == {}
+
+
+def test_the_open_list_is_capped_but_its_counts_are_true(
+    db: Database, items: ActionItems, run_id: int, clock: Clock
+) -> None:
+    from bot.interface.learning.messages import LISTED, items_message
+    from bot.interface.render import SLACK
+
+    for n in range(122):
+        items.add(
+            run_id=run_id, what=f"item {n}", owner=FIXER, due_on=today(clock) + timedelta(days=n + 1), actor=RAISER
+        )
+    clock.advance(days=3)  # the first two are overdue now
+    listed = items.open_items(limit=LISTED)
+    assert len(listed) == LISTED and [i.overdue for i in listed[:3]] == [True, True, False]
+    assert items.open_counts() == (122, 2) and items.open_counts(owner=OUTSIDER) == (0, 0)
+
+    message = items_message(listed, SLACK, total=122, overdue=2)
+    assert message.text == "Open action items: 122 (2 overdue)"
+    assert "… and 82 more" in json.dumps(message.blocks, ensure_ascii=False) and len(message.blocks) <= 50

@@ -13,7 +13,7 @@ from bot.errors import InvalidInput
 from bot.interface import fields
 from bot.interface.conversation import Conversation, Submission
 from bot.interface.fields import Values
-from bot.interface.learning.messages import action_item_modal, items_message
+from bot.interface.learning.messages import LISTED, action_item_modal, items_message
 from bot.interface.metadata import ItemRef, RunRef
 from bot.interface.surface import Request
 from bot.policy.directory import RoleDirectory
@@ -73,8 +73,10 @@ class ActionItemDesk:
         mine = bool(args) and args[0].lower() in ("mine", "me")
         if args and not mine:
             raise InvalidInput("Use `/chaos actions` (everyone's open items) or `/chaos actions mine`.")
-        items = self.items.open_items(owner=request.user if mine else None)
-        self.talk.reply(request, items_message(items, self.talk.say, mine=mine))
+        owner = request.user if mine else None
+        items = self.items.open_items(owner=owner, limit=LISTED)
+        total, overdue = self.items.open_counts(owner=owner)
+        self.talk.reply(request, items_message(items, self.talk.say, total=total, overdue=overdue, mine=mine))
 
     def done(self, request: Request, value: str) -> None:
         item_id = ItemRef.load(value).item

@@ -325,13 +325,13 @@ def action_item_modal(label: str, ref: RunRef, today: date) -> Block:
     }
 
 
-def items_message(items: list[ItemView], say: Renderer, *, mine: bool = False) -> Message:
-    """Open action items, overdue first (the core's order), each with a Done button."""
+def items_message(items: list[ItemView], say: Renderer, *, total: int, overdue: int, mine: bool = False) -> Message:
+    """Open action items, overdue first (the core's order), each with a Done button; ``total`` and ``overdue``
+    are the true counts (the list may be cut)."""
     title = "Your open action items" if mine else "Open action items"
     if not items:
         text = f"{title}: none. :tada:"
         return Message(text=text, blocks=[section(text)])
-    overdue = sum(item.overdue for item in items)
     blocks: list[Block] = [header(title)]
     if overdue:
         blocks.append(context(f":rotating_light: {overdue} overdue"))
@@ -339,9 +339,10 @@ def items_message(items: list[ItemView], say: Renderer, *, mine: bool = False) -
         blocks.append(
             section(_item_line(item, say), accessory=button("Done", ids.ITEM_DONE, ItemRef(item=item.id).dump()))
         )
-    if len(items) > LISTED:
-        blocks.append(context(f"… and {len(items) - LISTED} more."))
-    return Message(text=f"{title}: {len(items)} ({overdue} overdue)", blocks=blocks)
+    shown = min(len(items), LISTED)
+    if total > shown:
+        blocks.append(context(f"… and {total - shown} more, due later (`chaosbot export` lists them all)."))
+    return Message(text=f"{title}: {total} ({overdue} overdue)", blocks=blocks)
 
 
 def _item_line(item: ItemView, say: Renderer) -> str:
