@@ -74,22 +74,14 @@ def _outside_tokens(text: str, cut: int) -> int:
 
 
 def _balanced(kept: str) -> str:
-    """``kept`` with every formatting span it opened closed again (``*bold`` becomes ``*bold*``), and a cut
-    ``<…>`` dropped; a marker with nothing after it is dropped too."""
-    cut = _open_link(kept)
-    if cut is not None:
-        kept = kept[:cut]
+    """``kept`` (already cut outside any ``<…>``) with every formatting span it opened closed again (``*bold``
+    becomes ``*bold*``); a marker with nothing after it is dropped."""
     kept = kept.rstrip()
     openers = _unclosed(kept)
     while openers and openers[-1][1] == len(kept) - 1:  # "… *": an empty span, drop its marker
         kept = kept[: openers[-1][1]].rstrip()
         openers = _unclosed(kept)
     return kept + "".join(marker for marker, _ in reversed(openers))
-
-
-def _open_link(text: str) -> int | None:
-    opened = text.rfind("<")
-    return opened if opened != -1 and text.find(">", opened) == -1 else None
 
 
 def _unclosed(text: str) -> list[tuple[str, int]]:

@@ -72,8 +72,8 @@ def ctk_journal(retro: Retrospective, *, adapter: str) -> dict[str, Any]:
         "status": STATUS[retro.ending],
         "deviated": retro.verdict is Verdict.REFUTED,
         "steady_states": {
-            "before": _steady_state(retro.conditions, MeasurementPhase.BASELINE, last=True),
-            "after": _steady_state(retro.conditions, MeasurementPhase.RECOVERY, last=True) if fault_end else None,
+            "before": _steady_state(retro.conditions, MeasurementPhase.BASELINE),
+            "after": _steady_state(retro.conditions, MeasurementPhase.RECOVERY) if fault_end else None,
             "during": [
                 _sample_run(c, p) for c in retro.conditions for p in c.points if p.phase is MeasurementPhase.FAULT
             ],
@@ -98,13 +98,11 @@ def _provider(adapter: str, func: str) -> dict[str, Any]:
     return {"type": "python", "module": f"chaosbot.adapters.{adapter}", "func": func, "arguments": {}}
 
 
-def _steady_state(
-    conditions: tuple[ConditionReport, ...], phase: MeasurementPhase, *, last: bool
-) -> dict[str, Any] | None:
+def _steady_state(conditions: tuple[ConditionReport, ...], phase: MeasurementPhase) -> dict[str, Any] | None:
     runs: list[dict[str, Any]] = []
     for condition in conditions:
         points = [p for p in condition.points if p.phase is phase]
-        runs.extend(_sample_run(condition, p) for p in (points[-1:] if last else points))
+        runs.extend(_sample_run(condition, p) for p in points[-1:])  # the last sample of each
     if not runs:
         return None
     return {"steady_state_met": all(run["tolerance_met"] for run in runs), "probes": runs}
