@@ -353,3 +353,12 @@ def test_the_reported_escape_is_closed(sqlite_bot: Bot) -> None:
     assert any("&lt;!channel&gt; heads up" in text for text in texts), texts
     assert not any("<!channel>" in text or "<https://evil.example" in text for text in texts), texts
     assert not any(f"<@{STAKEHOLDER}> see" in text for text in texts), texts
+
+    asked = time.time()
+    assert bot.command("report", STAKEHOLDER).status == 200
+    summaries = bot.slack.wait_for(
+        "chat.postMessage", predicate=lambda c: c.time >= asked and "Chaos experiments" in str(c.params.get("text"))
+    )
+    summary = "\n".join(mrkdwn_texts(summaries[-1]))
+    assert "&lt;!channel&gt; heads up" in summary, summary
+    assert not live_markup_from_typing(summaries), summary

@@ -186,7 +186,7 @@ def summary_message(summary: Summary, zone: ZoneInfo, say: Renderer) -> Message:
     entries not run in 90 days, and each run linked to its thread (a month)."""
     title = _summary_title(summary)
     blocks: list[Block] = [header(title), context(f"As of {format_local(summary.as_of, zone)}")]
-    blocks.append(section(_runs_text(summary)))
+    blocks.append(section(_runs_text(summary, say)))
     blocks.append(section(_recovery_text(summary.recovery)))
     a = summary.actions
     blocks.append(
@@ -223,7 +223,7 @@ def _summary_title(summary: Summary) -> str:
     return f"Chaos experiments: quarterly update, {summary.period.title}"
 
 
-def _runs_text(summary: Summary) -> str:
+def _runs_text(summary: Summary, say: Renderer) -> str:
     if not summary.runs_total:
         return "*Runs*: none were planned in this period."
     h = summary.hypotheses
@@ -233,7 +233,7 @@ def _runs_text(summary: Summary) -> str:
     ]
     if summary.aborts:
         lines.append(f"*Aborts*: {', '.join(f'{c.count} {c.name}' for c in summary.aborts)}")
-        lines += [f"• {' '.join(c.name.split())[:200]} ({c.count})" for c in summary.abort_reasons]
+        lines += [f"• {say(' '.join(c.name.split())[:200])} ({c.count})" for c in summary.abort_reasons]
     return "\n".join(lines)
 
 
