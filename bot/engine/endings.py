@@ -38,11 +38,20 @@ class Ending:
     summary: str | None = None
 
     @classmethod
-    def completed(cls, rto_seconds: float, recovery_seconds: float | None, *, watched: bool, evaluated: bool) -> Ending:
+    def completed(
+        cls,
+        rto_seconds: float,
+        recovery_seconds: float | None,
+        *,
+        watched: bool,
+        evaluated: bool,
+        sampled: bool = True,
+    ) -> Ending:
         """The maximum duration was reached and the fault reverted; ``recovery_seconds`` None: never came back.
-        ``evaluated`` False: a rehearsal whose stop conditions could not be evaluated tested nothing."""
+        ``evaluated`` False: a rehearsal whose stop conditions could not be evaluated tested nothing; ``sampled``
+        False: nothing was measured while the fault was on, so nothing was tested either."""
         rto = timedelta(seconds=rto_seconds)
-        verdict = verdict_of(rto, recovery_seconds, watched=watched, evaluated=evaluated)
+        verdict = verdict_of(rto, recovery_seconds, watched=watched, evaluated=evaluated, sampled=sampled)
         summary = wording.verdict(verdict, rto, recovery_seconds)
         return cls(
             RunState.COMPLETED,

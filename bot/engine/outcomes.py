@@ -72,17 +72,21 @@ class Completion:
         self.holding.let_go(run_id)
         return False
 
-    def complete(self, run_id: int, recovery_seconds: float | None, *, watched: bool, evaluated: bool) -> None:
+    def complete(
+        self, run_id: int, recovery_seconds: float | None, *, watched: bool, evaluated: bool, sampled: bool = True
+    ) -> None:
         """Recovery measured (None: it never came back): finish completed with the verdict on the hypothesis.
 
         ``watched`` False: the run has no stop conditions. ``evaluated`` False: a rehearsal whose stop
-        conditions could not be evaluated tested nothing.
+        conditions could not be evaluated tested nothing. ``sampled`` False: no sample during the fault.
         """
         try:
             rollback = self.rollbacks.current(run_id)
         except IllegalTransition:  # ended elsewhere meanwhile
             return
-        ending = Ending.completed(rollback.rto_seconds, recovery_seconds, watched=watched, evaluated=evaluated)
+        ending = Ending.completed(
+            rollback.rto_seconds, recovery_seconds, watched=watched, evaluated=evaluated, sampled=sampled
+        )
         with contextlib.suppress(IllegalTransition):  # aborted meanwhile: that abort told the channel
             pending = self.recorder.finish(run_id, ending)
             self.announcer.tell(run_id, wording.completed(run_id, ending.summary or "", pending), urgent=True)

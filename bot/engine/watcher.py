@@ -48,7 +48,9 @@ class Finishing(Protocol):
     """How a watched run ends (``bot.engine.outcomes.Completion``)."""
 
     def end_fault(self, run_id: int) -> bool: ...
-    def complete(self, run_id: int, recovery_seconds: float | None, *, watched: bool, evaluated: bool) -> None: ...
+    def complete(
+        self, run_id: int, recovery_seconds: float | None, *, watched: bool, evaluated: bool, sampled: bool = True
+    ) -> None: ...
 
 
 class Watcher:
@@ -77,6 +79,7 @@ class Watcher:
         self._reverted_at = 0.0
         self._ok_since: float | None = None
         self._ok_ticks = 0
+        self._sampled_fault = False  # a completion with no sample while the fault was on tested nothing
         self.thread = threading.Thread(target=self._run, name=f"chaosbot-watch-{run_id}", daemon=True)
 
     def start(self) -> None:
@@ -85,6 +88,7 @@ class Watcher:
     def recovering_since(self, reverted_at: float) -> None:
         """Start in the recovery phase (an adopted run whose fault was already reverted)."""
         self.phase, self._reverted_at = RECOVERY, reverted_at
+        self._sampled_fault = True  # sampled, if at all, by the replica that handed it over: not ours to judge
 
     def _run(self) -> None:
         ended_elsewhere = False
@@ -101,7 +105,8 @@ class Watcher:
         """Tick until the run ends here (True) or someone else ended it (False)."""
         interval = self.experiment.probe_interval.total_seconds()
         deadline = self.injected_at + self.experiment.max_duration.total_seconds()
-        next_tick = self.injected_at + interval
+        # At least one sample while the fault is on, even when the fault is shorter than the probe interval.
+        next_tick = self.injected_at + min(interval, self.experiment.max_duration.total_seconds() / 2)
         while True:
             wake = min(next_tick, deadline) if self.phase == FAULT else next_tick
             if self.stop.wait(max(0.0, wake - time.monotonic())):
@@ -131,6 +136,7 @@ class Watcher:
         self.prober.save(self.run_id, self.phase, samples)
         samples = judged(samples, rehearsal=self.rehearsal)
         if self.phase == FAULT:
+            self._sampled_fault = self._sampled_fault or bool(samples)
             reason = next((r for r in map(self._judge.breach, samples) if r), None)
             if reason is not None:
                 self.host.breached(self.run_id, reason)
@@ -159,7 +165,9 @@ class Watcher:
 
     def _complete(self, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
         watched = bool(self.experiment.stop_conditions)
-        self.completion.complete(self.run_id, recovery_seconds, watched=watched, evaluated=evaluated)
+        self.completion.complete(
+            self.run_id, recovery_seconds, watched=watched, evaluated=evaluated, sampled=self._sampled_fault
+        )
 
 
 def judged(samples: list[Sample], *, rehearsal: bool) -> list[Sample]:

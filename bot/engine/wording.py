@@ -146,6 +146,10 @@ def verdict(verdict: Verdict, rto: timedelta, recovery: float | None) -> str:
         Verdict.NOT_EVALUATED: (
             "its stop conditions could not be evaluated (a rehearsal), so the hypothesis was not tested"
         ),
+        Verdict.NOT_SAMPLED: (
+            "no sample was taken while the fault was on (a probe interval longer than the fault, or a late watcher), "
+            "so the hypothesis was not tested"
+        ),
         Verdict.NEVER_CAME_BACK: (
             f"the steady state did not come back after the revert (RTO {rto_text}): hypothesis refuted"
         ),

@@ -29,6 +29,12 @@ def test_a_completed_run_carries_the_verdict_on_its_hypothesis(
     assert ending.reason == f"maximum duration reached; {ending.summary}"
 
 
+def test_a_completed_run_with_no_sample_while_the_fault_was_on_tested_nothing() -> None:
+    ending = Ending.completed(RTO, 3.0, watched=True, evaluated=True, sampled=False)
+    assert ending.hypothesis_held is None
+    assert ending.summary is not None and "no sample was taken while the fault was on" in ending.summary
+
+
 def test_a_breach_refutes_the_hypothesis_and_a_person_s_abort_tests_nothing() -> None:
     breached = Ending.aborted(ENGINE_ACTOR, "stop condition api: slow", RTO, breach="stop condition api: slow")
     by_hand = Ending.aborted("U1", "enough", RTO)

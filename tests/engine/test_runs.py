@@ -77,6 +77,26 @@ def test_max_duration_reverts_then_measures_recovery_within_rto(world: World) ->
     assert "hypothesis held" in world.events(run_id)
 
 
+def test_a_fault_shorter_than_the_probe_interval_is_still_sampled_while_it_is_on(
+    sqlite_db: Database, make_world
+) -> None:  # type: ignore[no-untyped-def]
+    """Otherwise the first sample would come after the revert and a quick recovery would 'confirm' an untested
+    hypothesis."""
+    world = make_world(sqlite_db)
+    world = make_world(sqlite_db, make_experiment(world.lab, max_duration=1, interval=3, rto=5))
+    engine = world.engine()
+    run_id = world.approved()
+    engine.start(OWNER, run_id)
+
+    wait_for(ended(world, run_id), timeout=20, what="completion")
+
+    outcome, faults, samples = stored(world, run_id)
+    assert world.run(run_id).run_state is RunState.COMPLETED and not world.lab.fault_on
+    assert [f.state for f in faults] == ["reverted"]
+    assert "fault" in {s.phase for s in samples}
+    assert outcome is not None and outcome.hypothesis_held is True
+
+
 def test_recovery_slower_than_rto_refutes_the_hypothesis(sqlite_db: Database, make_world) -> None:  # type: ignore[no-untyped-def]
     world = make_world(sqlite_db)
     world = make_world(sqlite_db, make_experiment(world.lab, max_duration=1, rto=1))
