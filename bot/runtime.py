@@ -215,6 +215,7 @@ def build_runtime(
             schedule=schedule,
             alarms=alarms,
             silences=silences,
+            pools=worker_pools(quiet_gap=settings.quiet_gap_seconds),
         )
         started.pop_all()  # from here on the runtime owns them: Runtime.close stops them
     return runtime

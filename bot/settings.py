@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     alert_repeat_seconds: float = Field(120.0, ge=1, le=3600, validation_alias=_env("CHAOSBOT_ALERT_REPEAT_SECONDS"))
     # How often each background job runs. Production keeps these defaults; the tests' servers run them fast.
     # Scheduled notices and automatic starts are checked every tick.
+    # Work after an ack waits until no Slack request has been answered for this long (bot/pools.py).
+    quiet_gap_seconds: float = Field(0.02, ge=0, le=1, validation_alias=_env("CHAOSBOT_QUIET_GAP_SECONDS"))
     tick_seconds: float = Field(5.0, ge=0.05, le=60, validation_alias=_env("CHAOSBOT_TICK_SECONDS"))
     calendar_poll_seconds: float = Field(
         30.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_CALENDAR_POLL_SECONDS")

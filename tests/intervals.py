@@ -30,7 +30,9 @@ FAST_INTERVALS = {
     "CHAOSBOT_LEASE_RENEW_SECONDS": "1",
     "CHAOSBOT_DEAD_MANS_SWITCH_SECONDS": str(DEAD_MANS_SWITCH_SECONDS),
     "CHAOSBOT_HEARTBEAT_SECONDS": "2",
-    "CHAOSBOT_HANDOVER_SECONDS": "8",  # a live replica adopts within a sweep; "alone" never waits for it
+    "CHAOSBOT_HANDOVER_SECONDS": "8",
+    # A reply waits for a quiet moment between acks (a burst's acks first); tests send one request at a time.
+    "CHAOSBOT_QUIET_GAP_SECONDS": "0.001",  # a live replica adopts within a sweep; "alone" never waits for it
 }
 
 
