@@ -24,6 +24,7 @@ from bot.interface.conversation import Conversation
 from bot.interface.handlers import Handlers
 from bot.interface.learning.desk import Learning, build_learning
 from bot.interface.learning.retrospectives import Outlet, SurfaceRetroOutlet
+from bot.interface.outbox import Outbox
 from bot.interface.publisher import Publisher
 from bot.interface.schedule.firings import StartSchedule, build_schedule
 from bot.interface.surface import Surface
@@ -169,7 +170,14 @@ def build_runtime(
             started.callback(redis.close)
         coordination = build_coordination(redis, context.db)
         started.callback(coordination.close)
-        publisher = Publisher(context.core, surface, channel=settings.channel, zone=settings.zone, holder=holder)
+        publisher = Publisher(
+            context.core,
+            surface,
+            channel=settings.channel,
+            zone=settings.zone,
+            holder=holder,
+            outbox=Outbox(first_backoff=settings.outbox_backoff_seconds),
+        )
         started.callback(publisher.close)
         learning = build_learning(
             context,

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # Scheduled notices and automatic starts are checked every tick.
     # Work after an ack waits until no Slack request has been answered for this long (bot/pools.py).
     quiet_gap_seconds: float = Field(0.02, ge=0, le=1, validation_alias=_env("CHAOSBOT_QUIET_GAP_SECONDS"))
+    # What Slack could not take is sent again after this, doubling up to 30 s (bot/interface/outbox.py).
+    outbox_backoff_seconds: float = Field(1.0, ge=0.01, le=30, validation_alias=_env("CHAOSBOT_OUTBOX_BACKOFF_SECONDS"))
+    # A Web API call that met a 5xx or a dropped connection is retried after this, then twice it (bot/slack/client.py).
+    slack_retry_seconds: float = Field(0.5, ge=0.01, le=10, validation_alias=_env("CHAOSBOT_SLACK_RETRY_SECONDS"))
     tick_seconds: float = Field(5.0, ge=0.05, le=60, validation_alias=_env("CHAOSBOT_TICK_SECONDS"))
     calendar_poll_seconds: float = Field(
         30.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_CALENDAR_POLL_SECONDS")

@@ -32,7 +32,9 @@ FAST_INTERVALS = {
     "CHAOSBOT_HEARTBEAT_SECONDS": "2",
     "CHAOSBOT_HANDOVER_SECONDS": "8",
     # A reply waits for a quiet moment between acks (a burst's acks first); tests send one request at a time.
-    "CHAOSBOT_QUIET_GAP_SECONDS": "0.001",  # a live replica adopts within a sweep; "alone" never waits for it
+    "CHAOSBOT_QUIET_GAP_SECONDS": "0.001",
+    "CHAOSBOT_OUTBOX_BACKOFF_SECONDS": "0.1",
+    "CHAOSBOT_SLACK_RETRY_SECONDS": "0.05",  # a live replica adopts within a sweep; "alone" never waits for it
 }
 
 

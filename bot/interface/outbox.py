@@ -42,8 +42,10 @@ class Outbox:
         limit: int = LIMIT,
         monotonic: Callable[[], float] = time.monotonic,
         give_up_after: float = GIVE_UP_AFTER,
+        first_backoff: float = FIRST_BACKOFF,
     ) -> None:
         self.limit = limit
+        self.first_backoff = first_backoff
         self.monotonic = monotonic
         self.give_up_after = give_up_after
         self.dropped = 0
@@ -52,7 +54,7 @@ class Outbox:
         self._wake = threading.Condition()
         self._closed = False
         self._sender: threading.Thread | None = None
-        self._backoff = FIRST_BACKOFF
+        self._backoff = first_backoff
         self._not_before = 0.0
 
     def waits_for(self, destination: str) -> bool:
@@ -159,7 +161,7 @@ class Outbox:
                 self._busy.discard(destination)
                 queue = self._queues.get(destination)
                 if outcome is None:
-                    self._backoff = FIRST_BACKOFF
+                    self._backoff = self.first_backoff
                     if queue and queue[0] is letter:
                         queue.popleft()
                     if queue is not None and not queue:

@@ -51,6 +51,7 @@ class Publisher:
         monotonic: Callable[[], float] = time.monotonic,
         tracked: int = TRACKED_RUNS,
         holder: str | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         """``holder``: this process's name in the first-post claim (``storage.db.process_identity`` by default)."""
         self.core = core
@@ -65,7 +66,7 @@ class Publisher:
         self._slots: OrderedDict[int, _Slot] = OrderedDict()
         self._guard = threading.Lock()
         self._holder = holder or process_identity()  # this process, in the first-post claim
-        self.outbox = Outbox()  # what Slack cannot take now is delivered later, in order (issue 10)
+        self.outbox = outbox or Outbox()  # what Slack cannot take now is delivered later, in order (issue 10)
 
     @property
     def tracked_runs(self) -> int:

@@ -13,6 +13,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -83,16 +85,28 @@ class _CountingConnectionErrorHandler(_CountsRetries, ConnectionErrorRetryHandle
     reason = "connection_error"
 
 
-def web_client(token: str, base_url: str) -> WebClient:
-    """slack_sdk retries only connection errors by default; add 429 Retry-After and 5xx retries."""
+class _ScaledJitter(Jitter):
+    """Up to twice the first back-off at random (slack_sdk's default adds up to 1 s to its 0.5 s)."""
+
+    def __init__(self, first_backoff: float) -> None:
+        self.most = 2 * first_backoff
+
+    def recalculate(self, duration: float) -> float:
+        return duration + random.uniform(0.0, self.most)
+
+
+def web_client(token: str, base_url: str, *, retry_backoff: float = 0.5) -> WebClient:
+    """slack_sdk retries only connection errors by default; add 429 Retry-After and 5xx retries. A 5xx or a
+    connection error is retried after ``retry_backoff`` seconds, then twice that, each with jitter."""
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=retry_backoff, jitter=_ScaledJitter(retry_backoff))
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=10,
         retry_handlers=[
-            _CountingConnectionErrorHandler(max_retry_count=2),
+            _CountingConnectionErrorHandler(max_retry_count=2, interval_calculator=backoff),
             _CountingRateLimitHandler(max_retry_count=3),
-            _CountingServerErrorHandler(max_retry_count=2),
+            _CountingServerErrorHandler(max_retry_count=2, interval_calculator=backoff),
         ],
     )
 

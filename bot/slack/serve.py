@@ -71,7 +71,7 @@ def build(settings: Settings) -> tuple[Runtime, Any]:
     from bot.slack.files import SlackRetroOutlet
 
     token, secret = require_slack(settings)
-    client = web_client(token, settings.slack_api_url)
+    client = web_client(token, settings.slack_api_url, retry_backoff=settings.slack_retry_seconds)
     runtime = build_runtime(
         settings, SlackSurface(client), members_of=SlackGroups(client), outlet=SlackRetroOutlet(client)
     )

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.interface.kit import notice
+from bot.interface.outbox import Outbox
 from bot.interface.publisher import Publisher
 from bot.runs.core import RunCore
 from bot.runs.rules import PlanRequest
@@ -19,6 +20,7 @@ from bot.words import Words
 from storage.db import Database
 from tests.fakeslack import identity
 from tests.fakeslack.server import Call, FakeSlack
+from tests.intervals import FAST_INTERVALS
 
 from .conftest import CHANNEL, RELIABILITY, Bot, wait_until
 
@@ -27,8 +29,11 @@ ZONE = ZoneInfo("UTC")
 
 @pytest.fixture
 def publisher(db: Database, make_core: Callable[[Database], RunCore], slack: FakeSlack) -> Iterator[Publisher]:
-    surface = SlackSurface(web_client(identity.BOT_TOKEN, slack.url))
-    published = Publisher(make_core(db), surface, channel=CHANNEL, zone=ZONE)
+    retry = float(FAST_INTERVALS["CHAOSBOT_SLACK_RETRY_SECONDS"])
+    surface = SlackSurface(web_client(identity.BOT_TOKEN, slack.url, retry_backoff=retry))
+    # The fast back-off of the tests' servers (FAST_INTERVALS): the order and the patience are under test, not 1 s.
+    outbox = Outbox(first_backoff=float(FAST_INTERVALS["CHAOSBOT_OUTBOX_BACKOFF_SECONDS"]))
+    published = Publisher(make_core(db), surface, channel=CHANNEL, zone=ZONE, outbox=outbox)
     yield published
     published.close(deadline_seconds=1)
 
@@ -59,7 +64,7 @@ def test_events_posted_while_slack_is_down_arrive_in_order_when_it_is_back(
 def test_a_rate_limited_alert_is_retried_after_retry_after_and_later_messages_wait_behind_it(
     publisher: Publisher, slack: FakeSlack
 ) -> None:
-    slack.fail_next("chat.postMessage", 429, retry_after=2, times=4)  # more than the client's 3 retries
+    slack.fail_next("chat.postMessage", 429, retry_after=1, times=4)  # more than the client's 3 retries
 
     publisher.alert(None, Words.of("first: the revert failed"))
     publisher.announce("second: the kill switch is released")
@@ -69,7 +74,7 @@ def test_a_rate_limited_alert_is_retried_after_retry_after_and_later_messages_wa
     texts = [str(c.params["text"]) for c in delivered]
     assert "first: the revert failed" in texts[0] and texts[1] == "second: the kill switch is released"
     limited = [c for c in ours(slack, ok=False) if c.status == 429]
-    assert limited and delivered[0].time - limited[-1].time >= 2 - 0.1  # Retry-After honoured
+    assert limited and delivered[0].time - limited[-1].time >= 1 - 0.1  # Retry-After honoured
 
 
 def ours(slack: FakeSlack, *, ok: bool) -> list[Call]:
