@@ -100,6 +100,31 @@ def pg_db(postgres_db: Database) -> Iterator[Database]:
     postgres_db.engine.dispose()
 
 
+# The modules whose tests take longest, longest first. pytest-xdist hands tests to its workers in collection
+# order, so these start first and the run does not end with one worker alone on a long test while the others
+# idle. (`make test-random` shuffles everything, this included.)
+HEAVY_FIRST = (
+    "tests/slack/test_fuzz.py",
+    "tests/slack/test_after_the_run.py",
+    "tests/engine/test_fault_scenarios.py",
+    "tests/slack/test_timing.py",
+    "tests/slack/test_two_replicas.py",
+    "tests/slack/test_outbox.py",
+    "tests/engine/test_sigterm.py",
+    "tests/slack/test_socket_mode.py",
+    "tests/demo/test_demo.py",
+    "tests/slack/test_secrets.py",
+    "tests/slack/test_flow.py",
+    "tests/console/test_shell.py",
+    "tests/schedule/test_two_processes.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: place for place, module in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(HEAVY_FIRST)))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failing test's report carries what its ``chaosbot serve`` processes logged while it ran
