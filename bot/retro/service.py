@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.alerting.models import RunSilence
+from bot.alerting.silences import matchers_text, silences_of
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.catalogue.models import Experiment, StopCondition
@@ -29,6 +31,7 @@ from bot.retro.models import (
     Point,
     Recovery,
     Retrospective,
+    SilenceLine,
     TimelineEntry,
     Verdict,
     Window,
@@ -79,6 +82,7 @@ class _Reader:
         self.faults = records.faults(session, run_id=run_id)
         self.samples = records.measurements(session, run_id=run_id)
         self.events = audit.timeline(session, run_id)
+        self.silences = silences_of(session, run_id=run_id)
 
     def retrospective(self, action_items: ActionItemSource | None) -> Retrospective:
         run, experiment = self.run, self.experiment
@@ -115,6 +119,7 @@ class _Reader:
             gaps=tuple(self.gaps(ending, conditions) + link_gaps),
             action_items=tuple(action_items(self.session, run.id)) if action_items else (),
             links=tuple(links),
+            silences=tuple(self.silence(row) for row in self.silences),
         )
 
     # -- how it ended and what that says about the hypothesis ------------------------------------
@@ -195,6 +200,18 @@ class _Reader:
         if ending is Ending.FAILED:
             return "the run failed"
         return "the run was aborted, so recovery after the revert was not watched"
+
+    def silence(self, row: RunSilence) -> SilenceLine:
+        if row.expired_at is not None and row.expired_at >= row.ends_at:
+            status = f"ended by itself at {format_time(row.ends_at, self.zone)}"
+        elif row.expired_at is not None:
+            status = f"expired at {format_time(row.expired_at, self.zone)}"
+        elif row.lift_requested_at is not None:
+            error = f" ({row.last_error})" if row.last_error else ""
+            status = f"not expired yet{error}; it ends by itself at {format_time(row.ends_at, self.zone)}"
+        else:
+            status = f"active until {format_time(row.ends_at, self.zone)}"
+        return SilenceLine(row.silence_id, matchers_text(row.matchers), status)
 
     # -- per stop condition ------------------------------------------------------------------------
 
