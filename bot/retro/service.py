@@ -49,7 +49,7 @@ from bot.vocabulary import (
     zone_abbreviation,
 )
 from bot.words import SYSTEM_ACTOR, Words, who
-from storage.db import Database
+from storage.db import Database, utcnow
 
 ActionItemSource = Callable[[Session, int], Sequence[ActionItemLine]]
 CONTROLLER_LOST = "controller lost"
@@ -188,7 +188,21 @@ class _Reader:
         if ending is Ending.COMPLETED and self.outcome is not None and self.outcome.hypothesis_held is False:
             text = f"Did not recover: the steady state had not come back when the watch ended (RTO {rto_text})."
             return Recovery(rto, None, False, None, text)
+        if self.watched_after_abort():
+            assert self.outcome is not None  # watched_after_abort reads it
+            if self.outcome.awaits_recovery(utcnow()):
+                text = f"Not measured yet: the recovery after the abort is still being watched (RTO {rto_text})."
+                return Recovery(rto, None, None, None, text)
+            text = (
+                "Did not recover: the steady state had not come back when the watch after the abort ended "
+                f"(RTO {rto_text})."
+            )
+            return Recovery(rto, None, False, None, text)
         return Recovery(rto, None, None, None, f"Not measured: {self.unmeasured_because(ending)} (RTO {rto_text}).")
+
+    def watched_after_abort(self) -> bool:
+        """A stop condition aborted the run and its recovery was measured after the revert."""
+        return self.outcome is not None and self.outcome.recovery_watch_until is not None
 
     def unmeasured_because(self, ending: Ending) -> str:
         if not self.experiment.stop_conditions:
@@ -356,7 +370,8 @@ class _Reader:
         if ending is Ending.CONTROLLER_LOST and self.samples:
             last = format_time(max(m.at for m in self.samples), self.zone)
             gaps.append(f"Unobserved from {last}, when the controlling process was lost, until the revert.")
-        if self.injected_at() is not None and ending not in (Ending.COMPLETED, Ending.NOT_RUN) and conditions:
+        ended_early = ending not in (Ending.COMPLETED, Ending.NOT_RUN) and not self.watched_after_abort()
+        if self.injected_at() is not None and ended_early and conditions:
             gaps.append("Recovery after the revert was not watched: the run ended early.")
         if self.run.run_state.is_final and started and self.outcome is None:
             gaps.append("No outcome was recorded (the database may have been unreachable when the run ended).")
