@@ -65,17 +65,21 @@ def build(
     zone: ZoneInfo,
     action_items: ActionItemSource | None = None,
     environ: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Retrospective:
-    """The retrospective of one run, read in one transaction (``source`` may be an open session)."""
+    """The retrospective of one run, read in one transaction (``source`` may be an open session); ``now``
+    tells whether a recovery still being measured is measured yet."""
     if isinstance(source, Database):
         with source.transaction() as session:
-            return build(session, run_id, zone=zone, action_items=action_items, environ=environ)
-    return _Reader(source, run_id, zone, environ).retrospective(action_items)
+            return build(session, run_id, zone=zone, action_items=action_items, environ=environ, now=now)
+    return _Reader(source, run_id, zone, environ, now or utcnow()).retrospective(action_items)
 
 
 class _Reader:
-    def __init__(self, session: Session, run_id: int, zone: ZoneInfo, environ: Mapping[str, str] | None) -> None:
-        self.session, self.zone, self.environ = session, zone, environ
+    def __init__(
+        self, session: Session, run_id: int, zone: ZoneInfo, environ: Mapping[str, str] | None, now: datetime
+    ) -> None:
+        self.session, self.zone, self.environ, self.now = session, zone, environ, now
         self.run: Run = runs.get(session, run_id=run_id)
         self.experiment = Experiment.model_validate(self.run.experiment)
         self.outcome = records.outcome(session, run_id=run_id)
@@ -190,7 +194,7 @@ class _Reader:
             return Recovery(rto, None, False, None, text)
         if self.watched_after_abort():
             assert self.outcome is not None  # watched_after_abort reads it
-            if self.outcome.awaits_recovery(utcnow()):
+            if self.outcome.awaits_recovery(self.now):
                 text = f"Not measured yet: the recovery after the abort is still being watched (RTO {rto_text})."
                 return Recovery(rto, None, None, None, text)
             text = (

@@ -124,7 +124,9 @@ class Retrospectives:
             post=lambda: post_retrospective(
                 self.db,
                 run_id,
-                build=lambda: retro.build(self.db, run_id, zone=self.zone, action_items=action_item_lines),
+                build=lambda: retro.build(
+                    self.db, run_id, zone=self.zone, action_items=action_item_lines, now=self.clock()
+                ),
                 renderers=self.renderers,
                 poster=self.outlet,
                 destination=destination,
