@@ -36,7 +36,7 @@ class OutcomeRecorder:
 
     def recovered(self, run_id: int, seconds: float | None) -> None:
         """Record the recovery measured after a stop condition's abort (spooled while the database is down)."""
-        self.writes.write(applying.recovery_measured(run_id, seconds, self.clock()))
+        self.writes.write_in_order(applying.recovery_measured(run_id, seconds, self.clock()))
 
 
 class Holding(Protocol):
