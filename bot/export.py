@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.actions.service import counts_by_run
+from bot.alerting.silences import silence_ids_by_run
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.records.models import Outcome
@@ -15,9 +16,11 @@ from bot.vocabulary import format_seconds
 from storage.db import Database
 
 
-def run_row(run: Run, outcome: Outcome | None, items: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+def run_row(
+    run: Run, outcome: Outcome | None, items: tuple[int, int] = (0, 0), silences: list[str] | None = None
+) -> dict[str, Any]:
     """One run for the change log: what ran, who approved it, how it ended, the verdict on its hypothesis,
-    its recovery against the RTO and its action items (total, still open)."""
+    its recovery against the RTO, its action items (total, still open) and its Alertmanager silence ids."""
     return {
         "run": run.label,
         "experiment": run.experiment_id,
@@ -41,6 +44,7 @@ def run_row(run: Run, outcome: Outcome | None, items: tuple[int, int] = (0, 0)) 
         "recovery_vs_rto": _recovery_vs_rto(outcome),
         "action_items": items[0],
         "action_items_open": items[1],
+        "silences": silences or [],
     }
 
 
@@ -68,4 +72,5 @@ def export_rows(db: Database, what: str) -> list[dict[str, Any]]:
         outcomes = {o.run_id: o for o in session.scalars(select(Outcome))}
         runs = list(session.scalars(select(Run).order_by(Run.id)))
         items = counts_by_run(session, run_ids=[run.id for run in runs])
-        return [run_row(run, outcomes.get(run.id), items.get(run.id, (0, 0))) for run in runs]
+        silences = silence_ids_by_run(session)
+        return [run_row(run, outcomes.get(run.id), items.get(run.id, (0, 0)), silences.get(run.id)) for run in runs]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.alerting.alertmanager import Alertmanager, AlertmanagerError
 from bot.alerting.models import RunSilence
@@ -109,7 +110,8 @@ class RunSilences:
                 )
             except AlertmanagerError as exc:
                 self._undo(created)
-                raise SilenceError(f"a silence for {_shown(spec.matchers)} could not be created: {exc}") from None
+                shown = matchers_text(spec.matchers)
+                raise SilenceError(f"a silence for {shown} could not be created: {exc}") from None
         now = self.clock()
         with self.db.transaction() as session:
             session.add_all(
@@ -158,7 +160,7 @@ class RunSilences:
 
     def of_run(self, run_id: int) -> list[RunSilence]:
         with self.db.transaction() as session:
-            rows = list(session.scalars(select(RunSilence).where(RunSilence.run_id == run_id).order_by(RunSilence.id)))
+            rows = silences_of(session, run_id=run_id)
             session.expunge_all()
         return rows
 
@@ -201,5 +203,19 @@ class RunSilences:
                 )
 
 
-def _shown(matchers: dict[str, str]) -> str:
+def silences_of(session: Session, *, run_id: int) -> list[RunSilence]:
+    """The silences a run made, in the order they were created (for its record and retrospective)."""
+    return list(session.scalars(select(RunSilence).where(RunSilence.run_id == run_id).order_by(RunSilence.id)))
+
+
+def silence_ids_by_run(session: Session) -> dict[int, list[str]]:
+    """Every run's silence ids (for the exported record)."""
+    found: dict[int, list[str]] = {}
+    for run_id, silence_id in session.execute(select(RunSilence.run_id, RunSilence.silence_id).order_by(RunSilence.id)):
+        found.setdefault(run_id, []).append(silence_id)
+    return found
+
+
+def matchers_text(matchers: dict[str, str]) -> str:
+    """Matchers as people read them: ``alertname=ShareLinkLatencyHigh, env=staging``."""
     return ", ".join(f"{k}={v}" for k, v in matchers.items())

@@ -7,6 +7,7 @@ database or Redis outage never holds a revert back (records are written afterwar
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
 from bot.engine.endings import Ending
 from bot.engine.outcomes import OutcomeRecorder
+from bot.engine.recovery import AfterAbort, Recovering
 from bot.engine.revert import Reverter, adapter_for
 from bot.engine.rollbacks import Rollback, RollbackStore
 from bot.engine.supervisor import Supervisor
@@ -50,22 +52,42 @@ class Aborter:
         recorder: OutcomeRecorder,
         announcer: Announcer,
         writes: PendingWrites,
+        after_abort: AfterAbort,
     ) -> None:
         self.core, self.coordination, self.supervisor = core, coordination, supervisor
         self.rollbacks, self.revert, self.recorder = rollbacks, revert, recorder
-        self.announcer, self.writes = announcer, writes
+        self.announcer, self.writes, self.after_abort = announcer, writes, after_abort
 
-    def abort(self, actor: str, run_id: int, reason: str = "", *, breach: str | None = None) -> AbortResult:
-        """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``)."""
-        return self._abort(actor, run_id, reason, breach=breach)[0]
+    def abort(
+        self,
+        actor: str,
+        run_id: int,
+        reason: str = "",
+        *,
+        breach: str | None = None,
+        recovering: Recovering | None = None,
+    ) -> AbortResult:
+        """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``). ``recovering``: a
+        stop condition aborted it; once reverted, its recovery is measured as after a completion."""
+        return self._abort(actor, run_id, reason, breach=breach, recovering=recovering)[0]
 
     def _abort(
-        self, actor: str, run_id: int, reason: str, *, breach: str | None = None
+        self,
+        actor: str,
+        run_id: int,
+        reason: str,
+        *,
+        breach: str | None = None,
+        recovering: Recovering | None = None,
     ) -> tuple[AbortResult, Rollback]:
         with self.supervisor.aborting(run_id):
             rollback = self.rollbacks.for_abort(run_id)
             report = self.revert(rollback)
-            ending = Ending.aborted(actor, reason, rollback.rto_seconds, breach=breach)
+            reverted_at = time.monotonic()
+            # A fault that is still in has nothing to recover from yet: its alarm is what matters then.
+            watch = recovering if recovering is not None and report.ok else None
+            limit = watch.limit if watch is not None else None
+            ending = Ending.aborted(actor, reason, rollback.rto_seconds, breach=breach, recovery_watch=limit)
             try:
                 pending = self.recorder.finish(run_id, ending)
             except IllegalTransition as exc:  # it ended while we were reverting
@@ -74,6 +96,8 @@ class Aborter:
             detail = Words.of(report.words(), pending)
             self.announcer.tell(run_id, wording.aborted(actor, run_id, reason, detail), urgent=True)
             self.supervisor.let_go(run_id)
+            if watch is not None:
+                self.after_abort.watch(run_id, watch, reverted_at=reverted_at)
             return AbortResult(run_id, report.ok, detail), rollback
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FAULT_INJECTED = "fault_injected"
 FAULTS_REVERTED = "faults_reverted"
 RUN_ENDED = "run_ended"
+RECOVERY_MEASURED = "recovery_measured"
 KILL_SWITCH_ENGAGED = "kill_switch_engaged"
 
 
@@ -55,6 +56,11 @@ def run_ended(run_id: int, ending: Ending, at: datetime) -> SpoolRecord:
     return SpoolRecord(RUN_ENDED, data, f"the end of {run_label(run_id)} ({ending.result.value}: {ending.reason})")
 
 
+def recovery_measured(run_id: int, seconds: float | None, at: datetime) -> SpoolRecord:
+    data = {"run_id": run_id, "seconds": seconds, "at": at.isoformat()}
+    return SpoolRecord(RECOVERY_MEASURED, data, f"the recovery of {run_label(run_id)} after its abort ({seconds})")
+
+
 def kill_switch_engaged(actor: str, reason: str) -> SpoolRecord:
     return SpoolRecord(KILL_SWITCH_ENGAGED, {"actor": actor, "reason": reason}, f"engaging the kill switch ({reason})")
 
@@ -66,13 +72,17 @@ class RecordWriter:
     def __init__(self, core: RunCore, on_ended: Callable[[int], None] | None = None) -> None:
         self.core = core
         self.db = core.db
-        self.on_ended = on_ended  # told each run whose end this process recorded (e.g. to post its retrospective)
+        # Told once for each run whose record this process completed (e.g. to post its retrospective): at its
+        # end, or when a stop condition aborted it, at the recovery measured after the revert.
+        self.on_ended = on_ended
 
     def __call__(self, record: SpoolRecord) -> None:
         if self._applied(record):
             return
         if record.kind == RUN_ENDED:
             self._end(record)
+        elif record.kind == RECOVERY_MEASURED:
+            self._recovered(record)
         elif record.kind == KILL_SWITCH_ENGAGED:
             self.core.kill_switch.engage(str(record.data["actor"]), str(record.data["reason"]))
             self._mark_alone(record)
@@ -105,11 +115,29 @@ class RecordWriter:
         run_id, at = int(data["run_id"]), datetime.fromisoformat(str(data["at"]))
         ending = Ending.from_record(str(data["actor"]), str(data["reason"]), dict(data["outcome"]))
 
+        fields = ending.outcome()
+        watch = fields.pop("recovery_watch_seconds", None)
+        watch_until = at + timedelta(seconds=watch) if watch is not None else None
+
         def save(session: Session, _run: Run) -> None:
-            records.save_outcome(session, run_id=run_id, at=at, **ending.outcome())
+            records.save_outcome(session, run_id=run_id, at=at, recovery_watch_until=watch_until, **fields)
             _mark(session, record)
 
         self.core.transitions.finish(ending.actor, run_id, ending.result, ending.reason, also=save, at=at)
+        if watch_until is None:  # otherwise its record is complete once its recovery is
+            self._tell_ended(run_id)
+
+    def _recovered(self, record: SpoolRecord) -> None:
+        """The recovery after a stop condition's abort: stored, then the retrospective may be posted."""
+        data = record.data
+        run_id, at = int(data["run_id"]), datetime.fromisoformat(str(data["at"]))
+        seconds = None if data["seconds"] is None else float(data["seconds"])
+        with self.db.transaction() as session:
+            records.recovery_measured(session, run_id=run_id, seconds=seconds, at=at)
+            _mark(session, record)
+        self._tell_ended(run_id)
+
+    def _tell_ended(self, run_id: int) -> None:
         if self.on_ended is not None:
             try:
                 self.on_ended(run_id)

@@ -36,6 +36,9 @@ class Ending:
     recovery_seconds: float | None = None
     breach: str | None = None
     summary: str | None = None
+    # After a stop condition's abort the probes keep sampling this long at most, to measure the recovery;
+    # the retrospective waits for it (``Outcome.recovery_watch_until``).
+    recovery_watch_seconds: float | None = None
 
     @classmethod
     def completed(
@@ -64,10 +67,25 @@ class Ending:
         )
 
     @classmethod
-    def aborted(cls, actor: str, reason: str, rto_seconds: float, *, breach: str | None = None) -> Ending:
-        """Aborted by a person or by the bot; a breached stop condition refutes the hypothesis."""
+    def aborted(
+        cls,
+        actor: str,
+        reason: str,
+        rto_seconds: float,
+        *,
+        breach: str | None = None,
+        recovery_watch: timedelta | None = None,
+    ) -> Ending:
+        """Aborted by a person or by the bot; a breached stop condition refutes the hypothesis.
+        ``recovery_watch``: the recovery after the revert is still being measured, for at most this long."""
         return cls(
-            RunState.ABORTED, actor, reason, rto_seconds, hypothesis_held=False if breach else None, breach=breach
+            RunState.ABORTED,
+            actor,
+            reason,
+            rto_seconds,
+            hypothesis_held=False if breach else None,
+            breach=breach,
+            recovery_watch_seconds=recovery_watch.total_seconds() if recovery_watch is not None else None,
         )
 
     @classmethod
@@ -87,7 +105,8 @@ class Ending:
         return cls(RunState(str(outcome["result"])), actor, reason, **fields)
 
     def outcome(self) -> dict[str, Any]:
-        """The fields of the run's ``Outcome`` row."""
+        """The fields of the run's ``Outcome`` row (``recovery_watch_seconds`` becomes its
+        ``recovery_watch_until`` when the end is recorded)."""
         fields = asdict(self)
         del fields["actor"], fields["reason"]
         fields["result"] = self.result.value

@@ -33,6 +33,7 @@ import httpx
 
 from bot.alerting.silences import RunSilences
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
+from bot.engine import wording
 from bot.engine.aborter import Aborter, AbortResult
 from bot.engine.announcer import Announcer
 from bot.engine.applying import RecordWriter
@@ -42,6 +43,7 @@ from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.outcomes import Completion, OutcomeRecorder
 from bot.engine.prober import Prober
 from bot.engine.progress import Progress, read_progress
+from bot.engine.recovery import AfterAbort, Recovering
 from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.shutdown import HANDOVER_SECONDS, Shutdown
@@ -115,8 +117,9 @@ class RunEngine:
             marker=marker,
             silences=silences,
         )
-        recorder = OutcomeRecorder(self._writes, clock)
+        recorder = self._recorder = OutcomeRecorder(self._writes, clock)
         prober = self._prober = Prober(self.db, clock, http=http)
+        self._after_abort = AfterAbort(prober, self._recovered_after_abort)
         self._supervisor = Supervisor(
             core,
             coordination,
@@ -145,14 +148,29 @@ class RunEngine:
             silences=silences,
         )
         self._aborter = Aborter(
-            core, coordination, self._supervisor, rollbacks, revert, recorder, announcer, self._writes
+            core,
+            coordination,
+            self._supervisor,
+            rollbacks,
+            revert,
+            recorder,
+            announcer,
+            self._writes,
+            self._after_abort,
         )
         self._orphans = OrphanRecovery(
             self.db, coordination, self._supervisor, rollbacks, revert, recorder, announcer, clock=clock
         )
 
-    def _abort_for_supervisor(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> AbortResult:
-        return self._aborter.abort(actor, run_id, reason, breach=breach)
+    def _abort_for_supervisor(
+        self, actor: str, run_id: int, reason: str, *, breach: str | None = None, recovering: Recovering | None = None
+    ) -> AbortResult:
+        return self._aborter.abort(actor, run_id, reason, breach=breach, recovering=recovering)
+
+    def _recovered_after_abort(self, run_id: int, seconds: float | None, recovering: Recovering) -> None:
+        self._recorder.recovered(run_id, seconds)
+        rto = recovering.experiment.rto  # urgent: the run card shows the recovery now
+        self._announcer.tell(run_id, wording.recovered_after_abort(run_id, seconds, rto), urgent=True)
 
     def start(
         self,
@@ -233,6 +251,7 @@ class RunEngine:
             return
         self._closed = True
         self._supervisor.close()
+        self._after_abort.close()
         self._prober.close()
         self._rollbacks.close()
         self._writes.close(deadline_seconds=deadline_seconds)

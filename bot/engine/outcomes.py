@@ -34,6 +34,10 @@ class OutcomeRecorder:
             return Words()
         return wording.record_pending()
 
+    def recovered(self, run_id: int, seconds: float | None) -> None:
+        """Record the recovery measured after a stop condition's abort (spooled while the database is down)."""
+        self.writes.write_in_order(applying.recovery_measured(run_id, seconds, self.clock()))
+
 
 class Holding(Protocol):
     """What completion needs from the process holding the run (``Supervisor``)."""

@@ -29,10 +29,10 @@ from bot.engine.errors import InjectFailed, PreflightFailed, SteadyStateNotMet
 from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.outcomes import OutcomeRecorder
 from bot.engine.prober import Prober
+from bot.engine.recovery import judged
 from bot.engine.revert import Reverter, RevertReport
 from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
 from bot.engine.supervisor import Injected, Supervisor
-from bot.engine.watcher import judged
 from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition, InvalidInput, KillSwitchEngaged
 from bot.records import service as records

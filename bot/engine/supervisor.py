@@ -26,6 +26,7 @@ from bot.engine.leases import LeaseKeeper
 from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.outcomes import Completion
 from bot.engine.prober import Prober
+from bot.engine.recovery import Recovering
 from bot.engine.renewal import Renewal
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.watcher import Watcher
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 class Abort(Protocol):
     """How the supervisor asks for an abort (a breach, a watcher crash): ``Aborter.abort``."""
 
-    def __call__(self, actor: str, run_id: int, reason: str, *, breach: str | None = None) -> object: ...
+    def __call__(
+        self, actor: str, run_id: int, reason: str, *, breach: str | None = None, recovering: Recovering | None = None
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -238,9 +241,12 @@ class Supervisor:
             return True
 
     def breached(self, run_id: int, reason: str) -> None:
-        """A stop condition was breached: abort as chaosbot, recording the breach."""
+        """A stop condition was breached: abort as chaosbot, recording the breach, then measure the recovery."""
+        with self._lock:
+            watcher = self._watchers.get(run_id)
+        recovering = Recovering(watcher.experiment, watcher.rehearsal) if watcher is not None else None
         try:
-            self.abort(ENGINE_ACTOR, run_id, reason, breach=reason)
+            self.abort(ENGINE_ACTOR, run_id, reason, breach=reason, recovering=recovering)
         except DomainError as exc:
             log.info("breach of run %s not acted on: %s", run_id, exc.message)
 

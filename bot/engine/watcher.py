@@ -6,25 +6,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from datetime import timedelta
 from typing import Protocol
 
-from bot.catalogue.models import Experiment, StopCondition
+from bot.catalogue.models import Experiment
 from bot.engine.probes import BreachJudge, Sample
+from bot.engine.recovery import Probing, RecoveryMeter, judged, recovery_limit
 from bot.logs import log_context
 from bot.records.models import MeasurementPhase
 
 log = logging.getLogger(__name__)
 
 FAULT, RECOVERY = MeasurementPhase.FAULT, MeasurementPhase.RECOVERY
-RECOVERED_AFTER_OK_TICKS = 2
-MIN_RECOVERY_WATCH = timedelta(minutes=5)
-
-
-def recovery_limit(experiment: Experiment) -> timedelta:
-    """How long to wait for the steady state after the revert before calling the hypothesis refuted."""
-    return max(experiment.rto * 2, MIN_RECOVERY_WATCH)
 
 
 class WatcherHost(Protocol):
@@ -35,13 +27,6 @@ class WatcherHost(Protocol):
     def ticked(self, run_id: int) -> None: ...
     def crashed(self, run_id: int, error: Exception) -> None: ...
     def detach(self, run_id: int, *, ended_elsewhere: bool) -> None: ...
-
-
-class Probing(Protocol):
-    """How a watcher samples its stop conditions (``bot.engine.prober.Prober``)."""
-
-    def sample(self, conditions: Sequence[StopCondition]) -> list[Sample]: ...
-    def save(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None: ...
 
 
 class Finishing(Protocol):
@@ -76,9 +61,7 @@ class Watcher:
         self.stop = threading.Event()
         self.phase: MeasurementPhase = FAULT
         self._judge = BreachJudge()
-        self._reverted_at = 0.0
-        self._ok_since: float | None = None
-        self._ok_ticks = 0
+        self._meter: RecoveryMeter | None = None
         self._sampled_fault = False  # a completion with no sample while the fault was on tested nothing
         self.thread = threading.Thread(target=self._run, name=f"chaosbot-watch-{run_id}", daemon=True)
 
@@ -87,8 +70,11 @@ class Watcher:
 
     def recovering_since(self, reverted_at: float) -> None:
         """Start in the recovery phase (an adopted run whose fault was already reverted)."""
-        self.phase, self._reverted_at = RECOVERY, reverted_at
+        self._recovering(reverted_at)
         self._sampled_fault = True  # sampled, if at all, by the replica that handed it over: not ours to judge
+
+    def _recovering(self, reverted_at: float) -> None:
+        self.phase, self._meter = RECOVERY, RecoveryMeter(reverted_at, recovery_limit(self.experiment))
 
     def _run(self) -> None:
         ended_elsewhere = False
@@ -116,7 +102,7 @@ class Watcher:
             if self.phase == FAULT and time.monotonic() >= deadline:
                 if not self.completion.end_fault(self.run_id):
                     return True
-                self.phase, self._reverted_at = RECOVERY, time.monotonic()
+                self._recovering(time.monotonic())
             taken = time.monotonic()
             next_tick = taken + interval
             if self._tick(taken):
@@ -147,29 +133,15 @@ class Watcher:
         return False
 
     def _recovered(self, taken: float, samples: list[Sample]) -> bool:
-        if not samples:  # a rehearsal whose probes cannot be evaluated: nothing to wait for
-            self._complete(None, evaluated=False)
-            return True
-        if all(sample.ok for sample in samples):
-            self._ok_ticks += 1
-            self._ok_since = self._ok_since if self._ok_since is not None else taken
-        else:
-            self._ok_ticks, self._ok_since = 0, None
-        if self._ok_ticks >= RECOVERED_AFTER_OK_TICKS and self._ok_since is not None:
-            self._complete(max(0.0, self._ok_since - self._reverted_at))
-            return True
-        if taken - self._reverted_at >= recovery_limit(self.experiment).total_seconds():
-            self._complete(None)
-            return True
-        return False
+        assert self._meter is not None  # set when the recovery phase began
+        measured = self._meter.observe(taken, samples)
+        if measured is None:
+            return False
+        self._complete(measured.seconds, evaluated=measured.evaluated)
+        return True
 
     def _complete(self, recovery_seconds: float | None, *, evaluated: bool = True) -> None:
         watched = bool(self.experiment.stop_conditions)
         self.completion.complete(
             self.run_id, recovery_seconds, watched=watched, evaluated=evaluated, sampled=self._sampled_fault
         )
-
-
-def judged(samples: list[Sample], *, rehearsal: bool) -> list[Sample]:
-    """The samples that count: in a rehearsal, a probe that could not be evaluated does not."""
-    return [sample for sample in samples if not (rehearsal and sample.error)]

@@ -121,6 +121,20 @@ def maximum_reached(run_id: int, rto: timedelta) -> Words:
     )
 
 
+def recovered_after_abort(run_id: int, seconds: float | None, rto: timedelta) -> Words:
+    rto_text = format_duration(rto)
+    if seconds is None:
+        return Words.of(
+            f"{run_label(run_id)}: the steady state had not come back when the watch after the abort ended "
+            f"(RTO {rto_text})."
+        )
+    within = "within" if seconds <= rto.total_seconds() else "over"
+    return Words.of(
+        f"{run_label(run_id)} recovered: the steady state was back {format_seconds(seconds)} after the revert, "
+        f"{within} the RTO of {rto_text}."
+    )
+
+
 def end_revert_failed(failures: Sequence[str]) -> str:
     return f"could not revert at the end of the maximum duration: {'; '.join(failures)}"
 

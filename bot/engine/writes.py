@@ -63,6 +63,14 @@ class PendingWrites:
             self.later(record)
             return False
 
+    def write_in_order(self, record: SpoolRecord) -> bool:
+        """``write``, but behind the records still waiting in the spool: for a record that completes one of
+        them (the recovery after an abort completes its end)."""
+        if self.spool.waiting():
+            self.later(record)
+            return False
+        return self.write(record)
+
     def later(self, record: SpoolRecord) -> None:
         """Spool a record that just failed for lack of a database, and make sure a replay is coming."""
         try:

@@ -81,3 +81,10 @@ class Outcome(Base):
     breach: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[str] = mapped_column(Text, default="")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when a stop condition aborted the run and its recovery is measured after the revert: the
+    # retrospective waits until then (or until the recovery is recorded, which sets it to that moment).
+    recovery_watch_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def awaits_recovery(self, now: datetime) -> bool:
+        """Whether the recovery after its abort is still being measured (its retrospective waits)."""
+        return self.recovery_watch_until is not None and self.recovery_watch_until > now

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from adapters.base import FaultHandle
@@ -117,6 +117,18 @@ def save_outcome(session: Session, *, run_id: int, at: datetime, **fields: Any) 
     for name, value in fields.items():
         setattr(outcome, name, value)
     outcome.recorded_at = at
+
+
+def recovery_measured(session: Session, *, run_id: int, seconds: float | None, at: datetime) -> None:
+    """The recovery after a stop condition's abort was measured (None: not back within the watch)."""
+    row = session.get(Outcome, run_id)
+    if row is not None:
+        row.recovery_seconds, row.recovery_watch_until = seconds, at
+
+
+def recovery_settled(now: datetime) -> ColumnElement[bool]:
+    """Runs with no outcome, or whose recovery is not being measured any more (for retrospective sweeps)."""
+    return or_(Outcome.recovery_watch_until.is_(None), Outcome.recovery_watch_until <= now)
 
 
 def outcome(session: Session, *, run_id: int) -> Outcome | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from bot.audit import service as audit
+from bot.records import service as records
 from bot.retro.models import Retrospective, RetrospectivePost
 from bot.schedule import firings
 from bot.words import SYSTEM_ACTOR
@@ -175,6 +176,14 @@ def _record(db: Database, retro: Retrospective, *, channel: str, ts: str, attach
             run_id=retro.run_id,
             payload={"channel": channel, "ts": ts, "chart": attached, "verdict": retro.verdict.value},
         )
+
+
+def awaits_recovery(db: Database, run_id: int, now: datetime) -> bool:
+    """Whether the run's recovery after a stop condition's abort is still being measured: its retrospective
+    waits for it (it is posted when the recovery is recorded, or by a sweep once the watch has lapsed)."""
+    with db.transaction() as session:
+        outcome = records.outcome(session, run_id=run_id)
+        return outcome is not None and outcome.awaits_recovery(now)
 
 
 def posted(db: Database, run_id: int) -> Posted | None:

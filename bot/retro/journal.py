@@ -8,6 +8,7 @@ Any run can be written this way, whatever its adapter. The mapping:
 - ``steady_states``: ``before`` and ``after`` hold each condition's last sample before the fault and after the
   revert, ``during`` every sample taken while the fault was on; ``tolerance_met`` is whether it was inside;
 - ``run``: the injection, from the inject to the revert; ``rollbacks``: the revert;
+- ``experiment.extensions``: a ``chaosbot`` extension with the Alertmanager silences the run made, if any;
 - ``status``: ``completed``, ``aborted`` (a person, a stop condition or chaosbot stopped it), ``failed``, or
   ``interrupted`` (its controller was lost); ``deviated``: the hypothesis was refuted.
 """
@@ -56,18 +57,22 @@ def ctk_journal(retro: Retrospective, *, adapter: str) -> dict[str, Any]:
     probes = [_probe(condition) for condition in retro.conditions]
     inject = {"type": "action", "name": f"inject {adapter} fault", "provider": _provider(adapter, "inject")}
     revert = {"type": "action", "name": f"revert {adapter} fault", "provider": _provider(adapter, "revert")}
+    experiment: dict[str, Any] = {
+        "title": f"{retro.label} · {retro.experiment_id} {retro.title}",
+        "description": retro.hypothesis,
+        "tags": ["chaosbot", retro.experiment_id, retro.environment, *(["dry-run"] if retro.rehearsal else [])],
+        "steady-state-hypothesis": {"title": retro.hypothesis, "probes": probes},
+        "method": [inject],
+        "rollbacks": [revert],
+    }
+    if retro.silences:
+        silences = [{"id": s.silence_id, "matchers": s.matchers, "status": s.status} for s in retro.silences]
+        experiment["extensions"] = [{"name": "chaosbot", "silences": silences}]
     return {
         "chaoslib-version": _chaoslib_version(),
         "platform": platform.platform(),
         "node": platform.node(),
-        "experiment": {
-            "title": f"{retro.label} · {retro.experiment_id} {retro.title}",
-            "description": retro.hypothesis,
-            "tags": ["chaosbot", retro.experiment_id, retro.environment, *(["dry-run"] if retro.rehearsal else [])],
-            "steady-state-hypothesis": {"title": retro.hypothesis, "probes": probes},
-            "method": [inject],
-            "rollbacks": [revert],
-        },
+        "experiment": experiment,
         "start": _iso(start),
         "status": STATUS[retro.ending],
         "deviated": retro.verdict is Verdict.REFUTED,

@@ -36,6 +36,9 @@ def render_markdown(retro: Retrospective, names: Mapping[str, str] | None = None
         "## Action items",
         _action_items(retro, text),
     ]
+    if retro.silences:
+        silences = "\n".join(f"- {text(s.silence_id)} ({text(s.matchers)}): {text(s.status)}" for s in retro.silences)
+        parts += ["## Alertmanager silences (the alerts it was expected to fire)", silences]
     if retro.links:
         links = "\n".join(f"- [{text(link.title)}]({link.url})" for link in retro.links)
         parts += ["## Dashboards, logs and traces", links]

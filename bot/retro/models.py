@@ -133,6 +133,15 @@ class ActionItemLine:
 
 
 @dataclass(frozen=True)
+class SilenceLine:
+    """An Alertmanager silence the run made for an alert it was expected to fire, and what became of it."""
+
+    silence_id: str
+    matchers: str  # as people read them: "alertname=ShareLinkLatencyHigh, env=staging"
+    status: str  # "expired at 14:05:12 CET", "not expired (…); ends by itself at …", "active until …"
+
+
+@dataclass(frozen=True)
 class Link:
     title: str
     url: str
@@ -171,6 +180,7 @@ class Retrospective:
     gaps: tuple[str, ...]
     action_items: tuple[ActionItemLine, ...] = ()
     links: tuple[Link, ...] = field(default=())
+    silences: tuple[SilenceLine, ...] = ()
 
     def moment(self, kind: str) -> datetime | None:
         """The first timeline moment of a kind (``injected``, ``breach``, ``recovered``...), for the chart."""

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.alerting.models import RunSilence
+from bot.alerting.silences import matchers_text, silences_of
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.catalogue.models import Experiment, StopCondition
@@ -29,6 +31,7 @@ from bot.retro.models import (
     Point,
     Recovery,
     Retrospective,
+    SilenceLine,
     TimelineEntry,
     Verdict,
     Window,
@@ -46,7 +49,7 @@ from bot.vocabulary import (
     zone_abbreviation,
 )
 from bot.words import SYSTEM_ACTOR, Words, who
-from storage.db import Database
+from storage.db import Database, utcnow
 
 ActionItemSource = Callable[[Session, int], Sequence[ActionItemLine]]
 CONTROLLER_LOST = "controller lost"
@@ -62,23 +65,28 @@ def build(
     zone: ZoneInfo,
     action_items: ActionItemSource | None = None,
     environ: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Retrospective:
-    """The retrospective of one run, read in one transaction (``source`` may be an open session)."""
+    """The retrospective of one run, read in one transaction (``source`` may be an open session); ``now``
+    tells whether a recovery still being measured is measured yet."""
     if isinstance(source, Database):
         with source.transaction() as session:
-            return build(session, run_id, zone=zone, action_items=action_items, environ=environ)
-    return _Reader(source, run_id, zone, environ).retrospective(action_items)
+            return build(session, run_id, zone=zone, action_items=action_items, environ=environ, now=now)
+    return _Reader(source, run_id, zone, environ, now or utcnow()).retrospective(action_items)
 
 
 class _Reader:
-    def __init__(self, session: Session, run_id: int, zone: ZoneInfo, environ: Mapping[str, str] | None) -> None:
-        self.session, self.zone, self.environ = session, zone, environ
+    def __init__(
+        self, session: Session, run_id: int, zone: ZoneInfo, environ: Mapping[str, str] | None, now: datetime
+    ) -> None:
+        self.session, self.zone, self.environ, self.now = session, zone, environ, now
         self.run: Run = runs.get(session, run_id=run_id)
         self.experiment = Experiment.model_validate(self.run.experiment)
         self.outcome = records.outcome(session, run_id=run_id)
         self.faults = records.faults(session, run_id=run_id)
         self.samples = records.measurements(session, run_id=run_id)
         self.events = audit.timeline(session, run_id)
+        self.silences = silences_of(session, run_id=run_id)
 
     def retrospective(self, action_items: ActionItemSource | None) -> Retrospective:
         run, experiment = self.run, self.experiment
@@ -115,6 +123,7 @@ class _Reader:
             gaps=tuple(self.gaps(ending, conditions) + link_gaps),
             action_items=tuple(action_items(self.session, run.id)) if action_items else (),
             links=tuple(links),
+            silences=tuple(self.silence(row) for row in self.silences),
         )
 
     # -- how it ended and what that says about the hypothesis ------------------------------------
@@ -183,7 +192,21 @@ class _Reader:
         if ending is Ending.COMPLETED and self.outcome is not None and self.outcome.hypothesis_held is False:
             text = f"Did not recover: the steady state had not come back when the watch ended (RTO {rto_text})."
             return Recovery(rto, None, False, None, text)
+        if self.watched_after_abort():
+            assert self.outcome is not None  # watched_after_abort reads it
+            if self.outcome.awaits_recovery(self.now):
+                text = f"Not measured yet: the recovery after the abort is still being watched (RTO {rto_text})."
+                return Recovery(rto, None, None, None, text)
+            text = (
+                "Did not recover: the steady state had not come back when the watch after the abort ended "
+                f"(RTO {rto_text})."
+            )
+            return Recovery(rto, None, False, None, text)
         return Recovery(rto, None, None, None, f"Not measured: {self.unmeasured_because(ending)} (RTO {rto_text}).")
+
+    def watched_after_abort(self) -> bool:
+        """A stop condition aborted the run and its recovery was measured after the revert."""
+        return self.outcome is not None and self.outcome.recovery_watch_until is not None
 
     def unmeasured_because(self, ending: Ending) -> str:
         if not self.experiment.stop_conditions:
@@ -195,6 +218,18 @@ class _Reader:
         if ending is Ending.FAILED:
             return "the run failed"
         return "the run was aborted, so recovery after the revert was not watched"
+
+    def silence(self, row: RunSilence) -> SilenceLine:
+        if row.expired_at is not None and row.expired_at >= row.ends_at:
+            status = f"ended by itself at {format_time(row.ends_at, self.zone)}"
+        elif row.expired_at is not None:
+            status = f"expired at {format_time(row.expired_at, self.zone)}"
+        elif row.lift_requested_at is not None:
+            error = f" ({row.last_error})" if row.last_error else ""
+            status = f"not expired yet{error}; it ends by itself at {format_time(row.ends_at, self.zone)}"
+        else:
+            status = f"active until {format_time(row.ends_at, self.zone)}"
+        return SilenceLine(row.silence_id, matchers_text(row.matchers), status)
 
     # -- per stop condition ------------------------------------------------------------------------
 
@@ -339,7 +374,8 @@ class _Reader:
         if ending is Ending.CONTROLLER_LOST and self.samples:
             last = format_time(max(m.at for m in self.samples), self.zone)
             gaps.append(f"Unobserved from {last}, when the controlling process was lost, until the revert.")
-        if self.injected_at() is not None and ending not in (Ending.COMPLETED, Ending.NOT_RUN) and conditions:
+        ended_early = ending not in (Ending.COMPLETED, Ending.NOT_RUN) and not self.watched_after_abort()
+        if self.injected_at() is not None and ended_early and conditions:
             gaps.append("Recovery after the revert was not watched: the run ended early.")
         if self.run.run_state.is_final and started and self.outcome is None:
             gaps.append("No outcome was recorded (the database may have been unreachable when the run ended).")

@@ -8,11 +8,15 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from bot.demo.target import demo_target
+from bot.retro.chart import Chart, draw
+from bot.retro.service import build
+from storage.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +48,15 @@ def test_the_portal_slows_and_fails_when_its_fault_switch_says_so_and_is_gone_af
     assert os.environ.get("PORTAL_URL") == before
 
 
+def drawn(database: Path, *, run_id: int) -> Chart:
+    """The chart of a demo run, drawn again from the demo's own database, with what it plotted."""
+    db = Database(f"sqlite:///{database}")
+    try:
+        return draw(build(db, run_id, zone=ZoneInfo("UTC")))
+    finally:
+        db.dispose()
+
+
 def test_make_demo_plays_a_run_that_holds_and_one_that_breaches_then_stops_everything(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOSBOT_", "REDIS_URL", "PORTAL_URL"))}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.db'}"
@@ -68,8 +81,17 @@ def test_make_demo_plays_a_run_that_holds_and_one_that_breaches_then_stops_every
         r"RUN-2 aborted by chaosbot: stop condition share-link latency: value \d+ ms > threshold", breached
     )
     assert "Fault reverted" in breached and "🔴 Hypothesis refuted" in breached
+    # The probe keeps sampling after the revert until the recovery is measured, as after a completion.
+    assert "RUN-2 recovered: the steady state was back" in breached
+    assert re.search(r"Recovered: steady state back [\d.]+ s after the revert", breached)
+    assert re.search(r"Recovered in [\d.]+ s after the revert: within the RTO of 10s", breached)
     for run in ("RUN-1", "RUN-2"):
         assert (tmp_path / "chaosbot-data" / "charts" / f"{run}-retrospective.png").stat().st_size > 10_000
+    chart = drawn(tmp_path / "demo.db", run_id=2)
+    assert {"injected", "breach", "aborted", "recovered"} <= chart.marks.keys()
+    [latency] = chart.series
+    after_revert = [at for at in latency.times if at > chart.marks["aborted"]]
+    assert len(after_revert) >= 2 and max(latency.times) >= chart.marks["recovered"]
 
     urls = re.findall(r"http://127\.0\.0\.1:\d+|redis://127\.0\.0\.1:\d+", transcript.splitlines()[0])
     assert urls, "the demo names its portal on its first line"

@@ -45,10 +45,15 @@ class Exporter:
         return f"127.0.0.1:{self._server.server_address[1]}"
 
     def text(self) -> str:
-        lines = []
+        """A name may carry labels (``lab_errors{team="a"}``); its family is typed once."""
+        lines, typed = [], set()
         for name, value in sorted(dict(self.values).items()):
             number = value() if callable(value) else value
-            lines += [f"# TYPE {name} gauge", f"{name} {number:g}"]
+            family = name.split("{", 1)[0]
+            if family not in typed:
+                typed.add(family)
+                lines.append(f"# TYPE {family} gauge")
+            lines.append(f"{name} {number:g}")
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
@@ -89,13 +94,31 @@ scrape_configs:
 """
 
 
-class PrometheusServer:
-    """The real server, started from ``binary`` in ``workdir``; ``url`` is what a stop condition names."""
+ALERTING = """\
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["{alertmanager}"]
+"""
 
-    def __init__(self, binary: str, workdir: Path, exporter: Exporter) -> None:
+
+class PrometheusServer:
+    """The real server, started from ``binary`` in ``workdir``; ``url`` is what a stop condition names.
+
+    With ``rules`` (a rule file's text) and ``alertmanager`` (``host:port``), it evaluates the rules every
+    second and sends what fires to that Alertmanager, as a team's Prometheus does."""
+
+    def __init__(
+        self, binary: str, workdir: Path, exporter: Exporter, *, rules: str = "", alertmanager: str = ""
+    ) -> None:
         self.port = free_port()
         config = workdir / "prometheus.yml"
-        config.write_text(CONFIG.format(interval=SCRAPE_INTERVAL_SECONDS, target=exporter.address))
+        text = CONFIG.format(interval=SCRAPE_INTERVAL_SECONDS, target=exporter.address)
+        if rules:
+            (workdir / "rules.yml").write_text(rules)
+            text += ALERTING.format(rules=workdir / "rules.yml", alertmanager=alertmanager)
+        config.write_text(text)
         self.log = workdir / "prometheus.log"
         argv = [
             binary,

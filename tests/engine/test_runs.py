@@ -49,9 +49,27 @@ def test_a_breach_aborts_reverts_and_names_condition_value_and_threshold(world: 
     assert outcome is not None and outcome.result == "aborted" and outcome.hypothesis_held is False
     assert outcome.breach == run.end_reason
     assert [f.state for f in faults] == ["reverted"]
-    assert [s.phase for s in samples] == ["baseline", "fault"] and samples[-1].ok is False
+    assert [s.phase for s in samples][:2] == ["baseline", "fault"] and samples[1].ok is False
     assert "aborted by chaosbot: stop condition target latency" in world.events(run_id)
     assert engine.running() == []
+
+
+def test_after_a_breach_abort_the_probes_measure_the_recovery_as_after_a_completion(world: World) -> None:
+    world.lab.when_faulted = "slow"
+    engine = world.engine()
+    run_id = world.approved()
+    engine.start(OWNER, run_id)
+    wait_for(ended(world, run_id), what="the breach abort")
+
+    wait_for(lambda: stored(world, run_id)[0].recovery_seconds is not None, what="the recovery measured")
+    outcome, _, samples = stored(world, run_id)
+    assert world.run(run_id).run_state is RunState.ABORTED and outcome.hypothesis_held is False
+    assert outcome.recovery_seconds < 2 and outcome.breach
+    phases = [s.phase for s in samples]
+    assert phases[: phases.index("recovery")] == ["baseline", "fault"] and not samples[1].ok
+    after = [s for s in samples if s.phase == "recovery"]
+    assert len(after) >= 2 and after[-1].ok and after[-2].ok and min(s.at for s in after) >= samples[1].at
+    assert f"RUN-{run_id} recovered: the steady state was back" in world.events(run_id)
 
 
 def test_max_duration_reverts_then_measures_recovery_within_rto(world: World) -> None:

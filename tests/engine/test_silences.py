@@ -44,7 +44,7 @@ def test_a_run_silences_its_expected_alerts_until_the_abort_reverts_it(
     [made] = silences.of_run(run_id)
     [shown] = [s for s in alertmanager.silences() if s["id"] == made.silence_id]
     assert shown["status"] == {"state": "active"} and run.label in str(shown["comment"]) and lab.fault_on
-    assert "silenced in Alertmanager" in world.events(run_id)
+    assert "silenced in Alertmanager" in world.events(run_id) and made.silence_id in world.events(run_id)
 
     engine.abort(OWNER, run_id, "enough")
     wait_for(lambda: state(alertmanager, made.silence_id) == {"state": "expired"}, what="the lift")

@@ -5,6 +5,7 @@ against the fake Slack (three-step upload into the run's thread)."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +15,7 @@ from bot.audit import service as audit
 from bot.interface.learning.retrospectives import Retrospectives
 from bot.interface.render import SLACK
 from bot.interface.service import RunMessages
+from bot.records import service as records
 from bot.runs.core import RunCore
 from bot.runs.models import RunState
 from bot.slack.files import SlackRetroOutlet
@@ -26,10 +28,11 @@ from tests.retro import stories
 ZONE = ZoneInfo("Australia/Sydney")
 
 
-def replica(core: RunCore, slack: FakeSlack, holder: str) -> Retrospectives:
+def replica(core: RunCore, slack: FakeSlack, holder: str, clock: Clock | None = None) -> Retrospectives:
     client = WebClient(token=slack.token, base_url=slack.url)
+    timing = {"clock": clock} if clock is not None else {}
     return Retrospectives(
-        core.db, outlet=SlackRetroOutlet(client), render=SLACK, zone=ZONE, channel=CHANNEL, holder=holder
+        core.db, outlet=SlackRetroOutlet(client), render=SLACK, zone=ZONE, channel=CHANNEL, holder=holder, **timing
     )
 
 
@@ -92,3 +95,48 @@ def test_runs_that_never_ran_get_none(slack: FakeSlack, core: RunCore) -> None:
         assert retros.unposted() == [] and retros.sweep() == []
     finally:
         retros.close()
+
+
+def watched_breach(core: RunCore, clock: Clock) -> stories.Story:
+    """Auto-aborted on a stop condition, its recovery measured after the revert for up to 5 minutes."""
+    story = stories.breached(core, clock)
+    with core.db.transaction() as session:
+        outcome = records.outcome(session, run_id=story.run_id)
+        assert outcome is not None
+        outcome.recovery_watch_until = clock() + timedelta(minutes=5)
+    return story
+
+
+def test_a_stop_conditions_abort_gets_its_retrospective_once_its_recovery_is_measured(
+    slack: FakeSlack, core: RunCore, clock: Clock
+) -> None:
+    story = watched_breach(core, clock)
+    ts = run_message(core, slack, story.run_id)
+    retros = replica(core, slack, "replica-a", clock)
+    try:
+        assert retros.unposted() == [] and retros.post(story.run_id) is None  # told at the end: it waits
+        story.sample("recovery", 32, 140.0)
+        story.sample("recovery", 33, 120.0)
+        with core.db.transaction() as session:
+            records.recovery_measured(session, run_id=story.run_id, seconds=1.0, at=clock())
+        assert retros.sweep() == [story.run_id]
+    finally:
+        retros.close()
+    [text] = retrospectives_in(slack, ts)
+    assert "auto-aborted on a stop condition" in text and "Recovered in 1.0 s after the revert" in text
+
+
+def test_a_recovery_watch_that_lapsed_lets_the_sweep_post_without_it(
+    slack: FakeSlack, core: RunCore, clock: Clock
+) -> None:
+    story = watched_breach(core, clock)  # the replica watching its recovery died
+    ts = run_message(core, slack, story.run_id)
+    retros = replica(core, slack, "replica-a", clock)
+    try:
+        assert retros.sweep() == []
+        clock.advance(minutes=6)
+        assert retros.sweep() == [story.run_id]
+    finally:
+        retros.close()
+    [text] = retrospectives_in(slack, ts)
+    assert "Did not recover: the steady state had not come back when the watch after the abort ended" in text

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.alerting.models import RunSilence
 from bot.records import service as records
 from bot.records.models import FaultRecord, Measurement
 from bot.runs.core import RunCore
@@ -72,6 +73,23 @@ class Story:
                     state=state,
                     injected_at=self.at(injected) if injected is not None else None,
                     reverted_at=self.at(reverted) if reverted is not None else None,
+                    last_error=error or None,
+                )
+            )
+
+    def silence(self, silence_id: str, matchers: dict[str, str], *, expired: float | None, error: str = "") -> None:
+        """A silence made at the inject, ending 10 minutes in; expired (or its lift failed) at ``expired``."""
+        with self.core.db.transaction() as session:
+            session.add(
+                RunSilence(
+                    run_id=self.run_id,
+                    silence_id=silence_id,
+                    matchers=matchers,
+                    created_at=self.at(1),
+                    ends_at=self.at(600),
+                    lift_requested_at=self.at(31),
+                    expired_at=self.at(expired) if expired is not None else None,
+                    attempts=0 if expired is not None else 1,
                     last_error=error or None,
                 )
             )

@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from bot.export import export_rows
 from bot.interface.learning.messages import ADD_ACTION, CHART_MISSING, retrospective_message, summary_line
 from bot.interface.metadata import RunRef
 from bot.interface.render import NameRenderer
+from bot.retro.journal import ctk_journal
 from bot.retro.markdown import render_markdown, run_report
 from bot.retro.models import ActionItemLine, ConditionReport, Retrospective, TimelineEntry
 from bot.retro.service import build
@@ -138,3 +140,28 @@ def test_run_report_is_the_markdown_of_the_run(core: RunCore, clock: Clock) -> N
 
     assert text.startswith(f"# Retrospective: RUN-{story.run_id} · CE-01")
     assert "**Hypothesis not tested.** It failed: inject failed: ConnectError: connection refused." in text
+
+
+def test_the_runs_silences_are_listed_as_text_in_every_form_of_its_record(core: RunCore, clock: Clock) -> None:
+    story = stories.breached(core, clock)
+    story.silence("4f1c-lifted", {"alertname": "ShareLinkLatencyHigh", "env": "staging"}, expired=31)
+    story.silence("9a2b-stuck", {"team": "<!channel> *ops*"}, expired=None, error="DELETE answered HTTP 503: <b>")
+    retro = build(core.db, story.run_id, zone=ZONE)
+
+    slack = "\n".join(section_texts(retrospective_message(retro).blocks))
+    assert "*Alertmanager silences*" in slack
+    assert "• `4f1c-lifted` alertname=ShareLinkLatencyHigh, env=staging: expired at " in slack
+    assert "• `9a2b-stuck` team=&lt;!channel&gt; *ops*: not expired yet (DELETE answered HTTP 503: &lt;b&gt;)" in slack
+    assert "<!channel>" not in json.dumps(retrospective_message(retro).blocks)
+    console = "\n".join(section_texts(retrospective_message(retro, NameRenderer()).blocks))
+    assert "• `9a2b-stuck` team=<!channel> *ops*: not expired yet" in console and "ends by itself at" in console
+
+    markdown = render_markdown(retro)
+    assert "## Alertmanager silences (the alerts it was expected to fire)" in markdown
+    assert "- 4f1c-lifted (alertname=ShareLinkLatencyHigh, env=staging): expired at " in markdown
+    assert "- 9a2b-stuck (team=\\<!channel\\> \\*ops\\*): not expired yet" in markdown
+
+    [extension] = ctk_journal(retro, adapter="redis")["experiment"]["extensions"]
+    assert [s["id"] for s in extension["silences"]] == ["4f1c-lifted", "9a2b-stuck"]
+    exported = next(row for row in export_rows(core.db, "runs") if row["run"] == retro.label)
+    assert exported["silences"] == ["4f1c-lifted", "9a2b-stuck"]

@@ -68,6 +68,9 @@ def retrospective_message(retro: Retrospective, render: Renderer = SLACK, *, cha
     gaps = [f"• {render(gap)}" for gap in retro.gaps] or ["None: everything planned was measured."]
     blocks.extend(sections("*Gaps*", gaps))
     blocks.extend(sections("*Action items*", _action_lines(retro, render)))
+    if retro.silences:
+        silences = [f"• `{render(s.silence_id)}` {render(s.matchers)}: {render(s.status)}" for s in retro.silences]
+        blocks.extend(sections("*Alertmanager silences* (the alerts it was expected to fire)", silences))
     if retro.links:
         links = [f"• <{_safe_url(link.url)}|{render(link.title)}>" for link in retro.links]
         blocks.extend(sections("*Dashboards, logs and traces* (for the run's window)", links))

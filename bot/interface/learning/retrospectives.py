@@ -25,8 +25,10 @@ from bot.interface.learning.messages import retro_renderers
 from bot.interface.render import Renderer
 from bot.interface.service import RunMessages
 from bot.interface.surface import Surface
+from bot.records import service as records
+from bot.records.models import Outcome
 from bot.retro import service as retro
-from bot.retro.flows import Destination, Posted, RetroPoster, post_once, post_retrospective
+from bot.retro.flows import Destination, Posted, RetroPoster, awaits_recovery, post_once, post_retrospective
 from bot.retro.models import RetrospectivePost
 from bot.runs.models import RAN, Run
 from storage.db import Database, utcnow
@@ -104,7 +106,10 @@ class Retrospectives:
             log.info("not posting the retrospective of run %s now: shutting down", run_id)
 
     def post(self, run_id: int) -> Posted | None:
-        """Post the run's retrospective unless another replica has it (or posted it); raises when it failed."""
+        """Post the run's retrospective unless another replica has it (or posted it) or its recovery is still
+        being measured (None then); raises when it failed."""
+        if awaits_recovery(self.db, run_id, self.clock()):
+            return None
         where = self.messages.find(run_id)
         destination = (
             Destination(where.channel_id, where.message_ts, summary_channel=self.channel)
@@ -119,7 +124,9 @@ class Retrospectives:
             post=lambda: post_retrospective(
                 self.db,
                 run_id,
-                build=lambda: retro.build(self.db, run_id, zone=self.zone, action_items=action_item_lines),
+                build=lambda: retro.build(
+                    self.db, run_id, zone=self.zone, action_items=action_item_lines, now=self.clock()
+                ),
                 renderers=self.renderers,
                 poster=self.outlet,
                 destination=destination,
@@ -128,13 +135,17 @@ class Retrospectives:
         )
 
     def unposted(self, *, limit: int = SWEEP_BATCH) -> list[int]:
-        """Runs that ended recently and have no retrospective yet, oldest first."""
-        since = self.clock() - SWEEP_HORIZON
+        """Runs that ended recently and have no retrospective yet, oldest first (not those whose recovery
+        after an abort is still being measured)."""
+        now = self.clock()
+        since = now - SWEEP_HORIZON
         with self.db.transaction() as session:
             query = (
                 select(Run.id)
                 .outerjoin(RetrospectivePost, RetrospectivePost.run_id == Run.id)
+                .outerjoin(Outcome, Outcome.run_id == Run.id)
                 .where(Run.state.in_(RAN), Run.ended_at >= since, RetrospectivePost.run_id.is_(None))
+                .where(records.recovery_settled(now))
                 .order_by(Run.ended_at)
                 .limit(limit)
             )
