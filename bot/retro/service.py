@@ -115,6 +115,7 @@ class _Reader:
             gaps=tuple(self.gaps(ending, conditions) + link_gaps),
             action_items=tuple(action_items(self.session, run.id)) if action_items else (),
             links=tuple(links),
+            rollbacks=tuple(step for fault in self.faults for step in fault.steps()),
         )
 
     # -- how it ended and what that says about the hypothesis ------------------------------------

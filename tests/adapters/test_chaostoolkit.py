@@ -71,8 +71,10 @@ def test_the_tutorial_experiment_injects_its_method_and_reverts_with_its_rollbac
     handle = adapter.inject(p, handle, duration=MINUTE)
     assert (lang_file.parent / "default.locale.txt").read_text() == "welcome=bonjour\n"  # the method ran (sed)
     assert handle.data["ran"] == [{"activity": "switch-language-to-french", "status": "succeeded"}]
-    adapter.revert(p, handle)
+    [step] = adapter.revert(p, handle)
     assert (lang_file.parent / "default.locale.txt").read_text() == "welcome=hello\n"  # the rollback ran
+    assert (step.name, step.succeeded, step.error) == ("switch-language-back-to-english", True, None)
+    assert 0 < step.duration_seconds < 5
     assert json.dumps(handle.to_json())  # the handle is plain data, no configuration or secret
 
 
@@ -100,6 +102,29 @@ def test_a_failing_rollback_fails_the_revert_so_the_engine_raises_the_alarm(
     handle = adapter.inject(p, adapter.prepare(p, run_id="RUN-3", duration=MINUTE), duration=MINUTE)
     with pytest.raises(AdapterError, match="rollbacks failed: 'switch-language-back-to-english'"):
         adapter.revert(p, handle)
+
+
+def test_each_rollback_s_result_is_reported_and_a_failure_s_text_never_shows_a_secret(
+    lang_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTK_ROLLBACK_TOKEN", "tok-5up3r-s3cret")
+    experiment = json.loads(lang_file.read_text())
+    experiment["secrets"] = {"ops": {"token": {"type": "env", "key": "CTK_ROLLBACK_TOKEN"}}}
+    refused = {"type": "process", "path": "sh", "arguments": ["-c", "echo token ${token} refused >&2; exit 3"]}
+    experiment["rollbacks"].append({"type": "action", "name": "tell-the-flag-service", "provider": refused})
+    lang_file.write_text(json.dumps(experiment))
+    adapter = ChaosToolkitAdapter()
+    p = params(lang_file)
+    handle = adapter.inject(p, adapter.prepare(p, run_id="RUN-5", duration=MINUTE), duration=MINUTE)
+
+    with pytest.raises(AdapterError) as raised:
+        adapter.revert(p, handle)
+
+    first, second = raised.value.steps
+    assert (first.name, first.succeeded) == ("switch-language-back-to-english", True)  # the next still ran
+    assert (second.name, second.succeeded) == ("tell-the-flag-service", False)
+    assert second.error == "exited with status 3: token *** refused"
+    assert "tok-5up3r-s3cret" not in raised.value.message and "token *** refused" in raised.value.message
 
 
 def test_a_revert_in_another_process_runs_the_rollbacks_from_the_handle_alone(lang_file: Path) -> None:
