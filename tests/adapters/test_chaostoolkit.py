@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -12,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from adapters.base import AdapterError, AdapterParamsError
-from adapters.chaostoolkit import ChaosToolkitAdapter
+from adapters.chaostoolkit import UNSUPPORTED_ACTIVITY_KEYS, UNSUPPORTED_KEYS, ChaosToolkitAdapter
 from bot.catalogue.service import CatalogueError, parse_catalogue
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
 
@@ -237,3 +239,21 @@ def test_import_drafts_an_entry_for_review_and_write_appends_one_that_loads(
         main(["catalogue", "import", str(tmp_path / "portal.json"), "--catalogue", str(catalogue), "--id", "CE-07"])
         == 2
     )
+
+
+def test_the_readme_s_example_entry_loads_and_names_every_feature_chaosbot_refuses(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Chaos Toolkit experiments", 1)[1].split("\n### ", 1)[0]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example is not None, "the README shows no example catalogue entry"
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(EXPERIMENTS / "portal.json", tmp_path / "experiments" / "portal.json")
+    [entry] = parse_catalogue(yaml.safe_load(example.group(1)), source=str(tmp_path / "catalogue.yml")).experiments
+    assert entry.fault.adapter == "chaostoolkit" and [c.name for c in entry.stop_conditions] == ["portal-answers"]
+
+    refused = section.split("**Refused at load, by name:**", 1)[1].split("\n- ", 1)[0]
+    for key in {*UNSUPPORTED_KEYS, *UNSUPPORTED_ACTIVITY_KEYS}:
+        assert f"`{key}`" in refused, f"the README does not say chaosbot refuses `{key}`"
+    supported = section.split("**Supported:**", 1)[1].split("\n- ", 1)[0]
+    for provider in ("http", "process", "python"):
+        assert f"`{provider}`" in supported
