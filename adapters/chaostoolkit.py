@@ -221,7 +221,7 @@ def sample_probe(path: str, name: str) -> ProbeResult:
     output = result.get("output")
     tolerance = activity.get("tolerance")
     within = bool(within_tolerance(tolerance, output, configuration=configuration, secrets=secrets))
-    detail = f"{_shown(output)} {'within' if within else 'outside'} tolerance {_shown(tolerance)}"
+    detail = f"{_output(output)} {'within' if within else 'outside'} tolerance {_shown(tolerance)}"
     return ProbeResult(within, _number(output), detail)
 
 
@@ -234,6 +234,13 @@ def _number(output: Any) -> float | None:
     if isinstance(output, dict) and isinstance(output.get("status"), int):
         return float(output["status"])
     return None
+
+
+def _output(output: Any) -> str:
+    """A probe's output as people read it: an HTTP status or exit status, not the whole response."""
+    if isinstance(output, dict) and isinstance(output.get("status"), int):
+        return f"HTTP {output['status']}" if "headers" in output else f"exit status {output['status']}"
+    return _shown(output)
 
 
 def _shown(value: Any) -> str:

@@ -207,7 +207,7 @@ def test_steady_state_probes_become_stop_conditions_judged_by_their_own_toleranc
         assert take_sample(grep, client).ok  # grep finds welcome=hello: exit status 0, the tolerance
         (lang_file.parent / "default.locale.txt").write_text("welcome=bonjour\n")
         breached = take_sample(grep, client)
-        assert not breached.ok and not breached.error and "outside tolerance 0" in breached.detail
+        assert not breached.ok and not breached.error and breached.detail == "exit status 1 outside tolerance 0"
         missing = StopCondition(
             name="gone", probe=ChaosToolkitProbe(kind="chaostoolkit", experiment=str(lang_file), probe="nope")
         )
