@@ -578,7 +578,11 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
     m = document["machine"]
     if not complete:
         print("\nINCOMPLETE (interrupted or failed): partial figures")
-    print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
+    if args.adapter == "chaostoolkit":
+        blocked = f"method blocked in a {BLOCKING_SECONDS} s action"
+        print(f"\nabort -> rollback done ({blocked}), Chaos Toolkit experiments, {args.database}, {args.rounds} rounds")
+    else:
+        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
     headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
     print(h.markdown_table(headers, rows))
