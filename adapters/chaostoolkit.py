@@ -146,7 +146,8 @@ class ChaosToolkitAdapter(Adapter):
         for activity in activities[: first_action + 1]:
             result = _run(experiment, activity, configuration, secrets, method)
             if result is not None and _status(result) != "succeeded":
-                raise AdapterError(f"the method's activity '{activity.get('name')}' failed: {_reason(result)}")
+                reason = _without_secrets(_reason(result), secrets)
+                raise AdapterError(f"the method's activity '{activity.get('name')}' failed: {reason}")
         rest = activities[first_action + 1 :]
         if rest:
             method.thread = threading.Thread(
@@ -217,7 +218,8 @@ def sample_probe(path: str, name: str) -> ProbeResult:
         return ProbeResult(False, None, f"the experiment has no steady-state probe '{name}' any more", error=True)
     result = _run(experiment, activity, configuration, secrets, None)
     if result is None or result.get("status") != "succeeded":
-        return ProbeResult(False, None, f"probe failed: {_reason(result) if result else 'skipped'}", error=True)
+        reason = _without_secrets(_reason(result), secrets) if result else "skipped"
+        return ProbeResult(False, None, f"probe failed: {reason}", error=True)
     output = result.get("output")
     tolerance = activity.get("tolerance")
     within = bool(within_tolerance(tolerance, output, configuration=configuration, secrets=secrets))

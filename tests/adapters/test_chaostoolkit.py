@@ -17,6 +17,7 @@ import yaml
 
 from adapters.base import AdapterError, AdapterParamsError
 from adapters.chaostoolkit import UNSUPPORTED_ACTIVITY_KEYS, UNSUPPORTED_KEYS, ChaosToolkitAdapter
+from bot.catalogue.models import StopCondition
 from bot.catalogue.service import CatalogueError, parse_catalogue
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
 
@@ -127,6 +128,49 @@ def test_each_rollback_s_result_is_reported_and_a_failure_s_text_never_shows_a_s
     assert (second.name, second.succeeded) == ("tell-the-flag-service", False)
     assert second.error == "exited with status 3: token *** refused"
     assert "tok-5up3r-s3cret" not in raised.value.message and "token *** refused" in raised.value.message
+
+
+def test_a_failed_first_action_fails_the_inject_without_showing_a_secret(
+    lang_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTK_FLAG_TOKEN", "tok-m3thod-s3cret")
+    experiment = json.loads(lang_file.read_text())
+    experiment["secrets"] = {"ops": {"token": {"type": "env", "key": "CTK_FLAG_TOKEN"}}}
+    experiment["method"][0]["provider"] = {
+        "type": "process",
+        "path": "sh",
+        "arguments": ["-c", "echo token ${token} refused >&2; exit 2"],
+    }
+    lang_file.write_text(json.dumps(experiment))
+    adapter = ChaosToolkitAdapter()
+    p = params(lang_file)
+
+    with pytest.raises(AdapterError) as raised:
+        adapter.inject(p, adapter.prepare(p, run_id="RUN-6", duration=MINUTE), duration=MINUTE)
+
+    assert raised.value.message == (
+        "the method's activity 'switch-language-to-french' failed: exited with status 2: token *** refused"
+    )
+
+
+def test_a_probe_that_cannot_be_taken_says_why_without_showing_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.engine.probes import take_sample
+
+    monkeypatch.setenv("CTK_PROBE_TOKEN", "tok-pr0be-s3cret")
+    experiment = json.loads((EXPERIMENTS / "portal.json").read_text())
+    experiment["secrets"] = {"portal": {"token": {"type": "env", "key": "CTK_PROBE_TOKEN"}}}
+    experiment["configuration"] = {}
+    [probe] = experiment["steady-state-hypothesis"]["probes"]
+    probe["provider"]["url"] = "http://127.0.0.1:9/health?token=${token}"  # nothing listens on port 9
+    (tmp_path / "portal.json").write_text(json.dumps(experiment))
+    [condition] = ChaosToolkitAdapter.stop_conditions({"experiment": str(tmp_path / "portal.json")})
+
+    with httpx.Client() as client:
+        sample = take_sample(StopCondition.model_validate(condition), client)
+
+    assert sample.error and "token=***" in sample.detail and "tok-pr0be-s3cret" not in sample.detail
 
 
 def test_a_revert_in_another_process_runs_the_rollbacks_from_the_handle_alone(lang_file: Path) -> None:
