@@ -44,7 +44,11 @@ def faults_reverted(
     steps: Mapping[int | None, Sequence[RevertStep]] | None = None,
 ) -> SpoolRecord:
     faults = [[fault_id, error] for fault_id, error in errors.items() if fault_id is not None]
-    done = {str(fault_id): [step.to_json() for step in made] for fault_id, made in (steps or {}).items() if fault_id}
+    done = {
+        str(fault_id): [step.to_json() for step in made]
+        for fault_id, made in (steps or {}).items()
+        if fault_id is not None
+    }
     return SpoolRecord(
         FAULTS_REVERTED,
         {"faults": faults, "steps": done, "at": at.isoformat()},
