@@ -15,6 +15,9 @@ timeout, a 5xx). The engine retries a revert with backoff only while the error i
 retryable and gives up at once on a non-retryable one. Before it gives up it asks
 ``status``: a fault the backend reports ``reverted`` or ``expired`` is gone, and
 the revert counts as done. ``halt_all`` (optional) serves the global kill switch.
+
+A revert made of several steps (a Chaos Toolkit experiment's rollbacks) may return a ``RevertStep`` per step,
+or attach them to the ``AdapterError`` it raises; the engine stores them with the fault for the retrospective.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,13 +36,43 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class AdapterError(Exception):
-    """A backend call failed; ``message`` is written for the person running the experiment."""
+@dataclass(frozen=True)
+class RevertStep:
+    """One step of a revert and how it went, as the retrospective lists it. Never holds a secret value."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    name: str
+    succeeded: bool
+    duration_seconds: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": "succeeded" if self.succeeded else "failed",
+            "duration_seconds": round(self.duration_seconds, 3),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RevertStep:
+        error = raw.get("error")
+        return cls(
+            name=str(raw.get("name", "")),
+            succeeded=raw.get("status") == "succeeded",
+            duration_seconds=float(raw.get("duration_seconds") or 0.0),
+            error=str(error) if error is not None else None,
+        )
+
+
+class AdapterError(Exception):
+    """A backend call failed; ``message`` is written for the person running the experiment. ``steps``: what a
+    revert of several steps did before it failed."""
+
+    def __init__(self, message: str, *, retryable: bool = False, steps: Sequence[RevertStep] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.steps = tuple(steps)
 
 
 class AdapterParamsError(AdapterError):
@@ -181,8 +214,9 @@ class Adapter(ABC):
         """Inject the fault (self-expiring after ``duration`` where the backend allows it)."""
 
     @abstractmethod
-    def revert(self, params: AdapterParams, handle: FaultHandle) -> None:
-        """Undo the fault. Idempotent, bounded by a timeout, safe after a crash or a second call."""
+    def revert(self, params: AdapterParams, handle: FaultHandle) -> Sequence[RevertStep] | None:
+        """Undo the fault. Idempotent, bounded by a timeout, safe after a crash or a second call. A revert made
+        of several steps may return how each went."""
 
     @abstractmethod
     def status(self, params: AdapterParams, handle: FaultHandle) -> FaultStatus:

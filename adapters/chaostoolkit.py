@@ -14,7 +14,9 @@ every activity; chaosbot adds its plans, approvals, kill switch, lease and retro
 - **revert** stops that worker at the next activity boundary (an activity already running finishes: Chaos
   Toolkit cannot interrupt one in general) and runs the rollbacks at once, in the calling thread, without
   waiting for the method. It works in any process from the handle alone, so the replica that reverts after a
-  crash or a SIGTERM runs them. A failed rollback raises, and the engine raises the loud alert.
+  crash or a SIGTERM runs them. A failed rollback raises, and the engine raises the loud alert. Each
+  rollback's result (name, succeeded or failed, duration, error text with the secrets' values masked) is returned,
+  or attached to the error, for the run's record and its retrospective.
 - A Chaos Toolkit rollback cannot expire by itself: preflight says the run relies on the lease.
 """
 
@@ -25,6 +27,7 @@ import hashlib
 import importlib.util
 import logging
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +43,7 @@ from adapters.base import (
     FaultState,
     FaultStatus,
     Preflight,
+    RevertStep,
 )
 
 log = logging.getLogger(__name__)
@@ -142,7 +146,8 @@ class ChaosToolkitAdapter(Adapter):
         for activity in activities[: first_action + 1]:
             result = _run(experiment, activity, configuration, secrets, method)
             if result is not None and _status(result) != "succeeded":
-                raise AdapterError(f"the method's activity '{activity.get('name')}' failed: {_reason(result)}")
+                reason = _without_secrets(_reason(result), secrets)
+                raise AdapterError(f"the method's activity '{activity.get('name')}' failed: {reason}")
         rest = activities[first_action + 1 :]
         if rest:
             method.thread = threading.Thread(
@@ -155,7 +160,7 @@ class ChaosToolkitAdapter(Adapter):
         digest = hashlib.sha256(Path(p.experiment).read_bytes()).hexdigest()
         return replace(handle, data={**handle.data, "sha256": digest, "ran": _summary(method.ran)})
 
-    def revert(self, params: AdapterParams, handle: FaultHandle) -> None:
+    def revert(self, params: AdapterParams, handle: FaultHandle) -> list[RevertStep]:
         p = params_as(ChaosToolkitParams, params)
         with self._lock:
             method = self._methods.pop(handle.run_id, None)
@@ -163,15 +168,14 @@ class ChaosToolkitAdapter(Adapter):
             method.stop.set()  # the method stops at its next activity boundary; nobody waits for it
         experiment = load_experiment(p.experiment)
         configuration, secrets = _settings(experiment)
-        failed = []
-        for activity in experiment.get("rollbacks") or []:
-            result = _run(experiment, activity, configuration, secrets, None)
-            status = _status(result)
-            log.info("chaos toolkit rollback %r of run %s: %s", activity.get("name"), handle.run_id, status)
-            if status != "succeeded":
-                failed.append(f"'{activity.get('name')}' ({_reason(result) if result else status})")
+        steps = [_rollback(experiment, a, configuration, secrets) for a in experiment.get("rollbacks") or []]
+        for step in steps:
+            outcome = "succeeded" if step.succeeded else "failed"
+            log.info("chaos toolkit rollback %r of run %s: %s", step.name, handle.run_id, outcome)
+        failed = [f"'{step.name}' ({step.error})" for step in steps if not step.succeeded]
         if failed:
-            raise AdapterError("Chaos Toolkit rollbacks failed: " + ", ".join(failed))
+            raise AdapterError("Chaos Toolkit rollbacks failed: " + ", ".join(failed), steps=steps)
+        return steps
 
     def status(self, params: AdapterParams, handle: FaultHandle) -> FaultStatus:
         with self._lock:
@@ -214,11 +218,12 @@ def sample_probe(path: str, name: str) -> ProbeResult:
         return ProbeResult(False, None, f"the experiment has no steady-state probe '{name}' any more", error=True)
     result = _run(experiment, activity, configuration, secrets, None)
     if result is None or result.get("status") != "succeeded":
-        return ProbeResult(False, None, f"probe failed: {_reason(result) if result else 'skipped'}", error=True)
+        reason = _without_secrets(_reason(result), secrets) if result else "skipped"
+        return ProbeResult(False, None, f"probe failed: {reason}", error=True)
     output = result.get("output")
     tolerance = activity.get("tolerance")
     within = bool(within_tolerance(tolerance, output, configuration=configuration, secrets=secrets))
-    detail = f"{_shown(output)} {'within' if within else 'outside'} tolerance {_shown(tolerance)}"
+    detail = f"{_output(output)} {'within' if within else 'outside'} tolerance {_shown(tolerance)}"
     return ProbeResult(within, _number(output), detail)
 
 
@@ -231,6 +236,13 @@ def _number(output: Any) -> float | None:
     if isinstance(output, dict) and isinstance(output.get("status"), int):
         return float(output["status"])
     return None
+
+
+def _output(output: Any) -> str:
+    """A probe's output as people read it: an HTTP status or exit status, not the whole response."""
+    if isinstance(output, dict) and isinstance(output.get("status"), int):
+        return f"HTTP {output['status']}" if "headers" in output else f"exit status {output['status']}"
+    return _shown(output)
 
 
 def _shown(value: Any) -> str:
@@ -339,6 +351,43 @@ def _run(
     return result
 
 
+def _rollback(
+    experiment: dict[str, Any], activity: dict[str, Any], configuration: dict[str, Any], secrets: dict[str, Any]
+) -> RevertStep:
+    """Run one rollback activity; what it did, with its error text cleared of the experiment's secret values."""
+    began = time.monotonic()
+    try:
+        result = _run(experiment, activity, configuration, secrets, None)
+    except Exception as exc:  # a rollback that raises is a failed step, and the next one still runs
+        result = {"status": "failed", "exception": [f"{type(exc).__name__}: {exc}"]}
+    status = _status(result)
+    took = float(result["duration"]) if result and isinstance(result.get("duration"), int | float) else None
+    error = None if status == "succeeded" else _without_secrets(_reason(result) if result else status, secrets)
+    return RevertStep(
+        name=str(activity.get("name") or "?"),
+        succeeded=status == "succeeded",
+        duration_seconds=took if took is not None else time.monotonic() - began,
+        error=error,
+    )
+
+
+def _without_secrets(text: str, secrets: dict[str, Any]) -> str:
+    """``text`` with every resolved secret value replaced: error texts are stored, posted and exported."""
+    for value in sorted(_strings(secrets), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if len(value) >= 3 else []
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
 def _run_all(
     experiment: dict[str, Any],
     activities: list[dict[str, Any]],
@@ -378,11 +427,12 @@ def _summary(ran: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def _status(result: dict[str, Any] | None) -> str:
-    """Chaos Toolkit's status, except that a process that exits non-zero failed (Chaos Toolkit records it as
-    succeeded with its exit status: a rollback script that fails must not pass for a revert)."""
+    """Chaos Toolkit's status, except that a process that exits non-zero, or an HTTP action (no tolerance) that
+    is answered 400 or more, failed: Chaos Toolkit records both as succeeded (with a warning for the HTTP one),
+    and a rollback the backend refused must not pass for a revert."""
     if result is None:
         return "skipped"
-    if result.get("status") == "succeeded" and _exit_status(result) not in (None, 0):
+    if result.get("status") == "succeeded" and (_exit_status(result) not in (None, 0) or _refused(result)):
         return "failed"
     return str(result.get("status"))
 
@@ -392,9 +442,20 @@ def _exit_status(result: dict[str, Any]) -> Any:
     return output.get("status") if provider.get("type") == "process" and isinstance(output, dict) else None
 
 
+def _refused(result: dict[str, Any]) -> int | None:
+    """The HTTP status of an action without a tolerance that was answered 400 or more, else None."""
+    activity, output = result.get("activity") or {}, result.get("output")
+    if (activity.get("provider") or {}).get("type") != "http" or "tolerance" in activity:
+        return None
+    status = output.get("status") if isinstance(output, dict) else None
+    return status if isinstance(status, int) and status >= 400 else None
+
+
 def _reason(result: dict[str, Any]) -> str:
     if _exit_status(result) not in (None, 0):
         stderr = str((result.get("output") or {}).get("stderr", ""))[:200]
         return f"exited with status {_exit_status(result)}: {stderr}".strip()
+    if _refused(result):
+        return f"answered HTTP {_refused(result)}"
     lines = result.get("exception") or []
     return (lines[-1].strip() if lines else str(result.get("status")))[:300]

@@ -1,4 +1,5 @@
-"""Abort-to-reverted latency of ``chaosbot serve`` for N concurrent runs on the http and redis adapters.
+"""Abort-to-reverted latency of ``chaosbot serve`` for N concurrent runs on the http and redis adapters, or on
+Chaos Toolkit experiments (``--adapter chaostoolkit``).
 
 For each (mode, N) and each round: plan and approve N runs directly through ``RunCore`` (not measured),
 start them with signed ``/chaos start RUN-n`` requests, wait until every fault is really on, then abort:
@@ -11,14 +12,20 @@ at the bench's toggle server; for redis (``CLIENT PAUSE ... WRITE`` on a dedicat
 moment a ``SET`` that a bench client issued before the abort (and that the server held back) returns.
 Latency = reverted - t0, on the bench process's monotonic clock.
 
+``--adapter chaostoolkit``: each run is a Chaos Toolkit experiment (one file per concurrent slot) whose method
+switches the slot's toggle on over HTTP, then blocks in a process action (``sleep 30``), and whose rollback
+switches it off. The abort comes while the method blocks; the fault counts as reverted when the rollback's
+request arrives at the toggle server: abort to rollback done, without waiting for the blocking action.
+
     .venv/bin/python bench/abort_latency.py [--database sqlite|postgres] [--mode each|all|both]
-        [--n 1,5,10] [--adapter mixed|http|redis] [--rounds 5] [--max-seconds 300]
+        [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 300]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import shutil
 import sys
@@ -54,8 +61,19 @@ WAITER_TIMEOUT = 30.0  # socket timeout of the blocked SET: a revert that never 
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
 
 
+BLOCKING_SECONDS = 30  # the Chaos Toolkit method's blocking action: the abort must not wait for it
+
+
 def redis_experiment(index: int) -> str:
     return f"CE-{11 + index}"
+
+
+def ctk_experiment(index: int) -> str:
+    return f"CE-{31 + index}"
+
+
+def ctk_slot(index: int) -> str:
+    return f"ctk-{index}"
 
 
 # -- the fault backends the bench controls ----------------------------------------------------------------
@@ -101,6 +119,12 @@ class ToggleServer:
     def at(self, label: str, step: str) -> float | None:
         with self.lock:
             return self.arrivals.get((label, step))
+
+    def forget(self, label: str) -> None:
+        """A Chaos Toolkit slot's toggle is used again in the next round: its earlier arrivals do not count."""
+        with self.lock:
+            for step in ("on", "off"):
+                self.arrivals.pop((label, step), None)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -181,10 +205,15 @@ class BenchRun:
     adapter: str
     target: RedisTarget | None = None
     waiter: Waiter | None = None
+    slot: str | None = None  # a Chaos Toolkit run's toggle (its experiment cannot know the run's label)
 
     @property
     def label(self) -> str:
         return f"RUN-{self.id}"
+
+    @property
+    def toggle(self) -> str:
+        return self.slot or self.label
 
 
 @dataclass
@@ -199,7 +228,37 @@ class Config:
     skipped_rounds: int = 0
 
 
-def catalogue(toggles: ToggleServer, targets: list[RedisTarget]) -> str:
+def write_ctk_experiments(toggles: ToggleServer, workdir: Path, count: int) -> list[Path]:
+    """One Chaos Toolkit experiment per concurrent slot: toggle on, block, (never reached) toggle on again."""
+    paths = []
+    for index in range(count):
+
+        def put(name: str, step: str, index: int = index) -> dict[str, Any]:
+            url = f"{toggles.url}/flags/{ctk_slot(index)}/{step}"
+            provider = {"type": "http", "url": url, "method": "PUT", "timeout": 5, "arguments": {}}
+            return {"type": "action", "name": name, "provider": provider}
+
+        experiment = {
+            "title": f"Benchmark Chaos Toolkit toggle {index}",
+            "description": "Switch a toggle on, block in a long action; the rollback switches it off.",
+            "method": [
+                put("switch-on", "on"),
+                {
+                    "type": "action",
+                    "name": "block",
+                    "provider": {"type": "process", "path": "sleep", "arguments": str(BLOCKING_SECONDS)},
+                },
+                put("switch-on-again", "on"),
+            ],
+            "rollbacks": [put("switch-off", "off")],
+        }
+        path = workdir / f"ctk-{index}.json"
+        path.write_text(json.dumps(experiment), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def catalogue(toggles: ToggleServer, targets: list[RedisTarget], ctk: list[Path] | None = None) -> str:
     common = """\
     hypothesis: Benchmark only.
     method: Benchmark only.
@@ -229,6 +288,16 @@ def catalogue(toggles: ToggleServer, targets: list[RedisTarget]) -> str:
 {common}    fault:
       adapter: redis
       params: {{url: "{target.url}", mode: write}}
+"""
+        )
+    for index, path in enumerate(ctk or []):
+        entries.append(
+            f"""\
+  - id: {ctk_experiment(index)}
+    title: Benchmark Chaos Toolkit experiment {index}
+{common}    fault:
+      adapter: chaostoolkit
+      params: {{experiment: "{path}"}}
 """
         )
     return "experiments:\n" + "".join(entries)
@@ -276,16 +345,19 @@ class Session:
         redis_used = 0
         for i in range(n):
             adapter = self.adapter_for(i, round_index)
-            target = None
+            target, slot = None, None
             experiment = HTTP_EXPERIMENT
             if adapter == "redis":
                 target, experiment = self.targets[redis_used], redis_experiment(redis_used)
                 redis_used += 1
+            elif adapter == "chaostoolkit":
+                slot, experiment = ctk_slot(i), ctk_experiment(i)
+                self.toggles.forget(slot)
             request = PlanRequest(experiment, "staging", planned_start=datetime.now(UTC))
             run = self.core.transitions.plan(h.OWNER, request)
             for approver in h.APPROVERS:
                 self.core.transitions.approve(approver, run.id)
-            runs.append(BenchRun(run.id, adapter, target))
+            runs.append(BenchRun(run.id, adapter, target, slot=slot))
         return runs
 
     def adapter_for(self, index: int, round_index: int) -> str:
@@ -314,8 +386,8 @@ class Session:
                 )
 
     def fault_on(self, run: BenchRun) -> bool:
-        if run.adapter == "http":
-            return self.toggles.at(run.label, "on") is not None
+        if run.adapter in ("http", "chaostoolkit"):
+            return self.toggles.at(run.toggle, "on") is not None
         assert run.target is not None
         return run.target.writes_blocked()
 
@@ -326,8 +398,8 @@ class Session:
         return bool(rows) and all(state == "running" and fault == "injected" for state, fault in rows)
 
     def reverted_at(self, run: BenchRun) -> float | None:
-        if run.adapter == "http":
-            return self.toggles.at(run.label, "off")
+        if run.adapter in ("http", "chaostoolkit"):
+            return self.toggles.at(run.toggle, "off")
         assert run.waiter is not None
         if run.waiter.error is not None:
             raise RuntimeError(f"{run.label}: the blocked SET failed: {run.waiter.error!r}")
@@ -424,7 +496,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--mode", choices=["each", "all", "both"], default="both")
     parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (max 10)")
-    parser.add_argument("--adapter", choices=["mixed", "http", "redis"], default="mixed")
+    parser.add_argument("--adapter", choices=["mixed", "http", "redis", "chaostoolkit"], default="mixed")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=300.0, help="skip the remaining rounds after this")
     parser.add_argument("--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort")
@@ -445,7 +517,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def redis_servers_needed(args: argparse.Namespace) -> int:
     largest = max(args.ns)
-    return {"http": 0, "redis": largest, "mixed": math.ceil(largest / 2)}[args.adapter]
+    return {"http": 0, "redis": largest, "mixed": math.ceil(largest / 2), "chaostoolkit": 0}[args.adapter]
 
 
 def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> dict[str, Any]:
@@ -497,7 +569,8 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
             "settle_seconds": args.settle,
             "server": "chaosbot serve, gunicorn gthread 1 worker x 8 threads (defaults)",
         },
-        "measured": "client monotonic time just before the abort request is sent -> revert reaches the backend",
+        "measured": "client monotonic time just before the abort request is sent -> revert reaches the backend"
+        + (" (the experiment's rollback, while its method blocks)" if args.adapter == "chaostoolkit" else ""),
         "target_p99_ms": TARGET_P99_MS,
         "overall": overall,
         "results": results,
@@ -505,7 +578,11 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
     m = document["machine"]
     if not complete:
         print("\nINCOMPLETE (interrupted or failed): partial figures")
-    print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
+    if args.adapter == "chaostoolkit":
+        blocked = f"method blocked in a {BLOCKING_SECONDS} s action"
+        print(f"\nabort -> rollback done ({blocked}), Chaos Toolkit experiments, {args.database}, {args.rounds} rounds")
+    else:
+        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
     headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
     print(h.markdown_table(headers, rows))
@@ -530,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
             toggles = ToggleServer()
             stack.callback(toggles.close)
             targets = [RedisTarget(h.start_redis_server(stack, workdir)) for _ in range(redis_servers_needed(args))]
+            slots = max(args.ns) if args.adapter == "chaostoolkit" else 0
+            ctk = write_ctk_experiments(toggles, workdir, slots)
             stack.callback(lambda: [target.unpause() for target in targets])
             slack_url, _fake = h.start_fake_slack(stack)
             if args.database == "postgres":
@@ -543,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir,
                 slack_url=slack_url,
                 database_url=database_url,
-                catalogue=catalogue(toggles, targets),
+                catalogue=catalogue(toggles, targets, ctk),
                 redis_url=args.redis_url,
             )
             session = Session(args, server, toggles, targets)

@@ -53,6 +53,11 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
+def format_elapsed(seconds: float) -> str:
+    """How long a short step took: ``340 ms`` under a second, else ``12.3 s``."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else format_seconds(seconds)
+
+
 def format_local(moment: datetime, zone: ZoneInfo, *, year: bool = True) -> str:
     """A moment in the team's time zone: ``Wed 02 Dec 2026 14:05 AEDT`` (``Wed 02 Dec 14:05 AEDT`` without
     the year, inside a sentence about the same days)."""

@@ -8,13 +8,13 @@ and is skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters.base import FaultHandle
+from adapters.base import FaultHandle, RevertStep
 from bot.engine.endings import Ending
 from bot.engine.models import SpoolApplied
 from bot.engine.spool import SpoolRecord
@@ -38,10 +38,22 @@ def fault_injected(run_id: int, fault_id: int, handle: FaultHandle, at: datetime
     return SpoolRecord(FAULT_INJECTED, data, f"the inject of {run_label(run_id)}: {handle}")
 
 
-def faults_reverted(run_id: int, errors: Mapping[int | None, str | None], at: datetime) -> SpoolRecord:
+def faults_reverted(
+    run_id: int,
+    errors: Mapping[int | None, str | None],
+    at: datetime,
+    steps: Mapping[int | None, Sequence[RevertStep]] | None = None,
+) -> SpoolRecord:
     faults = [[fault_id, error] for fault_id, error in errors.items() if fault_id is not None]
+    done = {
+        str(fault_id): [step.to_json() for step in made]
+        for fault_id, made in (steps or {}).items()
+        if fault_id is not None
+    }
     return SpoolRecord(
-        FAULTS_REVERTED, {"faults": faults, "at": at.isoformat()}, f"the revert of {run_label(run_id)} {dict(errors)}"
+        FAULTS_REVERTED,
+        {"faults": faults, "steps": done, "at": at.isoformat()},
+        f"the revert of {run_label(run_id)} {dict(errors)}",
     )
 
 
@@ -104,11 +116,14 @@ class RecordWriter:
             return
         if record.kind != FAULTS_REVERTED:
             raise ValueError(f"unknown spool record kind {record.kind!r}")
+        steps = data.get("steps") or {}  # absent from records spooled before steps were kept
         for fault_id, error in data["faults"]:
             if error is None:
                 records.fault_reverted(session, fault_id=int(fault_id), at=at)
             else:
                 records.fault_failed(session, fault_id=int(fault_id), error=str(error))
+            if str(fault_id) in steps:
+                records.revert_steps_taken(session, fault_id=int(fault_id), steps=steps[str(fault_id)])
 
     def _end(self, record: SpoolRecord) -> None:
         data = record.data

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from adapters import registry
-from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle
+from adapters.base import Adapter, AdapterError, AdapterParams, FaultHandle, RevertStep
 from adapters.base import FaultState as BackendState
 from bot.alerting.silences import RunSilences
 from bot.dashboards.marker import NO_MARKER, FaultWindowMarker
@@ -31,12 +32,22 @@ REVERT_BACKOFF_SECONDS = 0.2
 GONE = (BackendState.REVERTED, BackendState.EXPIRED)
 
 
+class TargetReverted(NamedTuple):
+    """One fault's revert: None when reverted, else the last error; the calls made; the last call's steps."""
+
+    error: str | None
+    tries: int
+    steps: tuple[RevertStep, ...] = ()
+
+
 @dataclass(frozen=True)
 class RevertReport:
-    """Per fault: None when reverted, else the last error; and how many revert calls were made."""
+    """Per fault: None when reverted, else the last error; how many revert calls were made; and the steps of
+    the last call, for adapters whose revert has several (a Chaos Toolkit experiment's rollbacks)."""
 
     errors: dict[int | None, str | None]
     tries: dict[int | None, int] = field(default_factory=dict)
+    steps: dict[int | None, tuple[RevertStep, ...]] = field(default_factory=dict)
 
     @property
     def most_tries(self) -> int:
@@ -58,39 +69,42 @@ def adapter_for(target: FaultTarget) -> Adapter:
     return registry.create(target.adapter, dry_run=target.dry_run)
 
 
-def revert_target(target: FaultTarget, *, attempts: int) -> tuple[str | None, int]:
-    """Revert one fault: (None on success, else the last error; the number of revert calls made).
+def revert_target(target: FaultTarget, *, attempts: int) -> TargetReverted:
+    """Revert one fault: None on success, else the last error; the number of revert calls made; the steps of
+    the last call.
 
     Retries with exponential backoff only while the adapter says the error is ``retryable``; a
     non-retryable error ends the attempts at once. Before giving up, the backend's ``status`` is asked:
     a fault it reports reverted or expired is gone, whatever the revert call said.
     """
     last, tries = "not attempted", 0
+    steps: tuple[RevertStep, ...] = ()
     try:
         adapter = adapter_for(target)
         params = adapter.validate(target.params)
         handle = FaultHandle.from_json(target.handle)
     except Exception as exc:  # unknown adapter or params: no retry can help
-        return _gave_up(target, exc.message if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"), 0
+        error = exc.message if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"
+        return TargetReverted(_gave_up(target, error), 0)
     for attempt in range(max(1, attempts)):
         tries += 1
         try:
-            adapter.revert(params, handle)
+            steps = tuple(adapter.revert(params, handle) or ())
             REVERTS.labels(target.adapter).inc()
-            return None, tries
+            return TargetReverted(None, tries, steps)
         except AdapterError as exc:
-            last = exc.message
+            last, steps = exc.message, exc.steps
             if not exc.retryable:
                 break
         except Exception as exc:  # any failure must end in the loud alert, never in a lost revert
             log.exception("revert of fault %s raised", target.fault_id)
-            last = f"{type(exc).__name__}: {exc}"
+            last, steps = f"{type(exc).__name__}: {exc}", ()
         if attempt < attempts - 1:
             time.sleep(REVERT_BACKOFF_SECONDS * 2**attempt)
     if _already_gone(adapter, params, handle, target):
         REVERTS.labels(target.adapter).inc()
-        return None, tries
-    return _gave_up(target, last), tries
+        return TargetReverted(None, tries, steps)
+    return TargetReverted(_gave_up(target, last), tries, steps)
 
 
 def _already_gone(adapter: Adapter, params: AdapterParams, handle: FaultHandle, target: FaultTarget) -> bool:
@@ -126,8 +140,9 @@ def revert_rollback(rollback: Rollback, *, attempts: int) -> RevertReport:
             results = list(pool.map(lambda t: revert_target(t, attempts=attempts), rollback.targets))
     ids = [t.fault_id for t in rollback.targets]
     return RevertReport(
-        {i: error for i, (error, _) in zip(ids, results, strict=True)},
-        {i: tries for i, (_, tries) in zip(ids, results, strict=True)},
+        {i: result.error for i, result in zip(ids, results, strict=True)},
+        {i: result.tries for i, result in zip(ids, results, strict=True)},
+        {i: result.steps for i, result in zip(ids, results, strict=True) if result.steps},
     )
 
 
@@ -156,7 +171,7 @@ class Reverter:
         if self.silences is not None:
             self.silences.lift_soon(rollback.run_id)
         if any(fault_id is not None for fault_id in report.errors):
-            self.writes.write(applying.faults_reverted(rollback.run_id, report.errors, self.clock()))
+            self.writes.write(applying.faults_reverted(rollback.run_id, report.errors, self.clock(), report.steps))
         if report.ok:
             self.store.reverted(rollback)
             if rollback.targets:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from adapters.base import RevertStep
 from storage.db import Base, UTCDateTime, utcnow
 
 
@@ -47,6 +48,12 @@ class FaultRecord(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The latest revert's steps, when the adapter reports them (a Chaos Toolkit experiment's rollbacks):
+    # [{"name", "status", "duration_seconds", "error"}], never a secret value.
+    revert_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+
+    def steps(self) -> list[RevertStep]:
+        return [RevertStep.from_json(step) for step in self.revert_steps or []]
 
     @property
     def fault_state(self) -> FaultRecordState:

@@ -57,6 +57,11 @@ def fault_failed(session: Session, *, fault_id: int, error: str) -> None:
     record.state, record.last_error = FaultRecordState.FAILED.value, error
 
 
+def revert_steps_taken(session: Session, *, fault_id: int, steps: list[dict[str, Any]]) -> None:
+    """What the latest revert of a fault did, step by step (``RevertStep.to_json``: no secret values)."""
+    session.get_one(FaultRecord, fault_id).revert_steps = steps
+
+
 def faults(session: Session, *, run_id: int) -> list[FaultRecord]:
     return list(session.scalars(select(FaultRecord).where(FaultRecord.run_id == run_id).order_by(FaultRecord.id)))
 

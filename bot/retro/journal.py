@@ -7,7 +7,9 @@ Any run can be written this way, whatever its adapter. The mapping:
   the one rollback;
 - ``steady_states``: ``before`` and ``after`` hold each condition's last sample before the fault and after the
   revert, ``during`` every sample taken while the fault was on; ``tolerance_met`` is whether it was inside;
-- ``run``: the injection, from the inject to the revert; ``rollbacks``: the revert;
+- ``run``: the injection, from the inject to the revert; ``rollbacks``: the revert, or, when the adapter
+  reported its steps (a Chaos Toolkit experiment's rollbacks), one entry per step with its status, duration
+  and error (as ``exception``), laid end to end up to the recorded revert;
 - ``experiment.extensions``: a ``chaosbot`` extension with the Alertmanager silences the run made, if any;
 - ``status``: ``completed``, ``aborted`` (a person, a stop condition or chaosbot stopped it), ``failed``, or
   ``interrupted`` (its controller was lost); ``deviated``: the hypothesis was refuted.
@@ -16,10 +18,11 @@ Any run can be written this way, whatever its adapter. The mapping:
 from __future__ import annotations
 
 import platform
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.base import RevertStep
 from bot.records.models import MeasurementPhase
 from bot.retro.models import ConditionReport, Ending, Point, Retrospective, Verdict
 from bot.runs.models import Run
@@ -57,13 +60,14 @@ def ctk_journal(retro: Retrospective, *, adapter: str) -> dict[str, Any]:
     probes = [_probe(condition) for condition in retro.conditions]
     inject = {"type": "action", "name": f"inject {adapter} fault", "provider": _provider(adapter, "inject")}
     revert = {"type": "action", "name": f"revert {adapter} fault", "provider": _provider(adapter, "revert")}
+    steps = [_step_activity(adapter, step) for step in retro.rollbacks]
     experiment: dict[str, Any] = {
         "title": f"{retro.label} · {retro.experiment_id} {retro.title}",
         "description": retro.hypothesis,
         "tags": ["chaosbot", retro.experiment_id, retro.environment, *(["dry-run"] if retro.rehearsal else [])],
         "steady-state-hypothesis": {"title": retro.hypothesis, "probes": probes},
         "method": [inject],
-        "rollbacks": [revert],
+        "rollbacks": steps or [revert],
     }
     if retro.silences:
         silences = [{"id": s.silence_id, "matchers": s.matchers, "status": s.status} for s in retro.silences]
@@ -84,10 +88,35 @@ def ctk_journal(retro: Retrospective, *, adapter: str) -> dict[str, Any]:
             ],
         },
         "run": [_activity_run(inject, fault_start, fault_end)] if fault_start else [],
-        "rollbacks": [_activity_run(revert, fault_end, fault_end)] if fault_end else [],
+        "rollbacks": _rollback_runs(retro, steps, fault_end) or _whole_revert(revert, fault_end),
         "end": _iso(end),
         "duration": (end - start).total_seconds() if start and end else None,
     }
+
+
+def _step_activity(adapter: str, step: RevertStep) -> dict[str, Any]:
+    return {"type": "action", "name": step.name, "provider": _provider(adapter, "rollback")}
+
+
+def _rollback_runs(
+    retro: Retrospective, activities: list[dict[str, Any]], done: datetime | None
+) -> list[dict[str, Any]]:
+    """One run per reported rollback step; only durations are recorded, so they end at the revert's record."""
+    if done is None or not activities:
+        return []
+    runs, start = [], done - timedelta(seconds=sum(step.duration_seconds for step in retro.rollbacks))
+    for activity, step in zip(activities, retro.rollbacks, strict=True):
+        end = start + timedelta(seconds=step.duration_seconds)
+        run = {**_activity_run(activity, start, end), "status": "succeeded" if step.succeeded else "failed"}
+        if step.error:
+            run["exception"] = [step.error]
+        runs.append(run)
+        start = end
+    return runs
+
+
+def _whole_revert(revert: dict[str, Any], done: datetime | None) -> list[dict[str, Any]]:
+    return [_activity_run(revert, done, done)] if done else []
 
 
 def _probe(condition: ConditionReport) -> dict[str, Any]:

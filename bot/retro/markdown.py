@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from bot.records.models import MeasurementPhase
 from bot.retro.models import ConditionReport, Retrospective
 from bot.retro.service import ActionItemSource, build
+from bot.vocabulary import format_elapsed
 from bot.words import Words, who
 from storage.db import Database
 
@@ -31,6 +32,7 @@ def render_markdown(retro: Retrospective, names: Mapping[str, str] | None = None
         "\n\n".join(_condition(c, text) for c in retro.conditions) or "None: nothing was measured.",
         "## Recovery against the RTO",
         text(retro.recovery.text),
+        *(["## Rollbacks", _rollbacks(retro, text)] if retro.rollbacks else []),
         "## Gaps",
         "\n".join(f"- {text(gap)}" for gap in retro.gaps) or "None: everything planned was measured.",
         "## Action items",
@@ -102,6 +104,15 @@ def _condition(condition: ConditionReport, text: _Text) -> str:
         values = " | ".join(_number(v, condition.unit) for v in (stats.p50, stats.p95, stats.worst))
         table += f"\n| {PHASES[phase]} | {stats.samples} | {values} | {stats.failing} | {stats.errors} |"
     return f"{head}\n\n{table}"
+
+
+def _rollbacks(retro: Retrospective, text: _Text) -> str:
+    rows = [
+        f"| {text(step.name, cell=True)} | {'succeeded' if step.succeeded else 'failed'} | "
+        f"{format_elapsed(step.duration_seconds)} | {text(step.error or '', cell=True)} |"
+        for step in retro.rollbacks
+    ]
+    return "| Rollback | Result | Took | Error |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
 def _number(value: float | None, unit: str) -> str:

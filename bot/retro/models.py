@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from adapters.base import RevertStep
 from bot.records.models import MeasurementPhase
 from bot.words import Words
 from storage.db import Base, UTCDateTime, utcnow
@@ -181,6 +182,7 @@ class Retrospective:
     action_items: tuple[ActionItemLine, ...] = ()
     links: tuple[Link, ...] = field(default=())
     silences: tuple[SilenceLine, ...] = ()
+    rollbacks: tuple[RevertStep, ...] = ()  # each step of the latest revert, when the adapter reports them
 
     def moment(self, kind: str) -> datetime | None:
         """The first timeline moment of a kind (``injected``, ``breach``, ``recovered``...), for the chart."""

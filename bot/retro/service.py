@@ -124,6 +124,7 @@ class _Reader:
             action_items=tuple(action_items(self.session, run.id)) if action_items else (),
             links=tuple(links),
             silences=tuple(self.silence(row) for row in self.silences),
+            rollbacks=tuple(step for fault in self.faults for step in fault.steps()),
         )
 
     # -- how it ended and what that says about the hypothesis ------------------------------------

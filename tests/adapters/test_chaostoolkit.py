@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from adapters.base import AdapterError, AdapterParamsError
-from adapters.chaostoolkit import ChaosToolkitAdapter
+from adapters.chaostoolkit import UNSUPPORTED_ACTIVITY_KEYS, UNSUPPORTED_KEYS, ChaosToolkitAdapter
+from bot.catalogue.models import StopCondition
 from bot.catalogue.service import CatalogueError, parse_catalogue
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, running
 
@@ -71,8 +74,10 @@ def test_the_tutorial_experiment_injects_its_method_and_reverts_with_its_rollbac
     handle = adapter.inject(p, handle, duration=MINUTE)
     assert (lang_file.parent / "default.locale.txt").read_text() == "welcome=bonjour\n"  # the method ran (sed)
     assert handle.data["ran"] == [{"activity": "switch-language-to-french", "status": "succeeded"}]
-    adapter.revert(p, handle)
+    [step] = adapter.revert(p, handle)
     assert (lang_file.parent / "default.locale.txt").read_text() == "welcome=hello\n"  # the rollback ran
+    assert (step.name, step.succeeded, step.error) == ("switch-language-back-to-english", True, None)
+    assert 0 < step.duration_seconds < 5
     assert json.dumps(handle.to_json())  # the handle is plain data, no configuration or secret
 
 
@@ -100,6 +105,72 @@ def test_a_failing_rollback_fails_the_revert_so_the_engine_raises_the_alarm(
     handle = adapter.inject(p, adapter.prepare(p, run_id="RUN-3", duration=MINUTE), duration=MINUTE)
     with pytest.raises(AdapterError, match="rollbacks failed: 'switch-language-back-to-english'"):
         adapter.revert(p, handle)
+
+
+def test_each_rollback_s_result_is_reported_and_a_failure_s_text_never_shows_a_secret(
+    lang_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTK_ROLLBACK_TOKEN", "tok-5up3r-s3cret")
+    experiment = json.loads(lang_file.read_text())
+    experiment["secrets"] = {"ops": {"token": {"type": "env", "key": "CTK_ROLLBACK_TOKEN"}}}
+    refused = {"type": "process", "path": "sh", "arguments": ["-c", "echo token ${token} refused >&2; exit 3"]}
+    experiment["rollbacks"].append({"type": "action", "name": "tell-the-flag-service", "provider": refused})
+    lang_file.write_text(json.dumps(experiment))
+    adapter = ChaosToolkitAdapter()
+    p = params(lang_file)
+    handle = adapter.inject(p, adapter.prepare(p, run_id="RUN-5", duration=MINUTE), duration=MINUTE)
+
+    with pytest.raises(AdapterError) as raised:
+        adapter.revert(p, handle)
+
+    first, second = raised.value.steps
+    assert (first.name, first.succeeded) == ("switch-language-back-to-english", True)  # the next still ran
+    assert (second.name, second.succeeded) == ("tell-the-flag-service", False)
+    assert second.error == "exited with status 3: token *** refused"
+    assert "tok-5up3r-s3cret" not in raised.value.message and "token *** refused" in raised.value.message
+
+
+def test_a_failed_first_action_fails_the_inject_without_showing_a_secret(
+    lang_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTK_FLAG_TOKEN", "tok-m3thod-s3cret")
+    experiment = json.loads(lang_file.read_text())
+    experiment["secrets"] = {"ops": {"token": {"type": "env", "key": "CTK_FLAG_TOKEN"}}}
+    experiment["method"][0]["provider"] = {
+        "type": "process",
+        "path": "sh",
+        "arguments": ["-c", "echo token ${token} refused >&2; exit 2"],
+    }
+    lang_file.write_text(json.dumps(experiment))
+    adapter = ChaosToolkitAdapter()
+    p = params(lang_file)
+
+    with pytest.raises(AdapterError) as raised:
+        adapter.inject(p, adapter.prepare(p, run_id="RUN-6", duration=MINUTE), duration=MINUTE)
+
+    assert raised.value.message == (
+        "the method's activity 'switch-language-to-french' failed: exited with status 2: token *** refused"
+    )
+
+
+def test_a_probe_that_cannot_be_taken_says_why_without_showing_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.engine.probes import take_sample
+
+    monkeypatch.setenv("CTK_PROBE_TOKEN", "tok-pr0be-s3cret")
+    experiment = json.loads((EXPERIMENTS / "portal.json").read_text())
+    experiment["secrets"] = {"portal": {"token": {"type": "env", "key": "CTK_PROBE_TOKEN"}}}
+    experiment["configuration"] = {}
+    [probe] = experiment["steady-state-hypothesis"]["probes"]
+    probe["provider"]["url"] = "http://127.0.0.1:9/health?token=${token}"  # nothing listens on port 9
+    (tmp_path / "portal.json").write_text(json.dumps(experiment))
+    [condition] = ChaosToolkitAdapter.stop_conditions({"experiment": str(tmp_path / "portal.json")})
+
+    with httpx.Client() as client:
+        sample = take_sample(StopCondition.model_validate(condition), client)
+
+    assert sample.error and "token=***" in sample.detail and "tok-pr0be-s3cret" not in sample.detail
 
 
 def test_a_revert_in_another_process_runs_the_rollbacks_from_the_handle_alone(lang_file: Path) -> None:
@@ -180,7 +251,7 @@ def test_steady_state_probes_become_stop_conditions_judged_by_their_own_toleranc
         assert take_sample(grep, client).ok  # grep finds welcome=hello: exit status 0, the tolerance
         (lang_file.parent / "default.locale.txt").write_text("welcome=bonjour\n")
         breached = take_sample(grep, client)
-        assert not breached.ok and not breached.error and "outside tolerance 0" in breached.detail
+        assert not breached.ok and not breached.error and breached.detail == "exit status 1 outside tolerance 0"
         missing = StopCondition(
             name="gone", probe=ChaosToolkitProbe(kind="chaostoolkit", experiment=str(lang_file), probe="nope")
         )
@@ -212,3 +283,21 @@ def test_import_drafts_an_entry_for_review_and_write_appends_one_that_loads(
         main(["catalogue", "import", str(tmp_path / "portal.json"), "--catalogue", str(catalogue), "--id", "CE-07"])
         == 2
     )
+
+
+def test_the_readme_s_example_entry_loads_and_names_every_feature_chaosbot_refuses(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Chaos Toolkit experiments", 1)[1].split("\n### ", 1)[0]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example is not None, "the README shows no example catalogue entry"
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(EXPERIMENTS / "portal.json", tmp_path / "experiments" / "portal.json")
+    [entry] = parse_catalogue(yaml.safe_load(example.group(1)), source=str(tmp_path / "catalogue.yml")).experiments
+    assert entry.fault.adapter == "chaostoolkit" and [c.name for c in entry.stop_conditions] == ["portal-answers"]
+
+    refused = section.split("**Refused at load, by name:**", 1)[1].split("\n- ", 1)[0]
+    for key in {*UNSUPPORTED_KEYS, *UNSUPPORTED_ACTIVITY_KEYS}:
+        assert f"`{key}`" in refused, f"the README does not say chaosbot refuses `{key}`"
+    supported = section.split("**Supported:**", 1)[1].split("\n- ", 1)[0]
+    for provider in ("http", "process", "python"):
+        assert f"`{provider}`" in supported

@@ -8,23 +8,31 @@
   handle, and its record lands after the restart.
 - Two replicas, one SIGKILLed mid-run: the other reverts the run's fault once the lease lapses (within the
   lease, one dead man's switch sweep and a second of the kill: 15 s in production) and says "controller lost"
-  in the run's thread.
+  in the run's thread. A Chaos Toolkit run's controller SIGKILLed while its method blocks: the other replica
+  runs the experiment's rollback, and the retrospective it posts lists the rollback's result.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.catalogue.models import Catalogue
+from bot.policy.service import load_policy
+from bot.runs.core import RunCore
+from bot.runs.rules import PlanRequest
 from tests.engine.lab import Lab, wait_for
 from tests.engine.redis_server import RedisServer
 from tests.engine.tcp_proxy import TcpProxy
-from tests.engine.test_sigterm import OWNER, Replicas, start_on, thread_texts
+from tests.engine.test_chaostoolkit_runs import ROLLBACK, TOKEN, ctk_entry, lab_experiment
+from tests.engine.test_sigterm import APPROVER, OWNER, Replicas, start_on, thread_texts
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack
 from tests.intervals import DEAD_MANS_SWITCH_SECONDS, FAST_INTERVALS, LEASE_SECONDS
@@ -155,6 +163,42 @@ def test_when_one_replica_is_killed_the_other_reverts_its_run_and_says_controlle
     state, reason = survivor.query("SELECT state, end_reason FROM runs WHERE id = :id", id=run_id)[0]
     assert state == "aborted" and str(reason).startswith("controller lost")
     assert len(lab.times("revert")) == 1
+
+
+def test_when_a_chaos_toolkit_run_s_controller_is_killed_the_other_replica_runs_its_rollback(
+    group: Replicas, lab: Lab, fake_slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTK_LAB_URL", lab.url)
+    monkeypatch.setenv("CTK_LAB_TOKEN", TOKEN)
+    lab_experiment(tmp_path, block_seconds=60)  # the method blocks in `sleep 60` when the controller dies
+    experiment = ctk_entry(tmp_path)
+    group.catalogue = json.dumps({"experiments": [experiment.snapshot()]})
+    core = RunCore.build(
+        group.db, Catalogue(experiments=[experiment]), load_policy(tmp_path / "policy.yml"), zone=ZoneInfo("UTC")
+    )
+    doomed, survivor = group.serve("doomed"), group.serve("survivor")
+    run_id = core.transitions.plan(OWNER, PlanRequest(experiment_id=experiment.id)).id
+    core.transitions.approve(APPROVER, run_id)
+    start_on(doomed, run_id, lab)
+
+    assert doomed.process is not None
+    os.killpg(doomed.process.pid, signal.SIGKILL)  # master, worker and the method's `sleep`: nothing runs on
+    killed = time.monotonic()
+    doomed.process.wait(timeout=5)
+
+    wait_for(lambda: not lab.fault_on, timeout=TAKEOVER_TARGET_SECONDS + 5, what="the survivor's rollback")
+    assert time.monotonic() - killed <= TAKEOVER_TARGET_SECONDS
+    assert len(lab.times("revert")) == 1 and len(lab.times("inject")) == 1
+
+    def retrospective() -> str:
+        posted = [json.dumps(call.params.get("blocks")) for call in fake_slack.calls("chat.postMessage")]
+        return next((blocks for blocks in posted if "Rollbacks" in blocks), "")
+
+    blocks = wait_for(retrospective, timeout=15, what="the retrospective in the run's thread")
+    assert f":white_check_mark: {ROLLBACK}: succeeded in" in blocks and "controller lost" in blocks
+    assert TOKEN not in json.dumps([call.params for call in fake_slack.calls()])
+    state, reason = survivor.query("SELECT state, end_reason FROM runs WHERE id = :id", id=run_id)[0]
+    assert state == "aborted" and str(reason).startswith("controller lost")
 
 
 def test_an_abort_while_postgresql_restarts_reverts_from_the_cached_handle_and_lands_afterwards(

@@ -30,7 +30,7 @@ def test_a_failed_status_check_after_a_failed_revert_is_logged(
     target = FaultTarget(7, "unreachable", {}, FaultHandle(adapter="unreachable", run_id="CHAOS-1").to_json())
 
     with caplog.at_level(logging.WARNING, logger="bot.engine.revert"):
-        error, tries = revert.revert_target(target, attempts=1)
+        error, tries, _steps = revert.revert_target(target, attempts=1)
 
     assert (error, tries) == ("backend says no", 1)
     record = next(r for r in caplog.records if "status could not be read" in r.getMessage())

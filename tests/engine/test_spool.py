@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from adapters.base import FaultHandle
+from adapters.base import FaultHandle, RevertStep
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.engine import applying
@@ -150,3 +150,29 @@ def test_a_late_replayed_inject_never_undoes_a_revert_recorded_since(
 
     assert fault_states(world, run_id) == ["reverted"]
     writes.close(deadline_seconds=0.1)
+
+
+def test_a_spooled_revert_keeps_each_rollback_s_result_and_an_older_record_without_them_still_lands(
+    sqlite_db: Database, make_world: Callable[..., World]
+) -> None:
+    world = make_world(sqlite_db)
+    run_id = world.approved()
+    engine = world.engine()
+    engine.start(OWNER, run_id)
+    assert engine.abort(OWNER, run_id, "done").reverted  # nothing else writes this fault from now on
+    with world.db.transaction() as session:
+        [fault_id] = [fault.id for fault in records.faults(session, run_id=run_id)]
+    steps = {fault_id: (RevertStep("flip-flag-off", True, 0.2), RevertStep("tell", False, 1.0, "answered HTTP 503"))}
+    record = SpoolRecord.from_line(applying.faults_reverted(run_id, {fault_id: "refused"}, utcnow(), steps).to_line())
+
+    RecordWriter(world.core)(record)
+
+    with world.db.transaction() as session:
+        [fault] = records.faults(session, run_id=run_id)
+        assert fault.state == "failed" and fault.steps() == list(steps[fault_id])
+    older = applying.faults_reverted(run_id, {fault_id: None}, utcnow())
+    del older.data["steps"]  # spooled by a process from before rollback results were kept
+    RecordWriter(world.core)(older)
+    with world.db.transaction() as session:
+        [fault] = records.faults(session, run_id=run_id)
+        assert fault.state == "reverted" and [step.name for step in fault.steps()] == ["flip-flag-off", "tell"]

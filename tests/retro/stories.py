@@ -63,12 +63,22 @@ class Story:
                 )
             )
 
-    def fault(self, injected: float | None, reverted: float | None, state: str = "reverted", error: str = "") -> None:
+    def fault(
+        self,
+        injected: float | None,
+        reverted: float | None,
+        state: str = "reverted",
+        error: str = "",
+        *,
+        adapter: str = "redis",
+        steps: list[dict[str, Any]] | None = None,
+    ) -> None:
         with self.core.db.transaction() as session:
             session.add(
                 FaultRecord(
                     run_id=self.run_id,
-                    adapter="redis",
+                    adapter=adapter,
+                    revert_steps=steps,
                     handle={"url": "${CE01_REDIS_URL}"},
                     state=state,
                     injected_at=self.at(injected) if injected is not None else None,
@@ -191,6 +201,22 @@ def aborted_by_person(core: RunCore, clock: Clock) -> Story:
     story.fault(1, 41)
     fault_samples(story, [200.0, 230.0, 220.0, 260.0, 240.0, 250.0, 245.0])
     story.finish(41, RunState.ABORTED, actor=APPROVER, reason="customer demo starting <now> & then")
+    return story
+
+
+ROLLBACK_STEPS = [
+    {"name": "flip-flag-off", "status": "succeeded", "duration_seconds": 0.25, "error": None},
+    {"name": "tell-the-<team>", "status": "failed", "duration_seconds": 1.5, "error": "answered HTTP 503 <!channel>"},
+]
+
+
+def rollback_failed(core: RunCore, clock: Clock) -> Story:
+    """A person aborted a Chaos Toolkit run 40 s in; its first rollback ran, its second was refused."""
+    story = begin(core, clock)
+    error = "Chaos Toolkit rollbacks failed: 'tell-the-<team>' (answered HTTP 503 <!channel>)"
+    story.fault(1, None, "failed", error, adapter="chaostoolkit", steps=ROLLBACK_STEPS)
+    fault_samples(story, [200.0, 230.0, 220.0, 260.0, 240.0, 250.0, 245.0])
+    story.finish(41, RunState.ABORTED, actor=APPROVER, reason="seen enough")
     return story
 
 

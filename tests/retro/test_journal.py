@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ import pytest
 
 from bot.retro.journal import run_journal
 from bot.runs.core import RunCore
+from bot.runs.models import RunState
 from tests.conftest import Clock
 from tests.retro import stories
 
@@ -62,3 +64,30 @@ def test_a_breached_run_is_aborted_and_deviated(core: RunCore, clock: Clock) -> 
     journal = run_journal(core.db, story.run_id, zone=ZONE)
     assert journal["status"] == "aborted" and journal["deviated"] is True
     assert any(not sample["tolerance_met"] for sample in journal["steady_states"]["during"])
+
+
+def test_the_rollbacks_an_adapter_reported_are_the_journal_s_rollbacks_shaped_like_chaos_toolkit_s(
+    core: RunCore, clock: Clock, real_journal: dict[str, Any]
+) -> None:
+    story = stories.begin(core, clock)
+    story.fault(
+        0,
+        30,
+        "failed",
+        "Chaos Toolkit rollbacks failed: 'tell-the-team' (answered HTTP 503)",
+        adapter="chaostoolkit",
+        steps=[
+            {"name": "flip-flag-off", "status": "succeeded", "duration_seconds": 0.25, "error": None},
+            {"name": "tell-the-team", "status": "failed", "duration_seconds": 1.5, "error": "answered HTTP 503"},
+        ],
+    )
+    story.finish(31, RunState.ABORTED, actor="U0OWNER", reason="seen enough")
+
+    journal = json.loads(json.dumps(run_journal(core.db, story.run_id, zone=ZONE)))
+
+    assert [a["name"] for a in journal["experiment"]["rollbacks"]] == ["flip-flag-off", "tell-the-team"]
+    off, tell = journal["rollbacks"]
+    assert set(off) == set(real_journal["rollbacks"][0])  # what chaostoolkit-lib writes for a rollback
+    assert (off["status"], off["duration"], tell["status"], tell["duration"]) == ("succeeded", 0.25, "failed", 1.5)
+    assert tell["exception"] == ["answered HTTP 503"] and off["end"] == tell["start"]
+    assert tell["end"] == journal["rollbacks"][-1]["end"] and tell["end"] == story.at(30).astimezone(UTC).isoformat()

@@ -162,6 +162,36 @@ def test_the_console_gets_the_retrospective_and_the_chart_as_a_file(
     assert "Hypothesis refuted." in printed and str(chart) in printed and "Add action item" in printed
 
 
+def test_each_rollback_s_result_is_in_the_slack_and_console_retrospective(
+    slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock, tmp_path: Path
+) -> None:
+    story = stories.rollback_failed(core, clock)
+    parent = run_message(client)
+
+    post(core, client, story.run_id, parent)
+
+    retro_message, _chart = slack.replies(CHANNEL, parent)
+    posted = json.dumps(retro_message["blocks"])
+    assert ":white_check_mark: flip-flag-off: succeeded in 250 ms" in posted
+    assert ":x: tell-the-&lt;team&gt;: *failed* after 1.5 s: answered HTTP 503 &lt;!channel&gt;" in posted
+
+    out = io.StringIO()
+    surface = ConsoleSurface(out, ZONE, names={})
+    _, console_parent = surface.post("#chaos", Message(text="RUN-1 card"))
+    in_console = stories.rollback_failed(core, clock)
+    post_retrospective(
+        core.db,
+        in_console.run_id,
+        build=lambda: build(core.db, in_console.run_id, zone=ZONE, environ={}),
+        renderers=retro_renderers(surface.renderer),
+        poster=SurfaceRetroOutlet(surface, tmp_path),
+        destination=Destination("#chaos", console_parent, summary_channel="#chaos"),
+    )
+    printed = out.getvalue()
+    assert "Rollbacks" in printed and "flip-flag-off: succeeded in 250 ms" in printed
+    assert "tell-the-<team>: failed after 1.5 s: answered HTTP 503" in printed.replace("*", "")
+
+
 def test_two_replicas_post_it_once(slack: FakeSlack, client: WebClient, core: RunCore, clock: Clock) -> None:
     story = stories.held(core, clock)
     parent = run_message(client)

@@ -32,7 +32,7 @@ from bot.retro.models import (
     TimelineEntry,
     Verdict,
 )
-from bot.vocabulary import format_date, format_local, format_seconds, run_label
+from bot.vocabulary import format_date, format_elapsed, format_local, format_seconds, run_label
 from bot.words import Person, Words, who
 
 MAX_BLOCKS = 50
@@ -65,6 +65,8 @@ def retrospective_message(retro: Retrospective, render: Renderer = SLACK, *, cha
     blocks.extend(sections(f"*Timeline* ({render(zones)})", _timeline_lines(retro.timeline, render)))
     blocks.extend(_condition_blocks(retro.conditions, render))
     blocks.append(section(f"*Recovery against the RTO* {_recovery_mark(retro)}\n{render(retro.recovery.text)}"))
+    if retro.rollbacks:
+        blocks.extend(sections("*Rollbacks*", _rollback_lines(retro, render)))
     gaps = [f"• {render(gap)}" for gap in retro.gaps] or ["None: everything planned was measured."]
     blocks.extend(sections("*Gaps*", gaps))
     blocks.extend(sections("*Action items*", _action_lines(retro, render)))
@@ -163,6 +165,17 @@ def _number(value: float | None, unit: str) -> str:
 def _recovery_mark(retro: Retrospective) -> str:
     met = retro.recovery.met
     return ":white_check_mark: met" if met else (":x: missed" if met is False else "· not measured")
+
+
+def _rollback_lines(retro: Retrospective, render: Renderer) -> list[str]:
+    lines = []
+    for step in retro.rollbacks:
+        took = format_elapsed(step.duration_seconds)
+        if step.succeeded:
+            lines.append(f"• :white_check_mark: {render(step.name)}: succeeded in {took}")
+        else:
+            lines.append(f"• :x: {render(step.name)}: *failed* after {took}: {render(step.error or 'no error text')}")
+    return lines
 
 
 def _action_lines(retro: Retrospective, render: Renderer) -> list[str]:
