@@ -23,7 +23,7 @@ from bot.interface import kit
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import NameRenderer
 from bot.interface.runs import messages
-from bot.runs.queries import Home
+from bot.runs.queries import Home, Listed
 from bot.runs.rules import default_rollback
 from bot.words import Group, Person, Words
 
@@ -117,7 +117,7 @@ def test_accessory_buttons_in_a_home_view_are_numbered_and_keep_confirm() -> Non
 
 
 def test_home_view_from_the_builder() -> None:
-    home = Home(kill_switch=True, running=[], awaiting_you=[], upcoming=[])
+    home = Home(kill_switch=True, running=Listed([], 0), awaiting_you=Listed([], 0), upcoming=Listed([], 0))
     view = messages.home_view(home, SYDNEY, NameRenderer())
     text = render_home(view).text
     assert "🚨 Global kill switch engaged: no run can start until `/chaos resume`." in text

@@ -47,11 +47,16 @@ class RunCommands:
 
     def status(self, request: Request, args: list[str]) -> None:
         talk = self.talk
+        if len(args) > 1:
+            usage("Use `/chaos status`, `/chaos status running` or `/chaos status RUN-n`.")
+        if args and args[0].lower() == "running":
+            talk.reply_all(request, messages.running_messages(talk.core.queries.running_runs(), talk.say))
+            return
         if args:
             talk.reply(request, talk.publisher.render(parse_run_id(args[0])))
             return
-        status = talk.core.queries.status()
-        talk.reply(request, messages.status_message(status.active, talk.core.zone, status.kill_switch, talk.say))
+        status = talk.core.queries.status(running=messages.STATUS_RUNNING, waiting=messages.STATUS_WAITING)
+        talk.reply(request, messages.status_message(status, talk.core.zone, talk.say))
 
     def start(self, request: Request, args: list[str]) -> None:
         words = list(args)
