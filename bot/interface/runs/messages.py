@@ -196,9 +196,13 @@ def usage(problem: str | None = None) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
+CATALOGUE_IN_FULL = 40  # experiments shown with their hypothesis; the rest one line each
+
+
 def catalogue_message(catalogue: Catalogue) -> Message:
+    """``/chaos list``: the first experiments in full, the rest by id and title, so every id can be planned."""
     blocks: list[Block] = [header("Experiment catalogue")]
-    for experiment in catalogue.experiments[:45]:
+    for experiment in catalogue.experiments[:CATALOGUE_IN_FULL]:
         blocks.append(
             section(
                 f"*{experiment.id}* {experiment.title}\n{experiment.hypothesis}\n"
@@ -206,6 +210,10 @@ def catalogue_message(catalogue: Catalogue) -> Message:
                 f"max {format_duration(experiment.max_duration)}_"
             )
         )
+    rest = catalogue.experiments[CATALOGUE_IN_FULL:]
+    if rest:
+        lines = [f"*{experiment.id}* {experiment.title}" for experiment in rest]
+        blocks.extend(sections(f"*And {len(rest)} more*", lines))
     blocks.append(context("Plan one with `/chaos plan CE-xx`."))
     return Message(text=f"{len(catalogue.experiments)} experiments in the catalogue", blocks=blocks)
 
