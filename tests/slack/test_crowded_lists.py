@@ -160,3 +160,16 @@ def test_app_home_reaches_every_running_run_with_show_more(crowded: Bot, running
     bot.slack.wait_for("views.publish", count=count + 1)
     first = bot.slack.home_view(user)
     assert first is not None and aborts(first["blocks"]) == seen[:40]
+
+
+def test_a_bare_abort_names_some_running_runs_counts_them_all_and_aborts_none(
+    crowded: Bot, running_ids: set[int]
+) -> None:
+    bot = crowded
+    bot.command("abort", SECURITY)
+    [answer] = ephemerals(bot, SECURITY, 1)
+
+    newest = ", ".join(f"RUN-{run_id}" for run_id in sorted(running_ids, reverse=True)[:10])
+    assert answer["text"].startswith(f":warning: 200 runs are running ({newest} and 190 more): name one")
+    assert "`/chaos status running` lists them all" in answer["text"]
+    assert bot.server.query("SELECT count(*) FROM runs WHERE state = 'running'")[0][0] == 200
