@@ -73,6 +73,10 @@ class Conversation:
     def reply(self, request: Request, message: Message) -> None:
         self.publisher.whisper(request.channel, request.user, message)
 
+    def reply_all(self, request: Request, messages: list[Message]) -> None:
+        """An answer too long for one message: its messages, in order."""
+        self.publisher.whisper(request.channel, request.user, *messages)
+
     def tell(self, request: Request, words: Words | str) -> None:
         """A short answer only the person who asked sees."""
         self.reply(request, notice(self.say(words)))

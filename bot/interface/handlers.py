@@ -96,7 +96,7 @@ class Handlers:
             self.talk.tell(request, STALE)
             return
         self.talk.guarded(request, lambda: handler(request, value))
-        if request.channel is None:
+        if request.channel is None and action_id not in ids.HOME_PAGES:
             self.talk.guarded(request, lambda: self.home(request.user))
 
     def submit(self, request: Request, callback_id: str, values: Values, metadata: str) -> Submission:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import InvalidInput
 
@@ -26,6 +26,12 @@ class _Meta(BaseModel):
 
 class RunRef(_Meta):
     run: int
+
+
+class HomePage(_Meta):
+    """Which page of running runs an App Home button shows (0: the first)."""
+
+    page: int = Field(0, ge=0, le=10_000)
 
 
 class PlanMeta(_Meta):

@@ -9,6 +9,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot.interface.alarms.messages import alarm_message
@@ -120,12 +121,13 @@ class Publisher:
         """A message for the whole channel (already rendered: the kill switch pulled or released)."""
         self._send(self.channel, notice(text), None, "announcement")
 
-    def whisper(self, channel: str | None, user: str, message: Message) -> None:
+    def whisper(self, channel: str | None, user: str, *messages: Message) -> None:
         """An answer only ``user`` sees; if Slack cannot take it now, it waits in the outbox. Each answer is its
         own line: answers to separate requests need no order, and one busy person's answers (200 plans in a
-        burst) must not queue behind each other's rate-limit waits."""
+        burst) must not queue behind each other's rate-limit waits. The messages of one answer keep their order."""
         destination = f"answer:{uuid.uuid4().hex}"
-        self.outbox.send(destination, lambda: self.surface.ephemeral(channel, user, message), "answer")
+        for message in messages:
+            self.outbox.send(destination, partial(self.surface.ephemeral, channel, user, message), "answer")
 
     def close(self, *, deadline_seconds: float = 3.0) -> None:
         """Deliver what still waits in the outbox until the deadline (the runtime closes this last)."""

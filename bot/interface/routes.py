@@ -80,6 +80,8 @@ def route_table(desks: Desks) -> Routes:
             ids.ADD_ACTION: on_run(items.open_form),
             ids.ITEM_DONE: items.done,  # its value is an ItemRef
             ids.ACKNOWLEDGE_ALARM: on_run(desks.alarms.acknowledge),
+            ids.HOME_MORE: runs.home_page,  # its value is a HomePage
+            ids.HOME_FIRST: runs.home_page,
         },
         forms={
             ids.PLAN_SUBMIT: desks.plans.plan,

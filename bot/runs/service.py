@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import IllegalTransition, NotFound
@@ -34,11 +34,26 @@ def get(session: Session, *, run_id: int) -> Run:
     return run
 
 
-def find(session: Session, *, states: Iterable[RunState] | None = None, limit: int = 50) -> list[Run]:
-    query = select(Run).order_by(Run.id.desc()).limit(limit)
+def find(
+    session: Session,
+    *,
+    states: Iterable[RunState] | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+    soonest_first: bool = False,
+) -> list[Run]:
+    """Runs newest first (or by planned start, soonest first), ``limit`` of them from ``offset`` (None: all)."""
+    order = (Run.planned_start, Run.id) if soonest_first else (Run.id.desc(),)
+    query = select(Run).order_by(*order).offset(offset).limit(limit)
     if states is not None:
         query = query.where(Run.state.in_([state.value for state in states]))
     return list(session.scalars(query))
+
+
+def count(session: Session, *, states: Iterable[RunState]) -> int:
+    """How many runs are in ``states``: counted in SQL, never from a capped list."""
+    query = select(func.count()).select_from(Run).where(Run.state.in_([state.value for state in states]))
+    return int(session.scalar(query) or 0)
 
 
 def approvals_by_role(run: Run) -> dict[Role, str]:

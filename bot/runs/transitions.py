@@ -336,7 +336,9 @@ class RunTransitions:
         """Plans whose window passed without a start become expired (called by the scheduler)."""
         expired = []
         with self.db.transaction() as session:
-            candidates = runs.find(session, states=[RunState.PLANNED, RunState.APPROVED], limit=1000)
+            # Soonest first: the overdue ones, however many newer plans wait (a sweep takes a thousand at most).
+            waiting = [RunState.PLANNED, RunState.APPROVED]
+            candidates = runs.find(session, states=waiting, limit=1000, soonest_first=True)
         for candidate in candidates:
             if self.clock() > candidate.planned_start + self.policy.plan_expiry:
                 try:

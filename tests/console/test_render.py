@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from bot.interface import kit
 from bot.interface.metadata import PlanMeta, RunRef
 from bot.interface.render import NameRenderer
 from bot.interface.runs import messages
-from bot.runs.queries import Home
+from bot.runs.queries import Home, Listed
 from bot.runs.rules import default_rollback
 from bot.words import Group, Person, Words
 
@@ -117,7 +118,7 @@ def test_accessory_buttons_in_a_home_view_are_numbered_and_keep_confirm() -> Non
 
 
 def test_home_view_from_the_builder() -> None:
-    home = Home(kill_switch=True, running=[], awaiting_you=[], upcoming=[])
+    home = Home(kill_switch=True, running=Listed([], 0), awaiting_you=Listed([], 0), upcoming=Listed([], 0))
     view = messages.home_view(home, SYDNEY, NameRenderer())
     text = render_home(view).text
     assert "🚨 Global kill switch engaged: no run can start until `/chaos resume`." in text
@@ -180,3 +181,19 @@ def test_required_fields_are_checked_before_submit() -> None:
     assert forms.missing_required(view, values) == {}
     values["rollback_steps"]["value"]["value"] = None
     assert forms.missing_required(view, values) == {"rollback_steps": forms.REQUIRED}
+
+
+def test_a_long_catalogue_names_every_experiment_and_fits_one_message() -> None:
+    from bot.catalogue.models import Catalogue
+    from tests.fakeslack.blockkit import validate_blocks
+
+    template = load_catalogue().experiments[0]
+    ids = [f"CE-{n:03d}" for n in range(1, 121)]
+    catalogue = Catalogue(experiments=[template.model_copy(update={"id": i, "title": f"Flag {i}"}) for i in ids])
+
+    message = messages.catalogue_message(catalogue)
+
+    shown = json.dumps(message.blocks, ensure_ascii=False)
+    assert all(f"*{i}* Flag {i}" in shown for i in ids) and "*And 80 more*" in shown
+    assert message.text == "120 experiments in the catalogue"
+    assert validate_blocks(message.blocks, surface="message") == []

@@ -347,3 +347,31 @@ quit
     acknowledged = after(transcript, "bob> click Acknowledge")
     assert "RUN-1's revert alarm acknowledged by @bob: no more reminders." in acknowledged
     assert "RUN-1 has no alarm waiting for an acknowledgement." in acknowledged
+
+
+def test_status_and_home_in_the_shell_show_running_runs_first_with_true_counts(fresh_db: Path) -> None:
+    from datetime import timedelta
+
+    from bot.catalogue.service import load_catalogue
+    from bot.runs.models import RunState
+    from storage.db import Database, utcnow
+    from storage.migrate import upgrade
+    from tests.core.helpers import add_runs
+
+    url = f"sqlite:///{fresh_db}"
+    upgrade(url)
+    experiment = load_catalogue().get("CE-01")
+    assert experiment is not None
+    db, now = Database(url), utcnow()
+    add_runs(db, experiment, RunState.RUNNING, 50, planned_start=now, leased_to="elsewhere")  # left be by the shell
+    add_runs(db, experiment, RunState.PLANNED, 60, planned_start=now + timedelta(days=3))
+    db.dispose()
+
+    transcript = run_shell("/chaos status\n/chaos status running\nhome\nclick Show more\nquit\n", user="rita")
+
+    status = after(transcript, "rita> /chaos status")
+    assert status.index("Running now: 50") < status.index("Planned or approved: 60")
+    assert "… and 30 more running: `/chaos status running`" in status and "… and 20 more planned" in status
+    listed = after(transcript, "rita> /chaos status running")
+    assert listed.index("1 to 45 of 50") < listed.index("RUN-6 ") < listed.index("46 to 50 of 50")
+    assert "Running runs 41 to 50 of 50, newest first." in after(transcript, "pressed Show more")

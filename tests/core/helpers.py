@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,14 @@ from sqlalchemy import select
 
 from bot.audit import service as audit
 from bot.audit.models import AuditEvent
+from bot.catalogue.models import Experiment
 from bot.catalogue.service import bundled_path
+from bot.engine.models import Lease
 from bot.errors import DomainError
 from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
 from bot.runs.rules import PlanRequest
-from storage.db import Database
+from storage.db import Database, utcnow
 
 
 def said(error: DomainError) -> str:
@@ -95,6 +97,48 @@ def run_in_state(core: RunCore, state: RunState) -> Run:
     if state is RunState.CANCELLED:
         return core.transitions.cancel(OWNER, run.id, "changed my mind")
     raise ValueError(f"no recipe for {state}")
+
+
+def add_runs(
+    db: Database,
+    experiment: Experiment,
+    state: RunState,
+    count: int,
+    *,
+    planned_start: datetime,
+    environment: str = "staging",
+    owner: str = OWNER,
+    leased_to: str | None = None,
+) -> list[int]:
+    """``count`` runs written straight into the table in one transaction: hundreds in a fraction of a second,
+    for tests of how lists of runs are read and shown (not of how runs get there). A running one was started
+    by its owner at ``planned_start``; with ``leased_to``, that replica holds its lease for an hour, written in
+    the same transaction, so a live server's dead man's switch never sees it orphaned. Returns their ids, oldest
+    first."""
+    running = state is RunState.RUNNING
+    with db.transaction() as session:
+        rows = [
+            Run(
+                experiment_id=experiment.id,
+                experiment=experiment.snapshot(),
+                experiment_hash=experiment.content_hash(),
+                environment=environment,
+                owner=owner,
+                planned_start=planned_start,
+                rollback_steps="1. Run `/chaos abort`.",
+                state=state.value,
+                auto_start=False,
+                started_at=planned_start if running else None,
+                started_by=owner if running else None,
+            )
+            for _ in range(count)
+        ]
+        session.add_all(rows)
+        session.flush()
+        if leased_to is not None:
+            expires = utcnow() + timedelta(hours=1)
+            session.add_all(Lease(run_id=row.id, holder=leased_to, expires_at=expires) for row in rows)
+        return [row.id for row in rows]
 
 
 def events(db: Database, run_id: int | None = None) -> list[AuditEvent]:

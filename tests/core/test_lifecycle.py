@@ -21,6 +21,7 @@ from tests.core.conftest import SYDNEY, BuildCore
 from tests.core.helpers import (
     OWNER,
     actions,
+    add_runs,
     approve_all,
     approved_run,
     bundled_entry,
@@ -514,6 +515,16 @@ def test_expiry_leaves_runs_inside_their_window_alone(core: RunCore, clock: Cloc
     clock.advance(seconds=1)
     assert [r.id for r in core.transitions.expire_overdue()] == [due.id]
     assert core.queries.run(later.id).run_state is RunState.PLANNED
+
+
+def test_an_overdue_plan_expires_however_many_newer_plans_wait(core: RunCore, db: Database, clock: Clock) -> None:
+    due = plan_run(core)
+    experiment = core.catalogue.get("CE-01")
+    assert experiment is not None
+    add_runs(db, experiment, RunState.PLANNED, 1000, planned_start=clock.now + timedelta(days=30))
+    clock.advance(hours=25)
+
+    assert [r.id for r in core.transitions.expire_overdue()] == [due.id]
 
 
 def test_expiry_never_touches_running_or_ended_runs(core: RunCore, db: Database, clock: Clock) -> None:

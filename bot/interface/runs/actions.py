@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.catalogue.models import Experiment
 from bot.errors import IllegalTransition, InvalidInput, NotPermitted
 from bot.interface.conversation import AbortOutcome, Conversation
-from bot.interface.metadata import PlanMeta, StartRef
+from bot.interface.metadata import HomePage, PlanMeta, StartRef
 from bot.interface.runs import messages
 from bot.interface.schedule.messages import refusal_message
 from bot.interface.surface import Request
@@ -25,9 +25,20 @@ class RunActions:
     def __init__(self, talk: Conversation) -> None:
         self.talk = talk
 
-    def home(self, user: str) -> None:
+    def home(self, user: str, page: int = 0) -> None:
+        """Publish ``user``'s App Home, showing that page of the running runs."""
         talk = self.talk
-        talk.surface.publish_home(user, messages.home_view(talk.core.queries.home(user), talk.core.zone, talk.say))
+        home = talk.core.queries.home(
+            user,
+            running_offset=page * messages.HOME_RUNNING,
+            running=messages.HOME_RUNNING,
+            listed=messages.HOME_LISTED,
+        )
+        talk.surface.publish_home(user, messages.home_view(home, talk.core.zone, talk.say))
+
+    def home_page(self, request: Request, value: str) -> None:
+        """**Show more** (or back to the first page) in App Home: the tab, published again at that page."""
+        self.home(request.user, HomePage.load(value).page)
 
     def approve(self, request: Request, run_id: int) -> None:
         approved = self.talk.core.transitions.approve(request.user, run_id)

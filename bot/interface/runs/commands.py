@@ -17,6 +17,7 @@ from bot.vocabulary import parse_duration, parse_run_label
 from bot.words import Person, Words
 
 START_FORM = "Use `/chaos start RUN-n [--dry-run [--for 30s]]`."
+NAMED = 10  # running runs a bare `/chaos abort` names when it cannot tell which one is meant
 
 
 class RunCommands:
@@ -47,11 +48,16 @@ class RunCommands:
 
     def status(self, request: Request, args: list[str]) -> None:
         talk = self.talk
+        if len(args) > 1:
+            usage("Use `/chaos status`, `/chaos status running` or `/chaos status RUN-n`.")
+        if args and args[0].lower() == "running":
+            talk.reply_all(request, messages.running_messages(talk.core.queries.running_runs(), talk.say))
+            return
         if args:
             talk.reply(request, talk.publisher.render(parse_run_id(args[0])))
             return
-        status = talk.core.queries.status()
-        talk.reply(request, messages.status_message(status.active, talk.core.zone, status.kill_switch, talk.say))
+        status = talk.core.queries.status(running=messages.STATUS_RUNNING, waiting=messages.STATUS_WAITING)
+        talk.reply(request, messages.status_message(status, talk.core.zone, talk.say))
 
     def start(self, request: Request, args: list[str]) -> None:
         words = list(args)
@@ -79,8 +85,12 @@ class RunCommands:
         if not running:
             raise NotFound("Nothing is running, so there is nothing to abort.")
         if len(running) > 1:
-            labels = ", ".join(run.label for run in running)
-            raise InvalidInput(f"Several runs are running ({labels}): name one, or use `/chaos abort all`.")
+            labels = ", ".join(run.label for run in running[:NAMED])
+            more = f" and {len(running) - NAMED} more" if len(running) > NAMED else ""
+            raise InvalidInput(
+                f"{len(running)} runs are running ({labels}{more}): name one (`/chaos status running` lists them "
+                "all), or use `/chaos abort all`."
+            )
         self.actions.abort_one(request, running[0].id, " ".join(args))
 
     def cancel(self, request: Request, args: list[str]) -> None:

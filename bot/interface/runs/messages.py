@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import Catalogue, Experiment
 from bot.interface import ids
-from bot.interface.kit import LABEL_LIMIT, Block, Message, button, context, header, notice, plain, section
+from bot.interface.kit import LABEL_LIMIT, Block, Message, button, context, header, notice, plain, section, sections
 from bot.interface.limits import clip_plain
-from bot.interface.metadata import PlanMeta, RunRef
+from bot.interface.metadata import HomePage, PlanMeta, RunRef
 from bot.interface.render import Renderer
 from bot.interface.runs.cards import RunCard
 from bot.runs.models import Run, RunState
-from bot.runs.queries import Home
+from bot.runs.queries import Home, Listed, Status
 from bot.runs.rules import MAX_TEXT
 from bot.vocabulary import format_duration, format_local, format_seconds, run_label
 from bot.words import Person, Words, listing, who
@@ -181,7 +181,7 @@ def _actions(run: Run) -> list[Block]:
 USAGE = """*chaosbot* runs the playbook's chaos experiments. Commands:
 • `/chaos list`: the experiment catalogue
 • `/chaos plan CE-03 [staging|production]`: plan a run (opens a form)
-• `/chaos status [RUN-n]`: active runs, or one run
+• `/chaos status [RUN-n|running]`: active runs (running first), one run, or every running run
 • `/chaos start RUN-n [--dry-run [--for 30s]]`: start an approved run; a dry run rehearses, optionally shorter
 • `/chaos abort [RUN-n|all] [reason]`: kill switch; `all` also blocks new starts
 • `/chaos resume`: release the global kill switch (approvers)
@@ -196,9 +196,13 @@ def usage(problem: str | None = None) -> Message:
     return Message(text=text, blocks=[section(text)])
 
 
+CATALOGUE_IN_FULL = 40  # experiments shown with their hypothesis; the rest one line each
+
+
 def catalogue_message(catalogue: Catalogue) -> Message:
+    """``/chaos list``: the first experiments in full, the rest by id and title, so every id can be planned."""
     blocks: list[Block] = [header("Experiment catalogue")]
-    for experiment in catalogue.experiments[:45]:
+    for experiment in catalogue.experiments[:CATALOGUE_IN_FULL]:
         blocks.append(
             section(
                 f"*{experiment.id}* {experiment.title}\n{experiment.hypothesis}\n"
@@ -206,21 +210,85 @@ def catalogue_message(catalogue: Catalogue) -> Message:
                 f"max {format_duration(experiment.max_duration)}_"
             )
         )
+    rest = catalogue.experiments[CATALOGUE_IN_FULL:]
+    if rest:
+        lines = [f"*{experiment.id}* {experiment.title}" for experiment in rest]
+        blocks.extend(sections(f"*And {len(rest)} more*", lines))
     blocks.append(context("Plan one with `/chaos plan CE-xx`."))
     return Message(text=f"{len(catalogue.experiments)} experiments in the catalogue", blocks=blocks)
 
 
-def status_message(runs: list[Run], zone: ZoneInfo, kill_switch: bool, say: Renderer) -> Message:
-    lines = [":rotating_light: *Global kill switch engaged*: no run can start." if kill_switch else ""]
-    if not runs:
-        lines.append("No active runs. Plan one with `/chaos plan CE-xx`.")
-    for run in runs[:40]:
-        lines.append(
-            f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} in {run.environment}: "
-            f"{run.state}, planned {format_local(run.planned_start, zone)}, owner {say(Words.of(Person(run.owner)))}"
+# How many runs each list shows; every list that is cut says how many it left out and how to see them.
+STATUS_RUNNING = 20  # ``/chaos status``: running runs, each with its Abort button
+STATUS_WAITING = 40  # ``/chaos status``: planned and approved runs, one line each
+RUNNING_PER_MESSAGE = 45  # ``/chaos status running``: every running run, in as many messages as it takes
+HOME_RUNNING = 40  # App Home: running runs per page (Show more shows the next)
+HOME_LISTED = 20  # App Home: what waits for your approval, what is coming
+
+KILL_SWITCH_ENGAGED = ":rotating_light: *Global kill switch engaged*: no run can start."
+NO_ACTIVE_RUNS = "No active runs. Plan one with `/chaos plan CE-xx`."
+
+
+def status_message(status: Status, zone: ZoneInfo, say: Renderer) -> Message:
+    """``/chaos status``: running runs first, each with its Abort button, then the planned and approved ones;
+    true counts, and what a cut list left out."""
+    running, waiting = status.running, status.waiting
+    blocks: list[Block] = [section(KILL_SWITCH_ENGAGED)] if status.kill_switch else []
+    if not running.total and not waiting.total:
+        blocks.append(section(NO_ACTIVE_RUNS))
+        return Message(text=_text_of(blocks), blocks=blocks)
+    blocks.append(section(f"*Running now: {running.total}*" if running.total else "Nothing is running."))
+    blocks.extend(_running_row(run, say) for run in running.items)
+    if running.left_out:
+        blocks.append(
+            context(
+                f"… and {running.left_out} more running: `/chaos status running` lists every one with its Abort "
+                "button (and App Home, with *Show more*)."
+            )
         )
-    text = "\n".join(line for line in lines if line)
-    return Message(text=text, blocks=[section(text)])
+    lines = [_waiting_line(run, zone, say) for run in waiting.items]
+    blocks.extend(sections(f"*Planned or approved: {waiting.total}* (soonest first)", lines))
+    if waiting.left_out:
+        blocks.append(context(f"… and {waiting.left_out} more planned or approved."))
+    return Message(text=_text_of(blocks), blocks=blocks)
+
+
+def running_messages(running: list[Run], say: Renderer) -> list[Message]:
+    """``/chaos status running``: every running run with its Abort button, ``RUNNING_PER_MESSAGE`` a message."""
+    if not running:
+        return [notice("Nothing is running.")]
+    total, messages = len(running), []
+    for first in range(0, total, RUNNING_PER_MESSAGE):
+        part = running[first : first + RUNNING_PER_MESSAGE]
+        heading = f"*Running now: {total}* · {first + 1} to {first + len(part)} of {total}, newest first"
+        blocks = [section(heading), *(_running_row(run, say) for run in part)]
+        messages.append(Message(text=_text_of(blocks), blocks=blocks))
+    return messages
+
+
+def _running_row(run: Run, say: Renderer) -> Block:
+    return section(
+        f":red_circle: *{run.label}* {run.experiment_id} in {run.environment}, started by "
+        + say(Words.of(who(run.started_by or ""))),
+        accessory=button("Abort", ids.ABORT, RunRef(run=run.id).dump(), "danger", ABORT_CONFIRM),
+    )
+
+
+def _waiting_line(run: Run, zone: ZoneInfo, say: Renderer) -> str:
+    return (
+        f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} in {run.environment}: "
+        f"{run.state}, planned {format_local(run.planned_start, zone)}, owner {say(Words.of(Person(run.owner)))}"
+    )
+
+
+def _text_of(blocks: list[Block]) -> str:
+    """The fallback text: what the sections and context lines say, in order."""
+    texts: list[str] = []
+    for block in blocks:
+        if "text" in block:
+            texts.append(block["text"]["text"])
+        texts.extend(e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn")
+    return "\n".join(texts)
 
 
 # -- modals ------------------------------------------------------------------------------------
@@ -344,26 +412,22 @@ def reject_modal(run: Run) -> Block:
 
 
 def home_view(data: Home, zone: ZoneInfo, say: Renderer) -> Block:
+    """App Home: one page of running runs (each with Abort; **Show more** for the next page), what waits for
+    your approval, what is coming; a list that is cut says how many it left out. At most 90 blocks."""
     blocks: list[Block] = [header("chaosbot")]
     if data.kill_switch:
         blocks.append(section(":rotating_light: *Global kill switch engaged*: no run can start until `/chaos resume`."))
     else:
         blocks.append(section(":large_green_circle: Global kill switch released."))
     blocks.append(header("Running now"))
-    if not data.running:
+    if not data.running.total:
         blocks.append(context("Nothing is running."))
-    for run in data.running[:20]:
-        blocks.append(
-            section(
-                f":red_circle: *{run.label}* {run.experiment_id} in {run.environment}, started by "
-                + say(Words.of(who(run.started_by or ""))),
-                accessory=button("Abort", ids.ABORT, RunRef(run=run.id).dump(), "danger", ABORT_CONFIRM),
-            )
-        )
+    blocks.extend(_running_row(run, say) for run in data.running.items)
+    blocks.extend(_running_pages(data.running))
     blocks.append(header("Waiting for your approval"))
-    if not data.awaiting_you:
+    if not data.awaiting_you.total:
         blocks.append(context("Nothing waits for you."))
-    for run, roles in data.awaiting_you[:20]:
+    for run, roles in data.awaiting_you.items:
         blocks.append(
             section(
                 f"*{run.label}* {run.experiment_id} in {run.environment}, "
@@ -372,14 +436,33 @@ def home_view(data: Home, zone: ZoneInfo, say: Renderer) -> Block:
                 accessory=button("Approve", ids.APPROVE, RunRef(run=run.id).dump(), "primary"),
             )
         )
+    if data.awaiting_you.left_out:
+        left_out = data.awaiting_you.left_out
+        blocks.append(context(f"… and {left_out} more wait for you: each run's message has its Approve button."))
     blocks.append(header("Upcoming"))
-    if not data.upcoming:
+    if not data.upcoming.total:
         blocks.append(context("No upcoming runs."))
-    for run in data.upcoming[:20]:
+    for run in data.upcoming.items:
         blocks.append(
             section(
                 f"{STATE_EMOJI[run.run_state]} *{run.label}* {run.experiment_id} ({run.state}), "
                 f"{format_local(run.planned_start, zone)}"
             )
         )
-    return {"type": "home", "blocks": blocks[:100]}
+    if data.upcoming.left_out:
+        blocks.append(context(f"… and {data.upcoming.left_out} more planned or approved."))
+    return {"type": "home", "blocks": blocks}
+
+
+def _running_pages(running: Listed[Run]) -> list[Block]:
+    """Under a page of running runs that is not all of them: which ones it shows, and the buttons to the rest."""
+    if running.left_out <= 0:
+        return []
+    page = running.offset // HOME_RUNNING
+    shown = f"Running runs {running.offset + 1} to {running.offset + len(running.items)} of {running.total}"
+    buttons = []
+    if running.after:
+        buttons.append(button("Show more", ids.HOME_MORE, HomePage(page=page + 1).dump()))
+    if running.offset:
+        buttons.append(button("Back to the first", ids.HOME_FIRST, HomePage(page=0).dump()))
+    return [context(f"{shown}, newest first."), {"type": "actions", "block_id": "running-pages", "elements": buttons}]
