@@ -46,7 +46,7 @@ def test_a_failed_build_stops_the_roles_thread_and_the_database(monkeypatch: pyt
     monkeypatch.setattr(runtime, "build_context", lambda settings, members_of: context)
     monkeypatch.setattr(runtime, "build_coordination", lambda redis, db: Coordination())
     monkeypatch.setattr(runtime, "Publisher", fail)
-    settings = SimpleNamespace(redis_url=None, channel="C1", zone="UTC")
+    settings = SimpleNamespace(redis_url=None, channel="C1", zone="UTC", outbox_backoff_seconds=1.0)
 
     with pytest.raises(Broken):
         runtime.build_runtime(settings, surface=object())  # type: ignore[arg-type]  # fakes of the parts used
