@@ -7,6 +7,7 @@ and PostgreSQL (a scratch database, with Redis db 15). ``bot`` drives the server
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from bot.interface.alarms.messages import alarm_message
 from bot.interface.ids import ACKNOWLEDGE_ALARM
+from storage.migrate import upgrade
 from tests.fakeslack import identity, wire
 from tests.fakeslack.server import Call, FakeSlack
 from tests.intervals import DEAD_MANS_SWITCH_SECONDS, FAST_INTERVALS, LEASE_SECONDS, TICK_SECONDS
@@ -163,6 +166,29 @@ def _free_port() -> int:
 # -- the server process --------------------------------------------------------------------------------
 
 
+_sqlite_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def migrated(database_url: str) -> None:
+    """The database at the head revision, as ``chaosbot db upgrade`` leaves it (tests/core/test_storage.py runs
+    that command): a new SQLite file is a copy of one migrated once per test process, anything else is upgraded
+    here. A server start then costs no extra process and no migration run."""
+    global _sqlite_template
+    path = Path(database_url.removeprefix("sqlite:///")) if database_url.startswith("sqlite:///") else None
+    if path is None or path.exists():
+        upgrade(database_url)
+        return
+    with _template_lock:
+        if _sqlite_template is None:
+            folder = tempfile.mkdtemp(prefix="chaosbot-template-")
+            atexit.register(shutil.rmtree, folder, True)
+            template = Path(folder) / "template.db"
+            upgrade(f"sqlite:///{template}")
+            _sqlite_template = template
+    shutil.copy(_sqlite_template, path)
+
+
 class ChaosbotServer:
     """One ``chaosbot serve`` subprocess, its database and its log file."""
 
@@ -219,11 +245,7 @@ class ChaosbotServer:
         return found
 
     def start(self) -> None:
-        upgrade = subprocess.run(
-            [self.executable(), "db", "upgrade"], env=self.env, capture_output=True, timeout=120, check=False
-        )
-        if upgrade.returncode != 0:
-            pytest.fail(f"chaosbot db upgrade failed:\n{upgrade.stderr.decode(errors='replace')}", pytrace=False)
+        migrated(self.database_url)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [self.executable(), "serve"],
