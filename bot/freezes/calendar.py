@@ -17,19 +17,21 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from adapters.base import MissingSecretError, resolve_env
 from bot.audit import service as audit
 from bot.freezes.config import FreezeCalendar
+from bot.freezes.health import FeedHealth, feed_health
 from bot.freezes.ical import FeedError, FeedEvent, FeedLimits, ParsedFeed, decode, parse_feed
 from bot.freezes.models import Freeze, FreezeFeed, feed_source
-from bot.words import SYSTEM_ACTOR
+from bot.vocabulary import format_duration
+from bot.words import SYSTEM_ACTOR, Words
 from storage.db import Database, insert_ignoring, rowcount, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,29 +87,7 @@ class PollResult:
     changed: bool = False
     error: str | None = None
     warning: str | None = None
-
-
-@dataclass(frozen=True)
-class FeedHealth:
-    label: str
-    last_success_at: datetime | None
-    last_attempt_at: datetime | None
-    last_error: str | None
-    freezes: int
-    stale: bool
-    warning: str | None = None  # read, but degraded: what was skipped or cut, or a feed that went empty
-
-    @property
-    def needs_attention(self) -> bool:
-        return self.stale or self.warning is not None
-
-    def sentence(self) -> str:
-        """``calendar DELIVERIES_ICAL_URL is stale: last read …, last error: HTTP 500`` (no URL)."""
-        read = self.last_success_at.isoformat(timespec="seconds") if self.last_success_at else "never"
-        state = "is stale" if self.stale else ("is degraded" if self.warning else "is fresh")
-        error = f", last error: {self.last_error}" if self.last_error else ""
-        warning = f", {self.warning}" if self.warning else ""
-        return f"calendar {self.label} {state}: last read {read} ({self.freezes} freezes kept){error}{warning}"
+    went_empty: int = 0  # this read found the feed empty: how many freezes to come it keeps one more poll
 
 
 @dataclass(frozen=True)
@@ -118,6 +98,15 @@ class Download:
     charset: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+
+
+def went_empty_words(calendar: FreezeCalendar, kept: int) -> Words:
+    """What the channel is told, once, when a feed that held freezes to come suddenly reads empty."""
+    return Words.of(
+        f"The calendar {calendar.label} has no events now; it held {kept} freezes still to come. They hold until "
+        f"its next read (in {format_duration(calendar.poll)}) and are dropped then if it still reads empty. "
+        "If the calendar was emptied by mistake, restore its events now; `/chaos freeze list` shows what it holds."
+    )
 
 
 def digest(events: Sequence[FeedEvent]) -> str:
@@ -199,33 +188,7 @@ class CalendarFeeds:
             feed.last_modified = download.last_modified or feed.last_modified
 
     def health(self) -> list[FeedHealth]:
-        now = self.clock()
-        with self.db.transaction() as session:
-            rows = {
-                feed.key: feed
-                for feed in session.scalars(
-                    select(FreezeFeed).where(FreezeFeed.key.in_([c.key for c in self.calendars]))
-                )
-            }
-        report = []
-        for calendar in self.calendars:
-            feed = rows.get(calendar.key)
-            if feed is None:
-                report.append(FeedHealth(calendar.label, None, None, None, 0, stale=True))
-                continue
-            late = feed.last_success_at is None or now - feed.last_success_at > 2 * calendar.poll + timedelta(minutes=1)
-            report.append(
-                FeedHealth(
-                    label=calendar.label,
-                    last_success_at=feed.last_success_at,
-                    last_attempt_at=feed.last_attempt_at,
-                    last_error=feed.last_error,
-                    freezes=feed.freeze_count,
-                    stale=late or feed.last_error is not None,
-                    warning=feed.warning,
-                )
-            )
-        return report
+        return feed_health(self.db, self.calendars, self.clock())
 
     def stale(self) -> list[FeedHealth]:
         """Feeds whose last read failed or is older than two polls: their last known freezes still hold."""
@@ -283,21 +246,25 @@ class CalendarFeeds:
     ) -> PollResult:
         """Replace the feed's freezes in one transaction, only when the events changed (freeze ids stay stable).
 
-        A feed that suddenly reads empty keeps its freezes for one more poll and says so: a calendar emptied by
-        mistake (or a server sending an empty placeholder) must be seen before the freezes it held are dropped.
+        A feed that suddenly reads empty keeps its freezes for one more poll and says so (``went_empty``): a
+        calendar emptied by mistake (or a server sending an empty placeholder) must be seen before the freezes
+        it held are dropped. A feed whose freezes have all ended reads empty by itself: those go at once.
         """
         events, warning = parsed.events, "; ".join(parsed.notes)[:1000] or None
         new_digest = digest(events)
         with self.db.transaction() as session:
             feed = self._feed(session, calendar, now)
-            if not events and feed.freeze_count and feed.empty_since is None:
+            ahead = self._ahead(session, calendar, now) if not events and feed.empty_since is None else 0
+            if ahead:
                 feed.empty_since, feed.last_attempt_at, feed.last_success_at = now, now, now
                 feed.last_error = None
-                feed.warning = (
-                    f"the feed has no events now (it had {feed.freeze_count}); they are kept until the next poll"
-                )
+                # The next read must parse whatever comes (empty again, or the old body restored) to decide.
+                feed.content_hash, feed.etag, feed.last_modified = None, None, None
+                feed.warning = f"the feed has no events now (it had {ahead} to come); they are kept until the next poll"
                 log.warning("calendar %s %s", calendar.label, feed.warning)
-                return PollResult(calendar.label, ok=True, freezes=feed.freeze_count, warning=feed.warning)
+                return PollResult(
+                    calendar.label, ok=True, freezes=feed.freeze_count, warning=feed.warning, went_empty=ahead
+                )
             changed = feed.events_digest != new_digest
             if changed:
                 self._replace(session, calendar, events, new_digest, now)
@@ -310,6 +277,16 @@ class CalendarFeeds:
         if warning:
             log.warning("calendar %s is degraded: %s", calendar.label, warning)
         return PollResult(calendar.label, ok=True, freezes=len(events), changed=changed, warning=warning)
+
+    @staticmethod
+    def _ahead(session: Session, calendar: FreezeCalendar, now: datetime) -> int:
+        """The feed's cached freezes that have not ended yet."""
+        counted = (
+            select(func.count())
+            .select_from(Freeze)
+            .where(Freeze.source == feed_source(calendar.key), Freeze.ends_at > now, Freeze.removed_at.is_(None))
+        )
+        return int(session.scalar(counted) or 0)
 
     @staticmethod
     def _replace(

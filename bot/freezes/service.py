@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.audit import service as audit
 from bot.audit.models import AuditHead
 from bot.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted
+from bot.freezes.health import FeedHealth, feed_health
 from bot.freezes.models import MANUAL, Freeze, feed_source, freeze_label
 from bot.policy.models import Policy
 from bot.vocabulary import format_local
@@ -96,12 +97,16 @@ def describe(freeze: Freeze, zone: ZoneInfo) -> Words:
     )
 
 
-def listing_words(freezes: Sequence[Freeze], zone: ZoneInfo) -> Words:
-    """The answer to ``/chaos freeze list``: one line per current or coming freeze."""
+def listing_words(freezes: Sequence[Freeze], zone: ZoneInfo, feeds: Sequence[FeedHealth] = ()) -> Words:
+    """The answer to ``/chaos freeze list``: one line per current or coming freeze, then a line per calendar
+    feed that needs attention (not read, or read with parts skipped: the list is then not the whole truth)."""
     if not freezes:
-        return Words.of("No freeze is in force or coming. Approvers add one with `/chaos freeze add`.")
-    lines = [Words.of("• ", describe(freeze, zone)) for freeze in freezes]
-    return Words.of("Current and coming freezes:\n", listing(lines, "\n"))
+        answer = Words.of("No freeze is in force or coming. Approvers add one with `/chaos freeze add`.")
+    else:
+        lines = [Words.of("• ", describe(freeze, zone)) for freeze in freezes]
+        answer = Words.of("Current and coming freezes:\n", listing(lines, "\n"))
+    notes = [Words.of("⚠ ", feed.words(zone)) for feed in feeds if feed.needs_attention]
+    return Words.of(answer, "\n", listing(notes, "\n")) if notes else answer
 
 
 class Freezes:
@@ -140,6 +145,10 @@ class Freezes:
                 .order_by(Freeze.ends_at.desc(), Freeze.id)
             )
             return [freeze for freeze in rows if freeze.covers(environment, moment)]
+
+    def feeds(self) -> list[FeedHealth]:
+        """How each of the policy's calendar feeds is doing (read, stale, degraded, gone empty)."""
+        return feed_health(self.db, self.policy.freeze_calendars, self.clock())
 
     def get(self, freeze_id: int) -> Freeze:
         with self.db.transaction() as session:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.audit.models import AuditEvent
+from bot.console.shell import ConsoleSurface
 from bot.freezes.calendar import CalendarFeeds, FeedUrlFilter
 from bot.freezes.config import FreezeCalendar
 from bot.freezes.models import Freeze, FreezeFeed
-from bot.freezes.service import Freezes
+from bot.freezes.service import Freezes, listing_words
+from bot.interface.publisher import Publisher
+from bot.interface.schedule.firings import CalendarPolls
 from bot.policy.models import Policy
 from bot.policy.service import load_policy
+from bot.runs.core import RunCore
 from bot.schedule.gate import Rule, StartGate
+from bot.slack.web import health as web_health
 from storage.db import Database
 from tests.adapters.servers import Call, FakeBackend, Reply, RunningServer, closed_port_url, running
 from tests.conftest import Clock
@@ -280,27 +286,86 @@ def test_an_unchanged_feed_costs_a_304_or_a_hash_not_a_parse(
     assert [h.stale for h in calendars.health()] == [False] and len(cached(db)) == 5
 
 
-def test_a_feed_that_suddenly_reads_empty_keeps_its_freezes_one_poll_and_says_so(
+EMPTY = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nEND:VCALENDAR\r\n"
+
+
+@pytest.fixture
+def channel(db: Database, make_core: Callable[[Database], RunCore]) -> Iterator[tuple[Publisher, io.StringIO]]:
+    """The real publisher and outbox, posting to a console that the test reads."""
+    out = io.StringIO()
+    publisher = Publisher(make_core(db), ConsoleSurface(out, SYDNEY), channel="#chaos", zone=SYDNEY)
+    yield publisher, out
+    publisher.close(deadline_seconds=0.5)
+
+
+def test_a_feed_that_suddenly_reads_empty_is_told_in_the_channel_and_healthz_before_its_freezes_go(
+    db: Database, at_now: Clock, server: RunningServer, channel: tuple[Publisher, io.StringIO]
+) -> None:
+    publisher, out = channel
+    polls = CalendarPolls(feeds(db, at_now, server.url + SECRET_PATH), publisher)
+    polls.poll()
+    assert len(cached(db)) == 5 and out.getvalue() == ""
+    backend = server.backend
+    assert isinstance(backend, CalendarServer)
+    backend.body = EMPTY
+    at_now.advance(minutes=5)
+    polls.poll()
+
+    # Its freezes still hold, the channel is told once, and /healthz says it.
+    assert len(cached(db)) == 5
+    told = out.getvalue()
+    assert told.count("has no events now") == 1
+    assert "The calendar DELIVERIES_ICAL_URL has no events now; it held 5 freezes still to come." in told
+    assert "dropped then if it still reads empty" in told
+    status, report = web_health(db, None, polls.stale)
+    assert status == 200 and report["calendars"] == "degraded"
+    [sentence] = report["stale_calendars"]
+    assert "DELIVERIES_ICAL_URL is degraded" in sentence and "has no events now" in sentence
+    listed = str(listing_words([], SYDNEY, Freezes(db, policy_with(feed()), zone=SYDNEY, clock=at_now).feeds()))
+    assert "The calendar DELIVERIES_ICAL_URL reads empty since" in listed and "Its 5 freezes hold" in listed
+
+    # The next read agrees: the freezes go, without a second message.
+    at_now.advance(minutes=5)
+    polls.poll()
+    assert cached(db) == [] and out.getvalue() == told
+    assert web_health(db, None, polls.stale)[1]["calendars"] == "ok"
+
+
+def test_a_feed_restored_before_the_next_read_keeps_its_freezes_and_is_fine_again(
     db: Database, at_now: Clock, server: RunningServer
 ) -> None:
     calendars = feeds(db, at_now, server.url + SECRET_PATH)
     calendars.poll_due()
     backend = server.backend
     assert isinstance(backend, CalendarServer)
-    backend.body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nEND:VCALENDAR\r\n"
+    backend.body = EMPTY
     at_now.advance(minutes=5)
     [emptied] = calendars.poll_due()
-    assert emptied.ok and emptied.freezes == 5 and len(cached(db)) == 5
-    [attention] = calendars.attention()
-    assert "has no events now (it had 5)" in attention.sentence() and "degraded" in attention.sentence()
+    assert emptied.went_empty == 5 and len(cached(db)) == 5
+    backend.body = DELIVERIES  # restored in time: nothing was lost, and the feed is fine again
     at_now.advance(minutes=5)
-    [confirmed] = calendars.poll_due()
-    assert confirmed.ok and confirmed.freezes == 0 and cached(db) == []
+    [restored] = calendars.poll_due()
+    assert restored.ok and not restored.went_empty and len(cached(db)) == 5
     assert calendars.attention() == []
 
 
+def test_a_feed_whose_freezes_have_all_ended_reads_empty_without_an_alarm(
+    db: Database, at_now: Clock, server: RunningServer, channel: tuple[Publisher, io.StringIO]
+) -> None:
+    publisher, out = channel
+    polls = CalendarPolls(feeds(db, at_now, server.url + SECRET_PATH), publisher)
+    polls.poll()
+    backend = server.backend
+    assert isinstance(backend, CalendarServer)
+    backend.body = EMPTY  # the past deliveries cleared out of the calendar
+    at_now.advance(days=40)  # every event of the feed is over
+    polls.poll()
+    assert cached(db) == [] and out.getvalue() == ""
+    assert polls.stale() == []
+
+
 def test_a_feed_with_one_broken_event_keeps_the_others_and_is_reported_degraded(
-    db: Database, at_now: Clock, server: RunningServer
+    db: Database, at_now: Clock, server: RunningServer, channel: tuple[Publisher, io.StringIO]
 ) -> None:
     backend = server.backend
     assert isinstance(backend, CalendarServer)
@@ -311,3 +376,29 @@ def test_a_feed_with_one_broken_event_keeps_the_others_and_is_reported_degraded(
     assert result.ok and result.freezes == 5 and result.warning is not None and "DTSTART" in result.warning
     [health] = calendars.attention()
     assert not health.stale and "is degraded" in health.sentence() and "DTSTART" in health.sentence()
+    status, report = web_health(db, None, CalendarPolls(calendars, channel[0]).stale)
+    assert status == 200 and report["calendars"] == "degraded"
+    assert "1 x event without a readable DTSTART or DTEND" in report["stale_calendars"][0]
+
+
+def test_freeze_list_says_what_a_degraded_feed_skipped_and_which_feed_is_not_read(
+    db: Database, at_now: Clock, server: RunningServer
+) -> None:
+    backend = server.backend
+    assert isinstance(backend, CalendarServer)
+    broken = "BEGIN:VEVENT\r\nUID:broken@example.org\r\nSUMMARY:No start\r\nEND:VEVENT\r\n"
+    backend.body = DELIVERIES.replace("END:VCALENDAR", broken + broken + "END:VCALENDAR")
+    deliveries, down = feed(), FreezeCalendar(url=closed_port_url() + "/outage.ics", name="releases")
+    environ = {"DELIVERIES_ICAL_URL": server.url + SECRET_PATH}
+    CalendarFeeds(db, [deliveries, down], zone=SYDNEY, clock=at_now, environ=environ).poll_due()
+    policy = load_policy().model_copy(update={"freeze_calendars": [deliveries, down]})
+    freezes = Freezes(db, policy, zone=SYDNEY, clock=at_now)
+
+    listed = str(listing_words(freezes.upcoming(), SYDNEY, freezes.feeds()))
+    assert listed.count("ACME go-live") == 1 and listed.count("Weekly client release") == 4
+    assert (
+        "⚠ The calendar DELIVERIES_ICAL_URL was read at Wed 02 Dec 2026 14:00 AEDT with parts left out: "
+        "2 x event without a readable DTSTART or DTEND. The 5 freezes it could read hold."
+    ) in listed
+    assert "⚠ The calendar releases could not be read (could not connect (ConnectError)); last read never." in listed
+    assert closed_port_url() not in listed

@@ -162,7 +162,11 @@ def test_a_freeze_refuses_a_start_and_an_approver_starts_anyway_with_a_recorded_
         bot.command(f"freeze add {start} {end} --env staging again", SECURITY)
         assert f"That freeze overlaps FRZ-{freeze_id}" in bot.ephemeral(SECURITY, "overlaps")
         bot.command("freeze list", OWNER)
-        assert "client delivery" in bot.ephemeral(OWNER, f"FRZ-{freeze_id}")
+        listed = bot.ephemeral(OWNER, f"FRZ-{freeze_id}")
+        assert "client delivery" in listed
+        # The policy's feed is down: the list says its freezes are not the whole truth, without its URL.
+        assert "⚠ The calendar calendar " in listed and "Its last known freezes (0) still hold." in listed
+        assert "127.0.0.1:9" not in listed
 
         run = plan(bot, start_in=60, auto_start=False)
         approve_all(bot, run)

@@ -86,7 +86,7 @@ class ScheduleDesk:
         talk, freezes = self.talk, self.freezes
         parsed = parse_freeze_command(" ".join(args), talk.core.zone)
         if isinstance(parsed, ListFreezes):
-            talk.tell(request, listing_words(freezes.upcoming(), talk.core.zone))
+            talk.tell(request, listing_words(freezes.upcoming(), talk.core.zone, freezes.feeds()))
             return
         approver = talk.core.roles.is_approver(request.user)
         if isinstance(parsed, OpenFreezeForm):

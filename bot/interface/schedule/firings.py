@@ -1,4 +1,5 @@
-"""What the scheduler's firings do in the channel: the notice, the automatic start, the missed firing.
+"""What the scheduler's firings do in the channel: the notice, the automatic start, the missed firing; and
+the freeze calendars' polls, with what they tell the channel.
 
 ``Firings`` is the ``FiringHandler`` of ``bot.schedule.service``. Each firing is claimed once across
 replicas before it reaches here. A delivery failure raises (the scheduler retries it with back-off); a
@@ -12,10 +13,11 @@ from zoneinfo import ZoneInfo
 
 from bot.engine.errors import InjectFailed
 from bot.errors import DomainError, IllegalTransition
-from bot.freezes.calendar import CalendarFeeds
+from bot.freezes.calendar import CalendarFeeds, went_empty_words
 from bot.interface.conversation import Conversation
 from bot.interface.kit import Message, notice
 from bot.interface.metadata import StartRef
+from bot.interface.publisher import Publisher
 from bot.interface.schedule.messages import notice_message, refusal_message
 from bot.jobs import Job
 from bot.policy.models import Policy
@@ -87,17 +89,48 @@ def _rule(exc: DomainError) -> str:
     }.get(name, name)
 
 
+class CalendarPolls:
+    """The freeze calendars' poll in every replica: each feed's freezes cached, and what needs a person said in
+    the logs and ``/healthz`` every time, and in the channel once (a feed that held freezes reads empty)."""
+
+    def __init__(self, feeds: CalendarFeeds, publisher: Publisher) -> None:
+        self.feeds = feeds
+        self.publisher = publisher
+
+    def poll(self) -> None:
+        try:
+            results = self.feeds.poll_due()
+            for feed in self.feeds.attention():
+                log.warning("%s", feed.sentence())
+        except Exception:
+            log.exception("the freeze calendars could not be polled; the next poll tries again")
+            return
+        calendars = {calendar.label: calendar for calendar in self.feeds.calendars}
+        for result in results:
+            if result.went_empty:  # only the read that found it empty says so: the next one keeps or drops
+                words = went_empty_words(calendars[result.label], result.went_empty)
+                self.publisher.announce(self.publisher.say(Words.of(":warning: ", words)))
+
+    def stale(self) -> list[str]:
+        """For /healthz: one sentence per stale or degraded calendar feed (its last known freezes still hold)."""
+        return [feed.sentence() for feed in self.feeds.attention()]
+
+
 class StartSchedule:
     """The runtime's part of issue 8: the scheduler's tick and the calendar polls, run in every replica."""
 
-    def __init__(self, scheduler: Scheduler, feeds: CalendarFeeds) -> None:
+    def __init__(self, scheduler: Scheduler, calendars: CalendarPolls) -> None:
         self.scheduler = scheduler
-        self.feeds = feeds
+        self.calendars = calendars
+
+    @property
+    def feeds(self) -> CalendarFeeds:
+        return self.calendars.feeds
 
     def jobs(self, settings: Settings) -> list[Job]:
         return [
             Job(self.tick, settings.tick_seconds, "scheduled-firings"),
-            Job(self.poll, settings.calendar_poll_seconds, "freeze-calendars"),
+            Job(self.calendars.poll, settings.calendar_poll_seconds, "freeze-calendars"),
         ]
 
     def tick(self) -> None:
@@ -107,20 +140,12 @@ class StartSchedule:
         except Exception:
             log.exception("the scheduled firings could not be read; the next tick tries again")
 
-    def poll(self) -> None:
-        try:
-            self.feeds.poll_due()
-            for feed in self.feeds.attention():
-                log.warning("%s", feed.sentence())
-        except Exception:
-            log.exception("the freeze calendars could not be polled; the next poll tries again")
-
     def stale(self) -> list[str]:
         """For /healthz: one sentence per stale or degraded calendar feed (its last known freezes still hold)."""
-        return [feed.sentence() for feed in self.feeds.attention()]
+        return self.calendars.stale()
 
 
 def build_schedule(talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None) -> StartSchedule:
     scheduler = Scheduler(db, policy, Firings(talk), holder=holder)
     feeds = CalendarFeeds(db, policy.freeze_calendars, zone=talk.core.zone)
-    return StartSchedule(scheduler, feeds)
+    return StartSchedule(scheduler, CalendarPolls(feeds, talk.publisher))
