@@ -14,7 +14,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -85,7 +85,7 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
     if "BEGIN:VCALENDAR" not in text[:4096].upper():
         raise FeedError("not a readable iCalendar file (no BEGIN:VCALENDAR: an HTML page or an error page?)")
     try:
-        calendars = icalendar.Calendar.from_ical(text, multiple=True)
+        calendars = icalendar.Calendar.from_ical(_what_freezes_need(text), multiple=True)
     except Exception as exc:  # the parser raises ValueError, KeyError and its own types
         raise FeedError(f"not a readable iCalendar file ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not calendars:
@@ -98,7 +98,8 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
     for calendar in calendars:
         _repair(calendar, zone, parsed.skipped)
         single, recurring = _split(calendar)
-        occurrences.extend(_singles(single, start, stop, reading))
+        # The expander reads floating times in the calendar's X-WR-TIMEZONE (Google's exports): single events too.
+        occurrences.extend(_singles(single, start, stop, replace(reading, floating=_named_zone(calendar, zone))))
         occurrences.extend(_expand(recurring, (start, stop), reading, limits.occurrences, parsed.skipped))
     unique = sorted(set(occurrences), key=lambda event: (event.starts_at, event.ends_at, event.event))
     if len(unique) > limits.occurrences:
@@ -108,8 +109,41 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
     return parsed
 
 
+# What an event's freeze is made of: its times, recurrence and title, and what decides which version of an
+# occurrence counts. Everything else in an event (descriptions, attendees, alarms, stamps) is left out before
+# parsing: parsing is most of a poll's cost, and a real feed's events carry far more than this.
+EVENT_PROPERTIES = frozenset(
+    {"UID", "DTSTART", "DTEND", "DURATION", "SUMMARY", "STATUS", "SEQUENCE", "RECURRENCE-ID"}
+    | {"RRULE", "RDATE", "EXDATE", "EXRULE"}
+)
+
+
+FOLD = re.compile(r"(?:\r?\n)+[ \t]")  # a line break (blank lines too) and a space or tab: one content line
+
+
+def _what_freezes_need(text: str) -> str:
+    """The feed without the event properties and alarms no freeze reads; calendars and time zones stay whole."""
+    kept: list[str] = []
+    in_event = in_alarm = False
+    for line in re.split(r"\r?\n", FOLD.sub("", text)):
+        name, _, value = line.partition(":")
+        name, value = name.split(";", 1)[0].strip().upper(), value.strip().upper()
+        if name in ("BEGIN", "END") and value == "VALARM":
+            in_alarm = name == "BEGIN"
+        elif name in ("BEGIN", "END") and value == "VEVENT":
+            in_event = name == "BEGIN"
+            kept.append(line)
+        elif not in_alarm and (not in_event or name in EVENT_PROPERTIES):
+            kept.append(line)
+    return "\r\n".join(kept)
+
+
 def _repair(calendar: Any, zone: ZoneInfo, skipped: Counter[str]) -> None:
     """Drop what cannot be read, one event or one property at a time, and count it."""
+    named = str(calendar.get("X-WR-TIMEZONE", "")).strip()
+    if named and _named_zone(calendar, None) is None:  # the expander would refuse every series over it
+        calendar.pop("X-WR-TIMEZONE")
+        skipped[f"unknown X-WR-TIMEZONE {named[:60]!r} ignored"] += 1
     known_zones = {str(tz.get("TZID")) for tz in calendar.walk("VTIMEZONE")}
     cores_per_uid: Counter[str] = Counter()
     for component in list(calendar.subcomponents):
@@ -213,8 +247,9 @@ def _occurrences(series: Any, start: datetime, stop: datetime) -> Iterable[Any]:
 
 @dataclass(frozen=True)
 class _Reading:
-    zone: ZoneInfo  # floating and all-day times are team time
+    zone: ZoneInfo  # all-day times are team time
     durations: dict[str, tuple[timedelta, timedelta]]  # UID -> DURATION as (nominal days, exact time)
+    floating: ZoneInfo | None = None  # floating times: the calendar's X-WR-TIMEZONE, or team time
 
 
 DURATION = re.compile(r"^([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
@@ -249,17 +284,17 @@ def _event(component: Any, reading: _Reading) -> FeedEvent | None:
         return None
     zone = reading.zone
     raw_start = component.get("DTSTART").dt
-    starts_at = _moment(raw_start, zone)
+    starts_at = _moment(raw_start, reading)
     end_prop = component.get("DTEND")
     all_day = not isinstance(raw_start, datetime)
     nominal, exact = reading.durations.get(str(component.get("UID", "")), (None, None))
     if end_prop is not None and nominal is not None:
         # An occurrence the expander ended by adding DURATION as wall time: add its hours as elapsed time.
-        wall = _moment(end_prop.dt, zone).replace(tzinfo=None) - starts_at.replace(tzinfo=None)
+        wall = _moment(end_prop.dt, reading).replace(tzinfo=None) - starts_at.replace(tzinfo=None)
         expected = nominal + (exact or timedelta(0))
-        ends_at = _after(starts_at, nominal, exact) if wall == expected else _moment(end_prop.dt, zone)
+        ends_at = _after(starts_at, nominal, exact) if wall == expected else _moment(end_prop.dt, reading)
     elif end_prop is not None:
-        ends_at = _moment(end_prop.dt, zone)
+        ends_at = _moment(end_prop.dt, reading)
     elif component.get("DURATION") is not None:
         ends_at = _after(starts_at, nominal, exact) if nominal is not None else starts_at + component["DURATION"].dt
     elif all_day:
@@ -286,7 +321,16 @@ def _after(starts_at: datetime, nominal: timedelta, exact: timedelta | None) -> 
     return (starts_at + nominal).astimezone(UTC) + (exact or timedelta(0))
 
 
-def _moment(value: date | datetime, zone: ZoneInfo) -> datetime:
+def _moment(value: date | datetime, reading: _Reading) -> datetime:
     if not isinstance(value, datetime):
-        return datetime.combine(value, time(), tzinfo=zone)
-    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+        return datetime.combine(value, time(), tzinfo=reading.zone)
+    return value.replace(tzinfo=reading.floating or reading.zone) if value.tzinfo is None else value
+
+
+def _named_zone(calendar: Any, default: ZoneInfo | None) -> ZoneInfo | None:
+    """The zone a calendar's X-WR-TIMEZONE names, when it names one this machine knows; else ``default``."""
+    name = str(calendar.get("X-WR-TIMEZONE", "")).strip()
+    try:
+        return ZoneInfo(name) if name else default
+    except (ValueError, KeyError, OSError):  # not a zone name (ZoneInfoNotFoundError is a KeyError)
+        return default
