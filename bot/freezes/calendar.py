@@ -18,7 +18,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_LIMITS = FeedLimits()
+# An unchanged feed is still parsed again this often: its occurrences are read up to a horizon that moves
+# with time, so a weekly series in a feed nobody edits keeps freezing 180 days ahead.
+REREAD = timedelta(days=1)
 
 
 HTTPX_LOG = "httpx"  # httpx logs every request's URL at INFO on this logger
@@ -162,6 +165,8 @@ class CalendarFeeds:
             feed = self._feed(session, calendar, now)
             known = Download(None, etag=feed.etag, last_modified=feed.last_modified)
             known_hash, kept = feed.content_hash, feed.freeze_count
+            if feed.read_at is None or now - feed.read_at >= REREAD:  # the horizon moved: read it whole
+                known, known_hash = Download(None), None
         try:
             download = self._fetch(calendar, known)
             content_hash = hashlib.sha256(download.content).hexdigest() if download.content is not None else None
@@ -274,6 +279,7 @@ class CalendarFeeds:
             feed.last_attempt_at, feed.last_success_at, feed.last_error = now, now, None
             feed.events_digest, feed.freeze_count = new_digest, len(events)
             feed.content_hash, feed.etag, feed.last_modified = content_hash, download.etag, download.last_modified
+            feed.read_at = now
         if changed:
             log.info("calendar %s changed: %s freezes", calendar.label, len(events))
         if warning:

@@ -80,5 +80,7 @@ class FreezeFeed(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     etag: Mapped[str | None] = mapped_column(String(300), nullable=True)
     last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # When the body was last parsed: an unchanged feed is still read once a day, so its horizon moves on.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When the feed first read empty after holding events: its freezes are dropped only if the next read agrees.
     empty_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -286,6 +286,25 @@ def test_an_unchanged_feed_costs_a_304_or_a_hash_not_a_parse(
     assert [h.stale for h in calendars.health()] == [False] and len(cached(db)) == 5
 
 
+def test_an_unchanged_feed_is_still_read_once_a_day_so_a_weekly_series_keeps_freezing_180_days_ahead(
+    db: Database, at_now: Clock
+) -> None:
+    with running(ValidatingCalendarServer()) as served:
+        backend = served.backend
+        assert isinstance(backend, ValidatingCalendarServer)
+        backend.body = DELIVERIES.replace(";COUNT=4", "")  # every Thursday, for good
+        calendars = feeds(db, at_now, served.url + SECRET_PATH)
+        calendars.poll_due()
+        furthest = max(r.starts_at for r in cached(db))
+        at_now.advance(hours=23)
+        [unchanged] = calendars.poll_due()  # a 304: nothing read
+        assert not unchanged.changed and max(r.starts_at for r in cached(db)) == furthest
+        at_now.advance(days=7)
+        [reread] = calendars.poll_due()
+    assert reread.changed and max(r.starts_at for r in cached(db)) == furthest + timedelta(weeks=1)
+    assert backend.calls[-1].headers.get("if-none-match") is None  # asked for the whole feed, not a 304
+
+
 EMPTY = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nEND:VCALENDAR\r\n"
 
 
