@@ -84,8 +84,9 @@ def parse_feed(text: str, *, zone: ZoneInfo, now: datetime, limits: FeedLimits |
 
     if "BEGIN:VCALENDAR" not in text[:4096].upper():
         raise FeedError("not a readable iCalendar file (no BEGIN:VCALENDAR: an HTML page or an error page?)")
+    text = _what_freezes_need(text)
     try:
-        calendars = icalendar.Calendar.from_ical(_what_freezes_need(text), multiple=True)
+        calendars = icalendar.Calendar.from_ical(text, multiple=True)
     except Exception as exc:  # the parser raises ValueError, KeyError and its own types
         raise FeedError(f"not a readable iCalendar file ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not calendars:
@@ -126,11 +127,11 @@ def _what_freezes_need(text: str) -> str:
     kept: list[str] = []
     in_event = in_alarm = False
     for line in re.split(r"\r?\n", FOLD.sub("", text)):
-        name, _, value = line.partition(":")
-        name, value = name.split(";", 1)[0].strip().upper(), value.strip().upper()
-        if name in ("BEGIN", "END") and value == "VALARM":
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        value = line.partition(":")[2].strip().upper() if name in ("BEGIN", "END") else ""
+        if value == "VALARM":
             in_alarm = name == "BEGIN"
-        elif name in ("BEGIN", "END") and value == "VEVENT":
+        elif value == "VEVENT":
             in_event = name == "BEGIN"
             kept.append(line)
         elif not in_alarm and (not in_event or name in EVENT_PROPERTIES):
