@@ -146,6 +146,8 @@ def _repair(calendar: Any, zone: ZoneInfo, skipped: Counter[str]) -> None:
         calendar.pop("X-WR-TIMEZONE")
         skipped[f"unknown X-WR-TIMEZONE {named[:60]!r} ignored"] += 1
     known_zones = {str(tz.get("TZID")) for tz in calendar.walk("VTIMEZONE")}
+    floating = _named_zone(calendar, None)
+    read_as = f"the calendar's {floating.key}" if floating else "team time"
     cores_per_uid: Counter[str] = Counter()
     for component in list(calendar.subcomponents):
         if component.name != "VEVENT":
@@ -158,7 +160,7 @@ def _repair(calendar: Any, zone: ZoneInfo, skipped: Counter[str]) -> None:
         for name in broken:
             component.pop(name, None)
             skipped[f"unreadable {name} ignored"] += 1
-        _note_unknown_zone(component, known_zones, skipped)
+        _note_unknown_zone(component, known_zones, read_as, skipped)
         uid = str(component.get("UID", "")) or "no-uid"
         if component.get("RECURRENCE-ID") is None:
             cores_per_uid[uid] += 1
@@ -166,12 +168,12 @@ def _repair(calendar: Any, zone: ZoneInfo, skipped: Counter[str]) -> None:
                 component["UID"] = f"{uid}#{cores_per_uid[uid]}"
 
 
-def _note_unknown_zone(component: Any, known_zones: set[str], skipped: Counter[str]) -> None:
+def _note_unknown_zone(component: Any, known_zones: set[str], read_as: str, skipped: Counter[str]) -> None:
     for name in ("DTSTART", "DTEND"):
         prop = component.get(name)
         tzid = prop.params.get("TZID") if prop is not None else None
         if tzid and tzid not in known_zones and isinstance(prop.dt, datetime) and prop.dt.tzinfo is None:
-            skipped[f"unknown time zone {str(tzid)[:60]!r} read as team time"] += 1
+            skipped[f"unknown time zone {str(tzid)[:60]!r} read as {read_as}"] += 1
 
 
 def _split(calendar: Any) -> tuple[list[Any], Any]:

@@ -161,7 +161,11 @@ def test_an_unknown_tzid_is_reported_not_silently_team_time() -> None:
     text = calendar("UID:z\r\nSUMMARY:Mystery\r\nDTSTART;TZID=Mars/Olympus:20261210T090000\r\nDURATION:PT1H")
     parsed = parse_feed(text, zone=SYDNEY, now=NOW)
     assert len(parsed.events) == 1
-    assert any("Mars/Olympus" in note for note in parsed.notes)
+    assert parsed.notes == ["1 x unknown time zone 'Mars/Olympus' read as team time"]
+    google = text.replace("PRODID", "X-WR-TIMEZONE:Europe/Berlin\r\nPRODID")
+    [event] = (parsed := parse_feed(google, zone=SYDNEY, now=NOW)).events
+    assert event.starts_at.astimezone(BERLIN).hour == 9  # as the calendar's other floating times
+    assert parsed.notes == ["1 x unknown time zone 'Mars/Olympus' read as the calendar's Europe/Berlin"]
 
 
 def test_an_html_page_is_refused() -> None:
