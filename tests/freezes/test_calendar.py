@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
@@ -421,3 +424,37 @@ def test_freeze_list_says_what_a_degraded_feed_skipped_and_which_feed_is_not_rea
     ) in listed
     assert "⚠ The calendar releases could not be read (could not connect (ConnectError)); last read never." in listed
     assert closed_port_url() not in listed
+
+
+@contextmanager
+def serving_bytes(body: bytes, content_type: str) -> Iterator[str]:
+    """A feed served byte for byte with the given Content-Type (the shared fake sends text as UTF-8)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{SECRET_PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_feed_is_read_in_the_charset_its_response_names(db: Database, at_now: Clock) -> None:
+    # Not UTF-8, and not the Western European fallback either: only the named charset reads it right.
+    body = DELIVERIES.replace("ACME go-live", "Выпуск для клиента").encode("windows-1251")
+    with serving_bytes(body, "text/calendar; charset=windows-1251") as url:
+        [result] = feeds(db, at_now, url).poll_due()
+    assert result.ok and "Выпуск для клиента" in [r.reason for r in cached(db)]
