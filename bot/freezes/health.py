@@ -66,6 +66,8 @@ class FeedHealth:
 
 def feed_health(db: Database, calendars: Sequence[FreezeCalendar], now: datetime) -> list[FeedHealth]:
     """Each calendar's health, in the policy's order; a feed never read yet is stale."""
+    if not calendars:
+        return []
     with db.transaction() as session:
         rows = {
             feed.key: feed
