@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 LIMIT = 500  # messages waiting, all destinations together
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 GIVE_UP_AFTER = 3600.0  # a message older than this is dropped rather than posted out of its time
-PASSING = frozenset({"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"})
+MESSAGE_PENDING = "message_pending"  # ours: a run's message is being posted by another replica, update it after
+PASSING = frozenset(
+    {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout", MESSAGE_PENDING}
+)
 
 
 @dataclass
