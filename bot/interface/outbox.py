@@ -87,6 +87,18 @@ class Outbox:
             self._tried(destination, letter, outcome)
         return True
 
+    def queue(self, destination: str, deliver: Callable[[], None], what: str = "message") -> bool:
+        """Like ``send``, but never tried on the caller's thread: for a caller that waits for the delivery
+        with a bound of its own. It is tried now, not after the back-off of earlier failures: a caller waiting
+        for it is the best moment to find out whether the platform is back. False, logged, after ``close``."""
+        with self._wake:
+            if self._closed:
+                log.warning("the outbox is closed: refused a %s for %s", what, destination)
+                return False
+            self._not_before = 0.0
+            self._enqueue(destination, _Letter(deliver, what, self.monotonic()))
+        return True
+
     def _tried(self, destination: str, letter: _Letter, outcome: float | None) -> None:
         """After a first try on the caller's thread: a passing failure waits first in its line."""
         with self._wake:

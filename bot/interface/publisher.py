@@ -109,6 +109,30 @@ class Publisher:
         except Exception:
             log.exception("could not post a timeline event", extra={"run_id": run_id})
 
+    def deliver(self, run_id: int, text: Words, *, within: float) -> bool:
+        """A timeline event that must reach people before what follows it (a start's announcement).
+
+        Sent from the outbox's sender, in order behind what waits for the same thread, while this caller waits
+        at most ``within`` seconds. False when it was not delivered in time: it is then withdrawn (a call
+        already on its way to Slack may still land; what the caller says next follows it in the thread)."""
+        delivered, withdrawn = threading.Event(), threading.Event()
+        where = self.messages.find(run_id)
+        if where is not None:
+            channel, message, thread = where.channel_id, notice(self.say(text)), where.message_ts
+        else:
+            channel, message, thread = self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"), None
+
+        def post() -> None:
+            if not withdrawn.is_set():
+                self._post(channel, message, thread)
+                delivered.set()
+
+        if not self.outbox.queue(f"{channel}/{thread or ''}", post, "start announcement"):
+            return False
+        if not delivered.wait(within):
+            withdrawn.set()
+        return delivered.is_set()
+
     def alert(self, run_id: int | None, text: Words) -> None:
         try:
             where = self.messages.find(run_id) if run_id is not None else None
