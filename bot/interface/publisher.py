@@ -96,7 +96,7 @@ class Publisher:
             return
         key = f"run-message:{run_id}"
         if not self.outbox.waits_for(key):  # one pending refresh renders the latest state anyway
-            self.outbox.send(key, lambda: self._refresh(run_id, urgent), "run message update")
+            self.outbox.send(key, lambda: self._refresh_or_say_why(run_id, urgent), "run message update")
 
     def timeline(self, run_id: int, text: Words) -> None:
         try:
@@ -164,6 +164,23 @@ class Publisher:
 
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
         self.surface.post(channel, message, thread_ts=thread_ts)
+
+    def _refresh_or_say_why(self, run_id: int, urgent: bool) -> None:
+        try:
+            self._refresh(run_id, urgent)
+        except DeliveryFailed as exc:
+            if exc.reason != MESSAGE_PENDING:
+                log.warning(
+                    "could not update the run message (%s); retried from the outbox",
+                    exc.reason,
+                    extra={"run_id": run_id},
+                )
+            raise
+        except Exception:
+            log.warning(
+                "could not update the run message; retried from the outbox", exc_info=True, extra={"run_id": run_id}
+            )
+            raise
 
     def _refresh(self, run_id: int, urgent: bool) -> None:
         now = self.monotonic()
