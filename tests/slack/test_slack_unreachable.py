@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from tests.fakeslack.server import FakeSlack
 from tests.intervals import ANNOUNCE_TIMEOUT_SECONDS
 
 from .conftest import (
@@ -35,10 +38,18 @@ def nothing_injected(bot: Bot, run: RunHandle) -> None:
     assert bot.server.query("SELECT count(*) FROM faults WHERE run_id = :id", id=run.id)[0][0] == 0
 
 
-def test_a_start_by_hand_that_slack_cannot_announce_is_refused_before_any_fault(bot: Bot) -> None:
+def slack_unreachable(slack: FakeSlack, outage: str) -> None:
+    if outage == "hanging":
+        slack.set_latency(HANGING)
+    else:
+        slack.fail_next("*", 503, times=10_000)  # down: every call answers 503 until heal()
+
+
+@pytest.mark.parametrize("outage", ["hanging", "down"])
+def test_a_start_by_hand_that_slack_cannot_announce_is_refused_before_any_fault(bot: Bot, outage: str) -> None:
     run = bot.approved_run()
     log_from = bot.server.log_size()
-    bot.slack.set_latency(HANGING)
+    slack_unreachable(bot.slack, outage)
     try:
         started = time.monotonic()
         assert bot.click("run.start", run, OWNER).status == 200
@@ -49,7 +60,11 @@ def test_a_start_by_hand_that_slack_cannot_announce_is_refused_before_any_fault(
         bot.slack.heal()
 
     assert "Nothing was injected" in str(bot.reply(run, REFUSED, timeout=20).params["text"])
-    bot.ephemeral(OWNER, REFUSED, timeout=20)  # the person who pressed Start is told too
+    bot.slack.wait_for(  # the person who pressed Start is told too (tries while Slack was down failed)
+        "chat.postEphemeral",
+        timeout=20,
+        predicate=lambda c: c.ok and c.params.get("user") == OWNER and REFUSED in str(c.params.get("text")),
+    )
     nothing_injected(bot, run)
     bot.start(run)  # Slack is back: the same run starts
 
@@ -62,10 +77,11 @@ def test_a_scheduled_start_that_slack_cannot_announce_is_tried_again_and_starts_
     run = bot.submit_plan(bot.open_plan(OWNER), values, OWNER)
     for approver in (RELIABILITY, SECURITY, STAKEHOLDER):
         bot.approve(run, approver)
+    bot.reply(run, f"Coming up: {run.label}")  # the notice is out: Slack hangs only for the start
     log_from = bot.server.log_size()
     bot.slack.set_latency(HANGING)
     try:
-        wait_until(lambda: refusals_logged(bot.server, run, log_from), timeout=20, what="the scheduled start refused")
+        wait_until(lambda: refusals_logged(bot.server, run, log_from), timeout=30, what="the scheduled start refused")
         nothing_injected(bot, run)
     finally:
         bot.slack.heal()
