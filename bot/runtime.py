@@ -31,6 +31,7 @@ from bot.interface.surface import Surface
 from bot.policy.models import GroupMembers, no_groups
 from bot.pools import Pools, worker_pools
 from bot.safety.alarms import RevertAlarms
+from bot.schedule.firings import Backoff
 from bot.settings import Settings
 from bot.words import Words
 from storage.db import process_identity, utcnow
@@ -201,6 +202,7 @@ def build_runtime(
             lease_ttl=timedelta(seconds=settings.lease_seconds),
             lease_renewal=timedelta(seconds=settings.lease_renew_seconds),
             replica_ttl=timedelta(seconds=3 * settings.heartbeat_seconds),  # the registry entry lasts three beats
+            announce_timeout=settings.announce_timeout_seconds,
         )
         started.callback(engine.close)
         talk = Conversation(context.core, engine, surface, publisher)
@@ -208,7 +210,8 @@ def build_runtime(
         alarms = AlarmDesk(talk, RevertAlarms(context.db, repeat_every=repeat))
         handlers = Handlers(talk, learning=learning, alarms=alarms)
         ledger = RequestLedger(context.db, redis)
-        schedule = build_schedule(talk, context.db, context.policy, holder=holder)
+        retry = Backoff(first=timedelta(seconds=settings.firing_retry_seconds))
+        schedule = build_schedule(talk, context.db, context.policy, holder=holder, backoff=retry)
         schedule.feeds.hide_urls_in_logs()  # removed again by close()
         started.callback(schedule.feeds.stop_hiding_urls)
         runtime = Runtime(

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # A Web API call that met a 5xx or a dropped connection is retried after this, then twice it (bot/slack/client.py).
     slack_retry_seconds: float = Field(0.5, ge=0.01, le=10, validation_alias=_env("CHAOSBOT_SLACK_RETRY_SECONDS"))
     tick_seconds: float = Field(5.0, ge=0.05, le=60, validation_alias=_env("CHAOSBOT_TICK_SECONDS"))
+    # A scheduled firing that failed (Slack unreachable) is tried again after this, doubling up to 5 minutes.
+    firing_retry_seconds: float = Field(10.0, ge=0.05, le=300, validation_alias=_env("CHAOSBOT_FIRING_RETRY_SECONDS"))
+    # A start whose announcement Slack has not taken within this long is refused before anything is injected:
+    # the kill switch lives in Slack, so no fault starts while nobody can press Abort.
+    announce_timeout_seconds: float = Field(
+        10.0, ge=0.1, le=120, validation_alias=_env("CHAOSBOT_ANNOUNCE_TIMEOUT_SECONDS")
+    )
     calendar_poll_seconds: float = Field(
         30.0, ge=0.05, le=3600, validation_alias=_env("CHAOSBOT_CALENDAR_POLL_SECONDS")
     )

@@ -14,11 +14,16 @@ TICK_SECONDS = 0.5  # scheduled notices and automatic starts
 # (a parallel run and its servers) must not lose its run to the other replica's sweep.
 LEASE_SECONDS = 6.0
 DEAD_MANS_SWITCH_SECONDS = 0.5  # with the lease: a dead controller's fault is off within ~7 s (15 s in production)
+# A start waits this long for Slack to take its announcement (10 s in production): long enough for a loaded
+# machine's healthy fake Slack, short enough for the tests where Slack hangs.
+ANNOUNCE_TIMEOUT_SECONDS = 3.0
 
 # Each job a server runs costs it some CPU, and a test run has a dozen servers idling on two cores: a job that
 # no test waits for runs every few seconds, not every few hundred milliseconds.
 FAST_INTERVALS = {
     "CHAOSBOT_TICK_SECONDS": str(TICK_SECONDS),
+    "CHAOSBOT_FIRING_RETRY_SECONDS": "1",
+    "CHAOSBOT_ANNOUNCE_TIMEOUT_SECONDS": str(ANNOUNCE_TIMEOUT_SECONDS),
     "CHAOSBOT_CALENDAR_POLL_SECONDS": "5",
     "CHAOSBOT_RETRO_SWEEP_SECONDS": "1",
     "CHAOSBOT_BACKLOG_FILING_SECONDS": "1",

@@ -21,6 +21,14 @@ class Announcer:
         if urgent:
             self.notify(lambda n: n.run_changed(run_id, urgent=True))
 
+    def delivered(self, run_id: int, words: Words, *, within: float) -> bool:
+        """Tell the run's thread and wait (at most ``within`` seconds) until people can read it."""
+        try:
+            return self.notifier.deliver(run_id, words, within=within)
+        except Exception:
+            log.exception("notifier failed")
+            return False
+
     def alert(self, run_id: int | None, words: Words) -> None:
         self.notify(lambda n: n.alert(run_id, words))
 

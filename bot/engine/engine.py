@@ -48,7 +48,7 @@ from bot.engine.revert import Reverter
 from bot.engine.rollbacks import RollbackStore
 from bot.engine.shutdown import HANDOVER_SECONDS, Shutdown
 from bot.engine.spool import DEFAULT_SPOOL_DIR, Spool, spool_folder
-from bot.engine.starter import Starter
+from bot.engine.starter import ANNOUNCE_TIMEOUT_SECONDS, Starter
 from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
@@ -95,7 +95,10 @@ class RunEngine:
         on_ended: Callable[[int], None] | None = None,
         marker: FaultWindowMarker = NO_MARKER,
         silences: RunSilences | None = None,
+        announce_timeout: float = ANNOUNCE_TIMEOUT_SECONDS,
     ) -> None:
+        """``announce_timeout``: how long a start waits for the chat to take its announcement before it is
+        refused (nothing injected)."""
         self.core = core
         self.db = core.db
         self.notifier = notifier
@@ -146,6 +149,7 @@ class RunEngine:
             clock=clock,
             marker=marker,
             silences=silences,
+            announce_timeout=announce_timeout,
         )
         self._aborter = Aborter(
             core,

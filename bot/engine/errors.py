@@ -13,6 +13,11 @@ class SteadyStateNotMet(DomainError):
     """A stop condition was already breached before the inject; nothing was injected."""
 
 
+class StartNotAnnounced(DomainError):
+    """The start's announcement did not reach the channel in time (Slack unreachable): nothing was injected
+    and the run stays approved. Nobody could have pressed Abort, so the fault did not start."""
+
+
 class InjectFailed(DomainError):
     """The inject call failed; whatever may have been applied was reverted and the run is marked failed."""
 

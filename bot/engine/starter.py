@@ -1,7 +1,9 @@
 """Starting a run: checks, preflight, lease, baseline, the transition to running, then the inject.
 
 Order: may_start → kill switch (Redis mirror and database) → adapter preflight → lease → baseline (the
-steady state must hold) → ``RunTransitions.begin`` → persist the prepared handle (database, then the kept and
+steady state must hold) → the announcement, delivered (teams are told before a start; if Slack cannot take it
+within ``announce_timeout`` seconds nobody could press Abort, so the start is refused and the run stays
+approved) → ``RunTransitions.begin`` → persist the prepared handle (database, then the kept and
 mirrored rollback) → inject → persist the injected handle → watch. A fault handle is always persisted
 *before* the backend is touched, so any process can revert it later, even after a crash.
 """
@@ -9,6 +11,7 @@ mirrored rollback) → inject → persist the injected handle → watch. A fault
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from bot.engine import applying, wording
 from bot.engine.announcer import Announcer
 from bot.engine.coordination import Coordination
 from bot.engine.endings import Ending
-from bot.engine.errors import InjectFailed, PreflightFailed, SteadyStateNotMet
+from bot.engine.errors import InjectFailed, PreflightFailed, StartNotAnnounced, SteadyStateNotMet
 from bot.engine.outage import DB_UNAVAILABLE
 from bot.engine.outcomes import OutcomeRecorder
 from bot.engine.prober import Prober
@@ -42,6 +45,9 @@ from bot.runs.models import Run, RunState
 from bot.runs.transitions import FreezeOverride
 from bot.words import Words
 from storage.db import Database
+
+log = logging.getLogger(__name__)
+ANNOUNCE_TIMEOUT_SECONDS = 10.0  # CHAOSBOT_ANNOUNCE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,10 @@ class Starter:
         clock: Callable[[], datetime],
         marker: FaultWindowMarker = NO_MARKER,
         silences: RunSilences | None = None,
+        announce_timeout: float = ANNOUNCE_TIMEOUT_SECONDS,
     ) -> None:
         self.core, self.db, self.coordination = core, db, coordination
+        self.announce_timeout = announce_timeout  # how long a start waits for Slack to take its announcement
         self.silences = silences  # Alertmanager silences for the alerts the run is expected to fire
         self.supervisor, self.prober, self.rollbacks, self.revert = supervisor, prober, rollbacks, revert
         self.recorder, self.announcer, self.writes = recorder, announcer, writes
@@ -112,12 +120,23 @@ class Starter:
             raise IllegalTransition(wording.started_elsewhere(run.label))
         try:
             self._baseline(run, experiment, rehearsal=_rehearsal(run, dry_run))
+            self._announce(actor, run, experiment, fault, preflight)
             run = self.core.transitions.begin(actor, run_id, dry_run=dry_run, duration=duration, override=override)
         except BaseException:
             self.supervisor.let_go(run_id)
             raise
-        self._inject(actor, run, experiment, fault, preflight)
+        self._inject(run, experiment, fault)
         return self.core.queries.run(run_id)
+
+    def _announce(self, actor: str, run: Run, experiment: Experiment, fault: _Fault, preflight: Preflight) -> None:
+        """Teams are told before the start; an announcement Slack cannot take means nobody can press Abort."""
+        words = self._announcement(actor, run, experiment, fault, preflight)
+        if self.announcer.delivered(run.id, words, within=self.announce_timeout):
+            return
+        refusal = wording.not_announced(run.label, self.announce_timeout)
+        log.warning("%s", refusal, extra={"run_id": run.id})
+        self.announcer.tell(run.id, refusal)  # waits in the outbox behind the announcement: said once Slack is back
+        raise StartNotAnnounced(refusal)
 
     def _refuse_when_killed(self) -> None:
         if self.coordination.kill_switch_mirrored() or self.core.kill_switch.engaged():
@@ -144,7 +163,7 @@ class Starter:
         if bad:
             raise SteadyStateNotMet(wording.steady_state_not_met(run.label, bad))
 
-    def _inject(self, actor: str, run: Run, experiment: Experiment, fault: _Fault, preflight: Preflight) -> None:
+    def _inject(self, run: Run, experiment: Experiment, fault: _Fault) -> None:
         rollback = Rollback(run.id, run.rollback_steps, experiment.rto.total_seconds())
         try:
             handle = fault.adapter.prepare(fault.params, run_id=run.label, duration=experiment.max_duration)
@@ -154,7 +173,6 @@ class Starter:
             self._fail_start(run, rollback, f"could not prepare the fault: {_message(exc)}")
             raise InjectFailed(wording.failed_before_inject(run.label, _message(exc))) from exc
         rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, handle)))
-        self.announcer.tell(run.id, self._announcement(actor, run, experiment, fault, preflight))
         self._silence(run, experiment, fault, rollback)
         try:
             injected = fault.adapter.inject(fault.params, handle, duration=experiment.max_duration)

@@ -42,6 +42,14 @@ def steady_state_not_met(label: str, problems: Sequence[str]) -> Words:
     )
 
 
+def not_announced(label: str, seconds: float) -> Words:
+    return Words.of(
+        f"{label} did not start: Slack did not take its announcement within {seconds:g} s, and nobody can "
+        "press Abort while Slack cannot be reached. Nothing was injected; it stays approved (a scheduled "
+        "start is tried again until its plan expires)."
+    )
+
+
 def failed_before_inject(label: str, problem: str) -> Words:
     return Words.of(f"{label} failed before anything was injected: {problem}")
 

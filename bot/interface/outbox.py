@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 LIMIT = 500  # messages waiting, all destinations together
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 GIVE_UP_AFTER = 3600.0  # a message older than this is dropped rather than posted out of its time
-PASSING = frozenset({"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"})
+MESSAGE_PENDING = "message_pending"  # ours: a run's message is being posted by another replica, update it after
+PASSING = frozenset(
+    {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout", MESSAGE_PENDING}
+)
 
 
 @dataclass
@@ -84,6 +87,18 @@ class Outbox:
             outcome = _attempt(letter)
         finally:
             self._tried(destination, letter, outcome)
+        return True
+
+    def queue(self, destination: str, deliver: Callable[[], None], what: str = "message") -> bool:
+        """Like ``send``, but never tried on the caller's thread: for a caller that waits for the delivery
+        with a bound of its own. It is tried now, not after the back-off of earlier failures: a caller waiting
+        for it is the best moment to find out whether the platform is back. False, logged, after ``close``."""
+        with self._wake:
+            if self._closed:
+                log.warning("the outbox is closed: refused a %s for %s", what, destination)
+                return False
+            self._not_before = 0.0
+            self._enqueue(destination, _Letter(deliver, what, self.monotonic()))
         return True
 
     def _tried(self, destination: str, letter: _Letter, outcome: float | None) -> None:

@@ -8,17 +8,17 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot.interface.alarms.messages import alarm_message
 from bot.interface.kit import Message, notice
-from bot.interface.outbox import Outbox
+from bot.interface.outbox import MESSAGE_PENDING, Outbox
 from bot.interface.runs.cards import load_card
 from bot.interface.runs.messages import run_message
 from bot.interface.service import RunMessages, Where
-from bot.interface.surface import Surface
+from bot.interface.surface import DeliveryFailed, Surface
 from bot.runs.core import RunCore
 from bot.schedule.firings import error_text
 from bot.vocabulary import run_label
@@ -34,8 +34,12 @@ FIRST_POST_POLL_SECONDS = 0.05
 
 @dataclass
 class _Slot:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """What this process knows of one run's message. Read and written under the publisher's guard only: no lock
+    is ever held across a Slack call or a wait, so a revert, a watcher or a renewal never waits for Slack."""
+
     last_refresh: float = 0.0
+    posting: bool = False  # this process is posting the run's first message now
+    update_after_post: bool = False  # the run changed while its first message was being posted
 
 
 class Publisher:
@@ -80,8 +84,7 @@ class Publisher:
 
     def post_plan(self, run_id: int) -> Where:
         """Post the run's message (once) and return where it is."""
-        with self._slot(run_id).lock:
-            where = self.messages.find(run_id) or self._post_first(run_id)
+        where = self.messages.find(run_id) or self._post_first(run_id)
         if where is None:
             raise RuntimeError(
                 f"{run_label(run_id)}'s message is being posted by another replica, which has not finished"
@@ -89,13 +92,13 @@ class Publisher:
         return where
 
     def run_changed(self, run_id: int, *, urgent: bool = True) -> None:
-        try:
-            self._refresh(run_id, urgent)
-        except Exception:
-            log.warning("could not update the run message; retried from the outbox", extra={"run_id": run_id})
-            key = f"run-message:{run_id}"
-            if not self.outbox.waits_for(key):  # one pending refresh renders the latest state anyway
-                self.outbox.send(key, lambda: self._refresh(run_id, True), "run message update")
+        """Re-render the run's message. Updates of one run go out one at a time, in order (its own line in the
+        outbox): a caller never waits for another caller's Slack call, it queues behind it and returns."""
+        if not urgent and self.monotonic() - self._slot(run_id).last_refresh < self.progress_interval:
+            return
+        key = f"run-message:{run_id}"
+        if not self.outbox.waits_for(key):  # one pending refresh renders the latest state anyway
+            self.outbox.send(key, lambda: self._refresh_or_say_why(run_id, urgent), "run message update")
 
     def timeline(self, run_id: int, text: Words) -> None:
         try:
@@ -107,6 +110,30 @@ class Publisher:
                 self._send(self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"), None, "timeline event")
         except Exception:
             log.exception("could not post a timeline event", extra={"run_id": run_id})
+
+    def deliver(self, run_id: int, text: Words, *, within: float) -> bool:
+        """A timeline event that must reach people before what follows it (a start's announcement).
+
+        Sent from the outbox's sender, in order behind what waits for the same thread, while this caller waits
+        at most ``within`` seconds. False when it was not delivered in time: it is then withdrawn (a call
+        already on its way to Slack may still land; what the caller says next follows it in the thread)."""
+        delivered, withdrawn = threading.Event(), threading.Event()
+        where = self.messages.find(run_id)
+        if where is not None:
+            channel, message, thread = where.channel_id, notice(self.say(text)), where.message_ts
+        else:
+            channel, message, thread = self.channel, notice(f"{run_label(run_id)}: {self.say(text)}"), None
+
+        def post() -> None:
+            if not withdrawn.is_set():
+                self._post(channel, message, thread)
+                delivered.set()
+
+        if not self.outbox.queue(f"{channel}/{thread or ''}", post, "start announcement"):
+            return False
+        if not delivered.wait(within):
+            withdrawn.set()
+        return delivered.is_set()
 
     def alert(self, run_id: int | None, text: Words) -> None:
         try:
@@ -141,29 +168,58 @@ class Publisher:
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
         self.surface.post(channel, message, thread_ts=thread_ts)
 
+    def _refresh_or_say_why(self, run_id: int, urgent: bool) -> None:
+        try:
+            self._refresh(run_id, urgent)
+        except DeliveryFailed as exc:
+            if exc.reason != MESSAGE_PENDING:
+                log.warning(
+                    "could not update the run message (%s); retried from the outbox",
+                    exc.reason,
+                    extra={"run_id": run_id},
+                )
+            raise
+        except Exception:
+            log.warning(
+                "could not update the run message; retried from the outbox", exc_info=True, extra={"run_id": run_id}
+            )
+            raise
+
     def _refresh(self, run_id: int, urgent: bool) -> None:
-        slot = self._slot(run_id)
         now = self.monotonic()
-        if not urgent and now - slot.last_refresh < self.progress_interval:
-            return
-        with slot.lock:
-            where = self.messages.find(run_id)
+        where = self.messages.find(run_id)
+        if where is None:
+            if not urgent:
+                return
+            # Its first post failed (bot not invited yet), the CLI created it, or someone is posting it now.
+            where = self._post_or_follow(run_id)
             if where is None:
-                if not urgent:
-                    return
-                # Its first post failed (bot not invited yet), the CLI created it, or another replica is posting it.
-                if self.messages.claim_first_post(run_id, self._holder):
-                    self._post_claimed(run_id)
-                    return
-                where = self._wait_for_message(run_id)
-                if where is None:
-                    return
-            message = self.render(run_id)
-            self.surface.update(where.channel_id, where.message_ts, message)
-            slot.last_refresh = now
+                return
+        self.surface.update(where.channel_id, where.message_ts, self.render(run_id))
+        self._slot(run_id).last_refresh = now
+
+    def _post_or_follow(self, run_id: int) -> Where | None:
+        """The run has no message yet: post it now, or leave this update to whoever is posting it.
+
+        None when nothing more is to be done here (posted with the latest state, or this process's poster
+        updates it once its post lands). Raises a passing refusal while another replica posts it: the outbox
+        tries this update again shortly, behind nothing else of this process."""
+        slot = self._slot(run_id)
+        with self._guard:
+            slot.update_after_post = True  # set before looking again, so the poster or this call sees it
+        where = self.messages.find(run_id)
+        if where is not None:
+            return where
+        if self.messages.claim_first_post(run_id, self._holder):
+            self._post_claimed(run_id)
+            return None
+        with self._guard:
+            if slot.posting:
+                return None
+        raise DeliveryFailed(MESSAGE_PENDING)
 
     def _post_first(self, run_id: int) -> Where | None:
-        """Post the run's one message and remember where it is (caller holds the run's lock).
+        """Post the run's one message and remember where it is.
 
         A run planned through one replica can be clicked through another before the first has stored where
         its message is: exactly one process posts it (a claim in the database), the others wait for it.
@@ -173,6 +229,18 @@ class Publisher:
         return self._post_claimed(run_id)
 
     def _post_claimed(self, run_id: int) -> Where:
+        slot = self._slot(run_id)
+        with self._guard:
+            slot.posting, slot.update_after_post = True, False  # what changes from here on is updated after
+        try:
+            return self._post_and_attach(run_id)
+        finally:
+            with self._guard:
+                again, slot.posting, slot.update_after_post = slot.update_after_post, False, False
+            if again:  # the run changed while its message was on its way: show the latest state
+                self.run_changed(run_id)
+
+    def _post_and_attach(self, run_id: int) -> Where:
         try:
             channel, ts = self.surface.post(self.channel, self.render(run_id))
             self.messages.attach(run_id, channel_id=channel, message_ts=ts)
@@ -200,6 +268,7 @@ class Publisher:
         return Where(channel, ts)
 
     def _wait_for_message(self, run_id: int) -> Where | None:
+        """Only ``post_plan`` waits (a handler that must say where the message is); it holds no lock meanwhile."""
         deadline = time.monotonic() + FIRST_POST_WAIT_SECONDS
         while (where := self.messages.find(run_id)) is None and time.monotonic() < deadline:
             time.sleep(FIRST_POST_POLL_SECONDS)

@@ -20,6 +20,7 @@ from bot.runs.core import RunCore
 from bot.runs.rules import PlanRequest
 from bot.words import Person, Words
 from storage.db import Database
+from tests.waiting import wait_until
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 
@@ -81,12 +82,14 @@ def test_a_run_clicked_through_another_replica_while_its_message_is_posted_gets_
         clicked = pool.submit(other.run_changed, run.id)  # an approval handled by the other replica
         time.sleep(0.3)
         assert slack.top_level == [], "the other replica posted the run's message while the planner was posting it"
+        clicked.result(timeout=1)  # the click waits for nobody: its update waits in the outbox
         slack.release.set()
         where = planned.result(timeout=5)
-        clicked.result(timeout=10)
 
+    wait_until(lambda: slack.updated, timeout=10, what="the other replica's update, once the message is there")
     assert slack.top_level == [where.message_ts]
     assert slack.updated == [where.message_ts]  # the other replica's change went into the one message
+    other.close(deadline_seconds=1)
     assert RunMessages(db).find(run.id) == where
 
 

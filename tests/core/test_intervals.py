@@ -19,6 +19,7 @@ from bot.settings import load_settings
 
 INTERVALS = {  # variable: the production default
     "CHAOSBOT_TICK_SECONDS": 5.0,
+    "CHAOSBOT_FIRING_RETRY_SECONDS": 10.0,
     "CHAOSBOT_CALENDAR_POLL_SECONDS": 30.0,
     "CHAOSBOT_RETRO_SWEEP_SECONDS": 15.0,
     "CHAOSBOT_BACKLOG_FILING_SECONDS": 30.0,

@@ -25,6 +25,10 @@ class RecordingNotifier:
         with self._lock:
             self.events.append((run_id, text))
 
+    def deliver(self, run_id: int, text: Words, *, within: float) -> bool:
+        self.timeline(run_id, text)
+        return True
+
     def alert(self, run_id: int | None, text: Words) -> None:
         with self._lock:
             self.alerts.append((run_id, text))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -134,3 +135,39 @@ def test_an_answer_rate_limited_past_the_clients_retries_is_delivered_later_and_
     assert answered()[0].params.get("user") == identity.DEFAULT_USER_ID
     direct = [c for c in slack.calls("chat.postMessage") if c.params.get("channel") == identity.DEFAULT_USER_ID]
     assert not [c for c in direct if c.params.get("text") == answer]
+
+
+def test_while_a_runs_first_post_hangs_no_change_of_that_run_or_another_waits_for_it(
+    publisher: Publisher, slack: FakeSlack
+) -> None:
+    """An abort's or a watcher's card update must not wait on a lock held across a hanging Slack call."""
+    core = publisher.core
+    hanging = core.transitions.plan("owen", PlanRequest(experiment_id="CE-01"))
+    other = core.transitions.plan("owen", PlanRequest(experiment_id="CE-01"))
+    other_at = publisher.post_plan(other.id)
+    slack.set_latency(60, "chat.postMessage")  # Slack holds every new message until heal()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            posting = pool.submit(publisher.post_plan, hanging.id)
+            wait_until(lambda: slack.in_flight >= 1, what="the run's first post held by Slack")
+            core.transitions.cancel("owen", hanging.id, "no longer needed")
+            changed = pool.submit(_changes, publisher, hanging.id, other.id)
+            assert changed.result(timeout=2) is None, "a change waited for the hanging first post"
+            assert not posting.done(), "the first post was not held by Slack during the changes"
+            slack.heal()
+            where = posting.result(timeout=10)
+        assert slack.wait_for("chat.update", predicate=lambda c: c.params.get("ts") == other_at.message_ts)
+        wait_until(
+            lambda: ":heavy_minus_sign:" in str(slack.message(CHANNEL, where.message_ts)["blocks"]),
+            timeout=10,
+            what="the run's message showing the cancel made while it was being posted",
+        )
+        assert publisher.messages.find(hanging.id) == where
+    finally:
+        slack.heal()
+
+
+def _changes(publisher: Publisher, hanging: int, other: int) -> None:
+    publisher.run_changed(hanging)  # an abort's urgent update of the run whose message is on its way
+    publisher.run_changed(hanging, urgent=False)  # a watcher's progress
+    publisher.run_changed(other)  # another run's abort

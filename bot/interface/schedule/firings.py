@@ -2,8 +2,9 @@
 the freeze calendars' polls, with what they tell the channel.
 
 ``Firings`` is the ``FiringHandler`` of ``bot.schedule.service``. Each firing is claimed once across
-replicas before it reaches here. A delivery failure raises (the scheduler retries it with back-off); a
-refused start is an outcome, said in the run's thread and the channel, and not retried.
+replicas before it reaches here. A delivery failure raises (the scheduler retries it with back-off), and so
+does a start whose announcement Slack could not take (retried until the plan expires); any other refused
+start is an outcome, said in the run's thread and the channel, and not retried.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
-from bot.engine.errors import InjectFailed
+from bot.engine.errors import InjectFailed, StartNotAnnounced
 from bot.errors import DomainError, IllegalTransition
 from bot.freezes.calendar import CalendarFeeds, went_empty_words
 from bot.interface.conversation import Conversation
@@ -23,6 +24,7 @@ from bot.jobs import Job
 from bot.policy.models import Policy
 from bot.runs.models import Run, RunState
 from bot.schedule import messages
+from bot.schedule.firings import DEFAULT_BACKOFF, Backoff
 from bot.schedule.gate import StartRefused
 from bot.schedule.service import Scheduler
 from bot.settings import Settings
@@ -57,6 +59,8 @@ class Firings:
         except StartRefused as exc:
             self._everywhere(run, refusal_message(exc.refusal, StartRef(run=run.id), self.talk.say))
             return f"refused:{exc.refusal.rule.value}"
+        except StartNotAnnounced:
+            raise  # Slack is unreachable: the engine said so in the thread; the scheduler tries again later
         except InjectFailed:
             return "failed:inject"  # the engine already told the thread and the channel, and reverted
         except DomainError as exc:  # kill switch, preflight, steady state: say which, no retry
@@ -145,7 +149,9 @@ class StartSchedule:
         return self.calendars.stale()
 
 
-def build_schedule(talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None) -> StartSchedule:
-    scheduler = Scheduler(db, policy, Firings(talk), holder=holder)
+def build_schedule(
+    talk: Conversation, db: Database, policy: Policy, *, holder: str | None = None, backoff: Backoff = DEFAULT_BACKOFF
+) -> StartSchedule:
+    scheduler = Scheduler(db, policy, Firings(talk), holder=holder, backoff=backoff)
     feeds = CalendarFeeds(db, policy.freeze_calendars, zone=talk.core.zone)
     return StartSchedule(scheduler, CalendarPolls(feeds, talk.publisher))
