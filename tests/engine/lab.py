@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -185,3 +189,41 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 8.0, what: str = 
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+_CONTROLLER = """
+import json, sys, time
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+from bot.catalogue.models import Catalogue
+from bot.engine import RunEngine, build_coordination
+from bot.policy.service import load_policy
+from bot.runs.core import RunCore
+from storage.db import Database
+from tests.engine.recording import RecordingNotifier
+
+db = Database(sys.argv[1])
+catalogue = Catalogue.model_validate({"experiments": [json.loads(sys.argv[2])]})
+core = RunCore.build(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
+engine = RunEngine(core, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
+engine.start("owen", int(sys.argv[3]))
+print("running", flush=True)
+time.sleep(120)
+"""
+
+
+def killed_controller(lab: Lab, database_url: str, experiment: Experiment, run_id: int) -> None:
+    """Start ``run_id`` in another process (its own engine, a 1 s lease), then SIGKILL it once the fault is on:
+    no chance to revert, roll back or release anything."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CONTROLLER, database_url, json.dumps(experiment.snapshot()), str(run_id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        wait_for(lambda: lab.fault_on or child.poll() is not None, timeout=20, what="the child's inject")
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()

@@ -10,10 +10,6 @@ rollback's result, shown in the retrospective (Slack, console, Markdown) and the
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +31,7 @@ from bot.retro.service import build
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import Lab, fault_is_on, wait_for
+from tests.engine.lab import Lab, fault_is_on, killed_controller, wait_for
 from tests.waiting import holds_for
 
 TOKEN = "s3cret-lab-token-4711"  # the rollback's bearer token: must never reach the record or a message
@@ -208,45 +204,13 @@ def test_sigterm_hands_the_run_over_and_the_other_replica_runs_the_rollbacks(ctk
     assert [step["status"] for step in steps(world, run_id)] == ["succeeded"]
 
 
-CHILD = """
-import json, sys, time
-from datetime import timedelta
-from zoneinfo import ZoneInfo
-from bot.catalogue.models import Catalogue
-from bot.engine import RunEngine, build_coordination
-from bot.policy.service import load_policy
-from bot.runs.core import RunCore
-from storage.db import Database
-from tests.engine.recording import RecordingNotifier
-
-db = Database(sys.argv[1])
-catalogue = Catalogue.model_validate({"experiments": [json.loads(sys.argv[2])]})
-core = RunCore.build(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
-engine = RunEngine(core, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
-engine.start("owen", int(sys.argv[3]))
-print("running", flush=True)
-time.sleep(120)
-"""
-
-
 def test_sigkill_of_the_controller_has_another_replica_run_the_rollbacks_from_the_handle(
     ctk_world: Callable[..., World],
 ) -> None:
     world = ctk_world()
     [experiment] = world.core.catalogue.experiments
     run_id = approved(world)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, world.db.url, json.dumps(experiment.snapshot()), str(run_id)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    try:
-        wait_for(lambda: world.lab.fault_on or child.poll() is not None, timeout=20, what="the child's inject")
-        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-    finally:
-        os.kill(child.pid, signal.SIGKILL)  # no chance to run anything: the method and its process are gone
-        child.wait()
+    killed_controller(world.lab, world.db.url, experiment, run_id)  # the method and its process are gone
     assert world.lab.fault_on and world.lab.times("revert") == []
 
     survivor = world.engine(lease_ttl=timedelta(seconds=1))

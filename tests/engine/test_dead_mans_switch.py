@@ -3,11 +3,6 @@ two processes from running the same run."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -19,50 +14,17 @@ from bot.records import service as records
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import Lab, fault_is_on, make_experiment, wait_for
+from tests.engine.lab import Lab, fault_is_on, killed_controller, make_experiment, wait_for
 from tests.waiting import holds_for, wait_until
 
 TTL = timedelta(seconds=1)
-
-CHILD = """
-import json, sys, time
-from datetime import timedelta
-
-import pytest
-from zoneinfo import ZoneInfo
-from bot.catalogue.models import Catalogue
-from bot.engine import RunEngine, build_coordination
-from tests.engine.recording import RecordingNotifier
-from bot.policy.service import load_policy
-from bot.runs.core import RunCore
-from storage.db import Database
-
-db = Database(sys.argv[1])
-catalogue = Catalogue.model_validate({"experiments": [json.loads(sys.argv[2])]})
-core = RunCore.build(db, catalogue, load_policy(), zone=ZoneInfo("UTC"))
-engine = RunEngine(core, RecordingNotifier(), build_coordination(None, db), lease_ttl=timedelta(seconds=1))
-engine.start("owen", int(sys.argv[3]))
-print("running", flush=True)
-time.sleep(120)
-"""
 
 
 def test_a_run_whose_process_was_killed_is_reverted_by_a_new_process(db: Database, lab: Lab, make_world) -> None:  # type: ignore[no-untyped-def]
     long_run = make_experiment(lab, max_duration=60)
     world: World = make_world(db, long_run)
     run_id = world.approved()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, world.db.url, json.dumps(long_run.snapshot()), str(run_id)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    try:
-        wait_for(lambda: world.lab.fault_on or child.poll() is not None, timeout=20, what="the child's inject")
-        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+    killed_controller(world.lab, world.db.url, long_run, run_id)
     killed = time.monotonic()
     assert world.lab.fault_on and world.lab.times("revert") == []
 
