@@ -36,6 +36,7 @@ class _Letter:
     deliver: Callable[[], None]
     what: str
     queued_at: float
+    begun: bool = False  # being tried by the sender now: what it sends may already be read
 
 
 class Outbox:
@@ -61,8 +62,10 @@ class Outbox:
         self._not_before = 0.0
 
     def waits_for(self, destination: str) -> bool:
+        """Whether a letter for ``destination`` waits that has not begun. One the sender is trying now may have
+        read what it sends already, so it does not count: a change after it would otherwise never be sent."""
         with self._wake:
-            return bool(self._queues.get(destination))
+            return any(not letter.begun for letter in self._queues.get(destination, ()))
 
     @property
     def waiting(self) -> int:
@@ -171,9 +174,11 @@ class Outbox:
                     head = self._next_head()
                 destination, letter = head
                 self._busy.add(destination)
+                letter.begun = True
             outcome = _attempt(letter) if not self._too_old(letter) else None
             with self._wake:
                 self._busy.discard(destination)
+                letter.begun = False
                 queue = self._queues.get(destination)
                 if outcome is None:
                     self._backoff = self.first_backoff

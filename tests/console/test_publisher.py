@@ -115,3 +115,47 @@ def test_a_claim_that_cannot_be_given_back_or_completed_is_logged_with_its_run(
         publisher.post_plan(other.id)
     assert f"could not give back the claim to post {other.label}'s message" in caplog.text
     publisher.close(deadline_seconds=0.1)
+
+
+class GatedUpdates(ConsoleSurface):
+    """A Slack whose message updates wait until the test lets each one through; it keeps what each one showed."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO(), SYDNEY)
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Semaphore(0)
+        self.shown: list[str] = []
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        self.entered.release()
+        assert self.gate.acquire(timeout=5)
+        self.shown.append(message.text)
+        super().update(channel, ts, message)
+
+
+def test_a_change_made_while_the_messages_update_is_on_its_way_is_shown_after_it(
+    make_core: Callable[[Database], RunCore], db: Database
+) -> None:
+    """Three approvers clicked at once: the update already on its way had read the run before the last click,
+    so the message kept showing Approve until a later change (CI saw it once in a thousand runs)."""
+    core = make_core(db)
+    slack = GatedUpdates()
+    publisher = Publisher(core, slack, channel="console", zone=SYDNEY)
+    run = core.transitions.plan("oliver", PlanRequest(experiment_id="CE-01"))
+    publisher.post_plan(run.id)
+
+    first = threading.Thread(target=publisher.run_changed, args=(run.id,))
+    first.start()
+    assert slack.entered.acquire(timeout=5)  # the first update holds the line on this thread
+    publisher.run_changed(run.id)  # queued behind it: the sender will try it
+    slack.gate.release()
+    first.join(5)
+    assert slack.entered.acquire(timeout=5)  # the sender's update has read the run and is on its way
+    core.transitions.cancel("oliver", run.id, "changed our minds")
+    publisher.run_changed(run.id)
+    slack.gate.release()
+
+    slack.gate.release()  # the update for the cancel, if one was sent
+    wait_until(lambda: publisher.outbox.waiting == 0 and len(slack.shown) >= 2)
+    assert "cancelled" in slack.shown[-1].lower(), slack.shown
+    publisher.close(deadline_seconds=1)
