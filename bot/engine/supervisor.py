@@ -80,6 +80,7 @@ class Supervisor:
         self._watchers: dict[int, Watcher] = {}
         self._renewals: dict[int, Renewal] = {}
         self._aborting: set[int] = set()
+        self._abort_done = threading.Condition(self._lock)
         self._closed = False
         self._draining = False
         self._leases = LeaseKeeper(coordination, holder, lease_ttl, on_lost=self._lease_lost, every=lease_renewal)
@@ -135,15 +136,21 @@ class Supervisor:
 
     @contextlib.contextmanager
     def aborting(self, run_id: int) -> Iterator[None]:
-        """An abort of the run is under way: renewals and the watcher stop at once (never waiting for a probe)."""
-        with self._lock:
-            self._aborting.add(run_id)
+        """An abort of the run is under way: renewals and the watcher stop at once (never waiting for a probe).
+
+        A second abort of the same run here (a breach as SIGTERM aborts it, two people at once) waits for the
+        first, then finds it ended: one revert, and the second caller is told how the run ended."""
         self.stop(run_id)
+        with self._abort_done:
+            while run_id in self._aborting:
+                self._abort_done.wait()
+            self._aborting.add(run_id)
         try:
             yield
         finally:
-            with self._lock:
+            with self._abort_done:
                 self._aborting.discard(run_id)
+                self._abort_done.notify_all()
 
     def is_aborting(self, run_id: int) -> bool:
         with self._lock:

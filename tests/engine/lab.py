@@ -35,6 +35,7 @@ class Lab:
         self.preflight_status = 200
         self.prom_body: dict[str, Any] = vector(0.0)
         self.in_flight = 0
+        self.revert_gate: threading.Event | None = None  # when set, a revert is answered only once it opens
         self.target_hits = 0  # probes of /target answered (who watches the run)
         self._reverted_at = 0.0
         self._lock = threading.Lock()
@@ -111,7 +112,11 @@ def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
             self.rfile.read(length)
             path = urlsplit(self.path).path
             if path in ("/toggle/inject", "/toggle/revert"):
-                self._answer(lab.toggle(path.rsplit("/", 1)[1]))
+                step = path.rsplit("/", 1)[1]
+                status = lab.toggle(step)
+                if step == "revert" and lab.revert_gate is not None:
+                    lab.revert_gate.wait(HANG_LIMIT_SECONDS)
+                self._answer(status)
             else:
                 self._answer(404)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -77,6 +79,26 @@ def test_aborting_a_run_that_ended_says_how_it_ended(sqlite_db: Database, make_w
 
     with pytest.raises(IllegalTransition, match=r"RUN-\d+ already ended: aborted by @owen at .* \(first\)\."):
         engine.abort("rita", run_id)
+
+
+def test_two_aborts_of_one_run_at_once_revert_it_once_and_the_second_is_told_how_it_ended(world: World) -> None:
+    """SIGTERM aborting a run while its stop condition breaches, or two people pressing Abort: one revert."""
+    engine = world.engine()
+    run_id = world.approved()
+    engine.start(OWNER, run_id)
+    world.lab.revert_gate = threading.Event()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(engine.abort, OWNER, run_id, "first")
+        wait_for(lambda: len(world.lab.times("revert")) == 1, what="the first abort's revert on its way")
+        second = pool.submit(engine.abort, "rita", run_id, "second")
+        world.lab.revert_gate.set()
+        assert first.result(timeout=10).reverted
+        with pytest.raises(IllegalTransition, match=r"already ended: aborted by @owen"):
+            second.result(timeout=10)
+
+    assert len(world.lab.times("revert")) == 1
+    assert world.run(run_id).end_reason == "first"
 
 
 def test_abort_all_engages_the_kill_switch_until_an_approver_resumes(world: World) -> None:
