@@ -110,11 +110,11 @@ class AfterAbort:
             name=f"chaosbot-recovery-{run_id}",
             daemon=True,
         )
-        with self._lock:
+        with self._lock:  # started under the lock: ``close`` never joins a thread that has not started
             if self._closed.is_set():
                 return
             self._threads[run_id] = thread
-        thread.start()
+            thread.start()
 
     def watching(self) -> list[int]:
         with self._lock:

@@ -135,6 +135,13 @@ class Publisher:
             withdrawn.set()
         return delivered.is_set()
 
+    def everywhere(self, where: Where, message: Message, what: str) -> None:
+        """In the run's thread and in the channel, each queued behind what waits for the same place and sent
+        by the outbox's sender: a scheduler firing never waits for Slack, and a Slack that took the thread's
+        copy but not the channel's is retried for the channel's only (no copy is posted twice)."""
+        for channel, thread in ((where.channel_id, where.message_ts), (self.channel, None)):
+            self.outbox.queue(f"{channel}/{thread or ''}", partial(self._post, channel, message, thread), what)
+
     def alert(self, run_id: int | None, text: Words) -> None:
         try:
             where = self.messages.find(run_id) if run_id is not None else None

@@ -281,6 +281,19 @@ def fingerprint(server: ChaosbotServer) -> tuple[int, ...]:
     return tuple(int(value) for value in server.query(_FINGERPRINT.text)[0])
 
 
+class Unchanged:
+    """The state fingerprint carried from one fuzz example to the next: one query per example, not two (ten
+    thousand examples in CI). A change shows in the first example after which the fingerprint moved."""
+
+    def __init__(self, server: ChaosbotServer) -> None:
+        self.server = server
+        self.last = fingerprint(server)
+
+    def check(self, what: str) -> None:
+        now = fingerprint(self.server)
+        assert now == self.last, f"{what} changed state"
+
+
 def changes(server: ChaosbotServer, before: State) -> list[str]:
     """What changed since ``before``, other than audit records of commands and refusals."""
     after = state(server)

@@ -34,10 +34,10 @@ from .conftest import (
     wait_until,
 )
 from .hostile import (
+    Unchanged,
     assert_unchanged,
     calls_since,
     escaped,
-    fingerprint,
     fuzz_settings,
     hostile_text,
     live_markup_from_typing,
@@ -72,6 +72,11 @@ def refusing(bot: Bot) -> Iterator[Bot]:
     yield bot
     quiet(bot.slack)
     assert_unchanged(bot.server, before, "every request of this test")
+
+
+@pytest.fixture
+def unchanged(refusing: Bot) -> Unchanged:
+    return Unchanged(refusing.server)
 
 
 def signed(body: bytes, content_type: str | None) -> wire.SignedRequest:
@@ -138,12 +143,14 @@ def malformed_bodies(draw: st.DrawFn) -> wire.SignedRequest:
 
 @fuzz_settings(CI_EXAMPLES["malformed_bodies"])
 @given(request=malformed_bodies())
-def test_malformed_bodies_are_answered_below_500_and_change_nothing(refusing: Bot, request: wire.SignedRequest) -> None:
+def test_malformed_bodies_are_answered_below_500_and_change_nothing(
+    refusing: Bot, unchanged: Unchanged, request: wire.SignedRequest
+) -> None:
     bot = refusing
-    before, started = fingerprint(bot.server), time.time()
+    started = time.time()
     answer = bot.send(request)
     assert answer.status < 500, f"HTTP {answer.status} for {request.body[:200]!r}: {answer.body[:300]!r}"
-    assert fingerprint(bot.server) == before, "a malformed body changed state"
+    unchanged.check("a malformed body")
     assert_text_stays_text(bot, started)
 
 
@@ -208,12 +215,14 @@ def wrong_shapes(draw: st.DrawFn) -> wire.SignedRequest:
 
 @fuzz_settings(CI_EXAMPLES["wrong_shape"])
 @given(request=wrong_shapes())
-def test_payloads_of_the_wrong_shape_are_refused_clearly(refusing: Bot, request: wire.SignedRequest) -> None:
+def test_payloads_of_the_wrong_shape_are_refused_clearly(
+    refusing: Bot, unchanged: Unchanged, request: wire.SignedRequest
+) -> None:
     bot = refusing
-    before, started = fingerprint(bot.server), time.time()
+    started = time.time()
     answer = bot.send(request)
     assert answer.status < 500, f"HTTP {answer.status} for {request.body[:300]!r}: {answer.body[:300]!r}"
-    assert fingerprint(bot.server) == before, "a payload of the wrong shape changed state"
+    unchanged.check("a payload of the wrong shape")
     assert_text_stays_text(bot, started)
 
 
@@ -229,19 +238,19 @@ ACTION_IDS = st.one_of(
 @fuzz_settings(CI_EXAMPLES["actions"])
 @given(action_id=ACTION_IDS, value=st.one_of(st.none(), JSON_VALUES.map(json.dumps), hostile_text()), data=st.data())
 def test_clicks_from_people_without_a_role_change_nothing(
-    refusing: Bot, action_id: str, value: str | None, data: st.DataObject
+    refusing: Bot, unchanged: Unchanged, action_id: str, value: str | None, data: st.DataObject
 ) -> None:
     bot = refusing
     run = bot.runs[0]
     if data.draw(st.booleans(), label="value names the planned run"):
         value = json.dumps({"run": run.id})
     user, url = forged_user(), bot.slack.response_url()
-    before, started = fingerprint(bot.server), time.time()
+    started = time.time()
     answer = bot.send(
         wire.block_action(action_id, value, user, message=bot.message(run), channel_id=CHANNEL, response_url=url)
     )
     assert_clear_answer(bot, answer, user, started, url)
-    assert fingerprint(bot.server) == before, f"{action_id} clicked by {user} changed state"
+    unchanged.check(f"{action_id} clicked by {user}")
     assert_text_stays_text(bot, started)
 
 
@@ -267,14 +276,16 @@ def command_texts(draw: st.DrawFn, target: str) -> str:
 
 @fuzz_settings(CI_EXAMPLES["commands"])
 @given(data=st.data())
-def test_commands_from_someone_with_no_role_are_refused_as_text(refusing: Bot, data: st.DataObject) -> None:
+def test_commands_from_someone_with_no_role_are_refused_as_text(
+    refusing: Bot, unchanged: Unchanged, data: st.DataObject
+) -> None:
     bot = refusing
     text = data.draw(command_texts(bot.runs[0].label), label="text")
     user, url = forged_user(), bot.slack.response_url()
-    before, started = fingerprint(bot.server), time.time()
+    started = time.time()
     answer = bot.send(wire.slash_command(text, user, response_url=url))
     assert_clear_answer(bot, answer, user, started, url)
-    assert fingerprint(bot.server) == before, f"/chaos {text!r} from {user} changed state"
+    unchanged.check(f"/chaos {text!r} from {user}")
     assert_text_stays_text(bot, started)
 
 

@@ -90,3 +90,33 @@ def test_a_scheduled_start_that_slack_cannot_announce_is_tried_again_and_starts_
     # The scheduler tries it again (CHAOSBOT_FIRING_RETRY_SECONDS, doubling) while the plan lasts.
     bot.wait_message(run, lambda m: "run.abort" in buttons(m), timeout=20, what="started by itself once Slack is back")
     assert bot.server.query("SELECT started_by FROM runs WHERE id = :id", id=run.id)[0][0] == "chaosbot"
+
+
+def notice_done(server: ChaosbotServer, run: RunHandle) -> bool:
+    rows = server.query("SELECT done_at FROM firings WHERE run_id = :id AND kind = 'run.notice'", id=run.id)
+    return bool(rows) and rows[0][0] is not None
+
+
+def test_a_notice_due_while_slack_hangs_holds_nothing_up_and_arrives_once_in_each_place_when_slack_is_back(
+    sqlite_bot: Bot,
+) -> None:
+    """The scheduler's tick used to wait for Slack on a notice (delaying the automatic starts behind it), and a
+    retry re-posted the thread's copy when only the channel's had failed."""
+    bot = sqlite_bot
+    notice_lead = 15 * 60  # the policy's default
+    run = bot.submit_plan(bot.open_plan(OWNER), plan_values("staging", int(time.time()) + notice_lead + 5), OWNER)
+    bot.slack.set_latency(HANGING)
+    hung_at = time.time()
+    try:
+        wait_until(lambda: notice_done(bot.server, run), timeout=20, what="the notice's firing done while Slack hangs")
+    finally:
+        bot.slack.heal()
+
+    def notices() -> list[str]:
+        posted = [c for c in bot.slack.calls("chat.postMessage") if c.ok and "Coming up" in str(c.params.get("text"))]
+        return sorted(str(c.params.get("thread_ts") or "channel") for c in posted)
+
+    wait_until(lambda: len(notices()) >= 2, timeout=20, what="the notice in the thread and the channel")
+    bot.settle()
+    assert notices() == sorted([run.ts, "channel"])
+    assert all(c.time >= hung_at for c in bot.slack.calls("chat.postMessage") if "Coming up" in str(c.params))

@@ -2,9 +2,10 @@
 the freeze calendars' polls, with what they tell the channel.
 
 ``Firings`` is the ``FiringHandler`` of ``bot.schedule.service``. Each firing is claimed once across
-replicas before it reaches here. A delivery failure raises (the scheduler retries it with back-off), and so
-does a start whose announcement Slack could not take (retried until the plan expires); any other refused
-start is an outcome, said in the run's thread and the channel, and not retried.
+replicas before it reaches here. What a firing says goes through the publisher's outbox, so a slow or absent
+Slack never holds the scheduler's tick (it delivers in order once Slack is back). A start whose announcement
+Slack could not take raises (the scheduler retries it until the plan expires); any other refused start is an
+outcome, said in the run's thread and the channel, and not retried.
 """
 
 from __future__ import annotations
@@ -73,15 +74,13 @@ class Firings:
 
     def missed(self, run: Run, kind: str) -> None:
         words = messages.missed(run, kind, zone=self.zone)
-        where = self.talk.publisher.post_plan(run.id)
-        self.talk.surface.post(where.channel_id, notice(f":zzz: {self.talk.say(words)}"), thread_ts=where.message_ts)
+        self.talk.publisher.timeline(run.id, Words.of(":zzz: ") + words)
 
     def _everywhere(self, run: Run, message: Message) -> None:
-        """The channel and the run's thread; raises when the chat platform refuses (the firing is retried)."""
-        publisher, surface = self.talk.publisher, self.talk.surface
-        where = publisher.post_plan(run.id)
-        surface.post(where.channel_id, message, thread_ts=where.message_ts)
-        surface.post(publisher.channel, message)
+        """The run's thread and the channel, through the outbox (see ``Publisher.everywhere``). Only posting
+        the run's own message, when it has none yet, is done here: when that fails the firing is retried."""
+        publisher = self.talk.publisher
+        publisher.everywhere(publisher.post_plan(run.id), message, "scheduled notice")
 
 
 def _rule(exc: DomainError) -> str:
