@@ -92,11 +92,19 @@ def words_with_markup(max_words: int = 8) -> st.SearchStrategy[str]:
     return st.lists(part, min_size=1, max_size=max_words).map(lambda parts: " ".join(["note:", *parts]))
 
 
+SLACK_MESSAGE_LIMIT = 40_000  # the most a person can send in one message: longer text never reaches the bot
+
+
+def _repeated(markup: str, times: int) -> str:
+    return (markup + " ") * min(times, SLACK_MESSAGE_LIMIT // (len(markup) + 1))
+
+
 def hostile_text(max_words: int = 8) -> st.SearchStrategy[str]:
-    """Anything a person can type: markup, control characters, odd unicode, and now and then a lot of it."""
+    """Anything a person can type: markup, control characters, odd unicode, and now and then a lot of it (one
+    piece of markup repeated up to Slack's message limit, far past every limit the bot clips to)."""
     part = st.one_of(st.sampled_from(MARKUP), WORD, CONTROL, st.text(max_size=8))
     typed = st.lists(part, max_size=max_words).map(" ".join)
-    oversized = st.tuples(st.sampled_from(MARKUP), st.integers(500, 6000)).map(lambda pair: (pair[0] + " ") * pair[1])
+    oversized = st.tuples(st.sampled_from(MARKUP), st.integers(500, 6000)).map(lambda pair: _repeated(*pair))
     return st.one_of(typed, typed, typed, oversized)
 
 

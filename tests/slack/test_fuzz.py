@@ -34,6 +34,7 @@ from .conftest import (
     wait_until,
 )
 from .hostile import (
+    SLACK_MESSAGE_LIMIT,
     Unchanged,
     assert_unchanged,
     calls_since,
@@ -266,7 +267,7 @@ WORDS_AS_VERBS = hostile_text(1)
 def command_texts(draw: st.DrawFn, target: str) -> str:
     verb = draw(VERBS | WORDS_AS_VERBS)
     args = draw(st.lists(st.one_of(st.just(target), st.just("RUN-999999"), hostile_text(3)), max_size=4))
-    text = " ".join([verb, *args])
+    text = " ".join([verb, *args])[:SLACK_MESSAGE_LIMIT]
     words = text.lower().split()
     if words[:2] in (["abort", "all"], ["abort"]) or words[:1] == ["plan"]:
         # The kill switch is open to anyone in the channel (it changes state by design); a plan opens a modal.
