@@ -1,6 +1,7 @@
 """Traces from the real server: ``chaosbot serve`` with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set exports over OTLP/HTTP
 to a local collector (``tests/otlp.py``), and one ``/chaos abort RUN-n`` is one trace from the HTTP request to
-the revert: through the kill switch's pool, the engine, the adapter and the Slack calls that tell people."""
+the revert: through the kill switch's pool, the engine, the adapter and the Slack calls that tell people. A
+collector that is down costs the server nothing a person would notice."""
 
 from __future__ import annotations
 
@@ -112,3 +113,26 @@ def test_a_start_traces_its_inject_and_a_refused_click_its_transaction(
     ]
     assert len(approvals) == 3  # one per approver, each in its own click's trace
     assert len({s.trace_id for s in approvals}) == 3
+
+
+@pytest.fixture(scope="module")
+def nowhere_server(chaosbot_servers: ServerRegistry) -> Iterator[ChaosbotServer]:
+    """Tracing on, towards a collector that is not there (nothing listens on the discard port)."""
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1", **FAST_EXPORT}
+    with chaosbot_servers.own("sqlite-traced-nowhere", extra_env=tracing) as server:
+        yield server
+
+
+@pytest.fixture
+def nowhere_bot(nowhere_server: ChaosbotServer, slack: FakeSlack, request: pytest.FixtureRequest) -> Iterator[Bot]:
+    yield from _bot(nowhere_server, slack, request)
+
+
+def test_a_collector_that_is_down_holds_back_no_ack_and_no_abort(nowhere_bot: Bot) -> None:
+    run = nowhere_bot.approved_run()
+    nowhere_bot.start(run)
+    answer = nowhere_bot.command(f"abort {run.label}", RELIABILITY)
+    assert answer.status == 200 and answer.elapsed < 1.0
+    nowhere_bot.reply(run, "aborted")
+    assert nowhere_bot.server.run_state(run.id) == "aborted"
+    wait_until(lambda: "export" in nowhere_bot.server.log_text(), what="the failed export in the log")
