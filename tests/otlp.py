@@ -5,6 +5,7 @@ here, decoded with OpenTelemetry's own protobuf classes. The tests read the span
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ class Collector:
         self._spans: list[ExportedSpan] = []
         self._lock = threading.Lock()
         self.requests = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._received))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._received, self.counts))
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-collector", daemon=True)
@@ -69,6 +70,10 @@ class Collector:
 
     def wait_for(self, predicate: Callable[[ExportedSpan], bool], what: str, timeout: float = 10.0) -> ExportedSpan:
         return wait_until(lambda: next((s for s in self.spans() if predicate(s)), None), timeout, what)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"spans": len(self._spans), "requests": self.requests}
 
     def _received(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
@@ -110,8 +115,16 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, which) if which is not None else None
 
 
-def _handler(received: Callable[[bytes], None]) -> type[BaseHTTPRequestHandler]:
+def _handler(received: Callable[[bytes], None], counts: Callable[[], dict[str, int]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # what the benches ask: how many spans arrived
+            answer = json.dumps(counts()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.headers.get("Content-Encoding") == "gzip":
