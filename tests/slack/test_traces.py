@@ -132,7 +132,7 @@ def test_a_collector_that_is_down_holds_back_no_ack_and_no_abort(nowhere_bot: Bo
     run = nowhere_bot.approved_run()
     nowhere_bot.start(run)
     answer = nowhere_bot.command(f"abort {run.label}", RELIABILITY)
-    assert answer.status == 200 and answer.elapsed < 1.0
+    assert answer.status == 200 and answer.elapsed < 3.0  # Slack's deadline for the ack
     nowhere_bot.reply(run, "aborted")
     assert nowhere_bot.server.run_state(run.id) == "aborted"
-    wait_until(lambda: "export" in nowhere_bot.server.log_text(), what="the failed export in the log")
+    wait_until(lambda: "Failed to export" in nowhere_bot.server.log_text(), what="the failed export in the log")
