@@ -652,16 +652,17 @@ class Side:
             database_url = stack.enter_context(h.scratch_postgres())
         else:
             database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+        redis_url = h.redis_url_for(args.redis_url, tracing)
         self.server = h.start_chaosbot(
             stack,
             workdir,
             slack_url=slack_url,
             database_url=database_url,
             catalogue=catalogue(self.toggles, targets, ctk),
-            redis_url=h.redis_url_for(args.redis_url, tracing),
+            redis_url=redis_url,
             extra_env=h.tracing_env(tracing, endpoint),
         )
-        self.session = Session(args, self.server, self.toggles, targets, h.redis_url_for(args.redis_url, tracing))
+        self.session = Session(args, self.server, self.toggles, targets, redis_url)
         stack.callback(self.session.close)
 
 
