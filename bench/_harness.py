@@ -224,6 +224,54 @@ def start_fake_slack(stack: contextlib.ExitStack) -> tuple[str, Process]:
     return line, process
 
 
+# -- tracing off and on, side by side ----------------------------------------------------------------------
+
+TRACING_MODES = ("off", "on")
+
+
+def tracing_modes(value: str) -> list[str]:
+    """``--tracing off,on``: the modes, in order, each once."""
+    modes = list(dict.fromkeys(mode.strip() for mode in value.split(",") if mode.strip()))
+    if not modes or not set(modes) <= set(TRACING_MODES):
+        raise ValueError("--tracing takes off, on or off,on")
+    return modes
+
+
+def start_collector(stack: contextlib.ExitStack) -> str:
+    """A local OTLP/HTTP collector (``tests/otlp.py``) in its own process, so decoding the batches never competes
+    with the timing threads; returns its endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    process = Process("otlp collector", [sys.executable, str(Path(__file__).resolve()), "collector"])
+    stack.callback(process.stop)
+    assert process.popen.stdout is not None
+    line = process.popen.stdout.readline().decode().strip()
+    if not line.startswith("http://"):
+        raise RuntimeError(f"the OTLP collector did not start (said {line!r})")
+    return line
+
+
+def tracing_env(mode: str, endpoint: str | None) -> dict[str, str]:
+    """``chaosbot serve``'s environment for a tracing mode: nothing when off; when on, every span exported over
+    OTLP/HTTP to ``endpoint`` in the SDK's default batches (every 5 s, or 512 spans), as in production."""
+    if mode == "off":
+        return {}
+    assert endpoint is not None
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "chaosbot-bench"}
+
+
+def redis_url_for(base: str | None, tracing: str) -> str | None:
+    """Each server of a side-by-side run its own Redis database (the next number for tracing on): leases, the
+    kill switch's mirror and the replica registry are keyed by run id and replica, and must not be shared."""
+    if base is None or tracing == "off":
+        return base
+    prefix, _, number = base.rpartition("/")
+    return f"{prefix}/{int(number or 0) + 1}"
+
+
+def spans_collected(endpoint: str) -> dict[str, int]:
+    status, body = http_get(f"{endpoint}/count")
+    return dict(json.loads(body)) if status == 200 else {}
+
+
 def start_redis_server(stack: contextlib.ExitStack, workdir: Path) -> int:
     """A dedicated, throwaway redis-server on a free port (no persistence); returns the port."""
     port = free_port()
@@ -309,7 +357,7 @@ def start_chaosbot(
     policy_path.write_text(POLICY, encoding="utf-8")
     catalogue_path.write_text(catalogue, encoding="utf-8")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAOSBOT_", "REDIS_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAOSBOT_", "REDIS_URL", "OTEL_"))}
     env.update(
         DATABASE_URL=database_url,
         PORT=str(port),
@@ -410,6 +458,19 @@ def _serve_fake_slack() -> int:
     return 0
 
 
+def _serve_collector() -> int:
+    from tests.otlp import Collector
+
+    collector = Collector().start()
+    print(collector.endpoint, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    collector.stop()
+    return 0
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.netloc, timeout=timeout)
@@ -424,4 +485,6 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["fakeslack"]:
         sys.exit(_serve_fake_slack())
-    sys.exit(f"usage: {sys.argv[0]} fakeslack")
+    if sys.argv[1:] == ["collector"]:
+        sys.exit(_serve_collector())
+    sys.exit(f"usage: {sys.argv[0]} fakeslack|collector")

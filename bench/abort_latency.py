@@ -17,8 +17,13 @@ switches the slot's toggle on over HTTP, then blocks in a process action (``slee
 switches it off. The abort comes while the method blocks; the fault counts as reverted when the rollback's
 request arrives at the toggle server: abort to rollback done, without waiting for the blocking action.
 
+``--tracing off,on``: two servers side by side, each with its own database and toggle server, their rounds
+interleaved: one with tracing off, one exporting every span over OTLP/HTTP to a local collector (its own
+process); the figures of each, then on over off.
+
     .venv/bin/python bench/abort_latency.py [--database sqlite|postgres] [--mode each|all|both]
         [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 300]
+        [--tracing off|on|off,on]
 """
 
 from __future__ import annotations
@@ -305,10 +310,16 @@ def catalogue(toggles: ToggleServer, targets: list[RedisTarget], ctk: list[Path]
 
 class Session:
     def __init__(
-        self, args: argparse.Namespace, server: h.Chaosbot, toggles: ToggleServer, targets: list[RedisTarget]
+        self,
+        args: argparse.Namespace,
+        server: h.Chaosbot,
+        toggles: ToggleServer,
+        targets: list[RedisTarget],
+        redis_url: str | None = None,
     ) -> None:
         self.args = args
         self.server = server
+        self.redis_url = redis_url
         self.toggles = toggles
         self.targets = targets
         self.workdir = Path(server.process.log or ".").parent
@@ -479,8 +490,8 @@ class Session:
 
     def kill_switch_engaged(self) -> bool:
         engaged = any(bool(value) for (value,) in self.query("SELECT engaged FROM kill_switch"))
-        if self.args.redis_url:
-            client = redis.Redis.from_url(self.args.redis_url, socket_timeout=2)
+        if self.redis_url:
+            client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
             try:
                 engaged = engaged or bool(client.exists("chaosbot:killswitch"))
             finally:
@@ -503,7 +514,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
     parser.add_argument("--output", type=Path, default=h.RESULTS / "abort_latency.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
+    parser.add_argument("--tracing", default="off", help="off, on, or off,on: servers side by side")
     args = parser.parse_args(argv)
+    try:
+        args.tracing = h.tracing_modes(args.tracing)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.ns = sorted({int(n) for n in args.n.split(",")})
     if not args.ns or min(args.ns) < 1 or max(args.ns) > 10:
         parser.error("--n takes numbers from 1 to 10")
@@ -520,7 +536,7 @@ def redis_servers_needed(args: argparse.Namespace) -> int:
     return {"http": 0, "redis": largest, "mixed": math.ceil(largest / 2), "chaostoolkit": 0}[args.adapter]
 
 
-def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> dict[str, Any]:
+def report(args: argparse.Namespace, configs: list[Config], complete: bool, tracing: str = "off") -> dict[str, Any]:
     rows, results = [], []
     for config in configs:
         stats = h.summary_ms(config.samples) if config.samples else {"count": 0}
@@ -568,6 +584,7 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
             "modes": args.modes,
             "settle_seconds": args.settle,
             "server": "chaosbot serve, gunicorn gthread 1 worker x 8 threads (defaults)",
+            "tracing": tracing,
         },
         "measured": "client monotonic time just before the abort request is sent -> revert reaches the backend"
         + (" (the experiment's rollback, while its method blocks)" if args.adapter == "chaostoolkit" else ""),
@@ -582,77 +599,143 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
         blocked = f"method blocked in a {BLOCKING_SECONDS} s action"
         print(f"\nabort -> rollback done ({blocked}), Chaos Toolkit experiments, {args.database}, {args.rounds} rounds")
     else:
-        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
+        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds, tracing {tracing}")
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
     headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
     print(h.markdown_table(headers, rows))
     if overall:
         verdict = "met" if overall["p99_ms"] < TARGET_P99_MS else "NOT met"
         print(f"\noverall p99 {overall['p99_ms']} ms over {overall['count']} faults: target < 1000 ms {verdict}")
-    h.write_json(args.output, document)
-    print(f"JSON: {args.output}")
+    output = args.output if args.tracing == ["off"] else args.output.with_stem(f"{args.output.stem}_tracing_{tracing}")
+    h.write_json(output, document)
+    print(f"JSON: {output}")
     return document
+
+
+def compare_tracing(configs: dict[str, list[Config]]) -> None:
+    """Tracing on over off, per (mode, N), when both ran."""
+    if set(configs) != {"off", "on"}:
+        return
+    rows = []
+    for off, on in zip(configs["off"], configs["on"], strict=True):
+        if not off.samples or not on.samples:
+            continue
+        a, b = h.summary_ms(off.samples), h.summary_ms(on.samples)
+        ratio = (round(b["median_ms"] / a["median_ms"], 2), round(b["p99_ms"] / a["p99_ms"], 2))
+        row = [off.mode, off.n, f"{a['median_ms']} / {b['median_ms']}", f"{a['p99_ms']} / {b['p99_ms']}", *ratio]
+        rows.append(row)
+    print("\nabort -> reverted, tracing on over off (the same rounds, interleaved)\n")
+    print(h.markdown_table(["mode", "N", "median off / on ms", "p99 off / on ms", "median on/off", "p99 on/off"], rows))
+
+
+class Side:
+    """One server of the comparison: its toggle server, its ``chaosbot serve`` and the session driving it."""
+
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        args: argparse.Namespace,
+        workdir: Path,
+        *,
+        slack_url: str,
+        targets: list[RedisTarget],
+        tracing: str,
+        endpoint: str | None,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.tracing = tracing
+        self.toggles = ToggleServer()
+        stack.callback(self.toggles.close)
+        slots = max(args.ns) if args.adapter == "chaostoolkit" else 0
+        ctk = write_ctk_experiments(self.toggles, workdir, slots)
+        if args.database == "postgres":
+            database_url = stack.enter_context(h.scratch_postgres())
+        else:
+            database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+        redis_url = h.redis_url_for(args.redis_url, tracing)
+        self.server = h.start_chaosbot(
+            stack,
+            workdir,
+            slack_url=slack_url,
+            database_url=database_url,
+            catalogue=catalogue(self.toggles, targets, ctk),
+            redis_url=redis_url,
+            extra_env=h.tracing_env(tracing, endpoint),
+        )
+        self.session = Session(args, self.server, self.toggles, targets, redis_url)
+        stack.callback(self.session.close)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     h.terminate_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="chaosbot-bench-abort-"))
-    configs = [Config(mode, n) for mode in args.modes for n in args.ns]
+    configs = {tracing: [Config(mode, n) for mode in args.modes for n in args.ns] for tracing in args.tracing}
     complete = False
     failed = False
     began = time.monotonic()
     try:
         with contextlib.ExitStack() as stack:
-            toggles = ToggleServer()
-            stack.callback(toggles.close)
             targets = [RedisTarget(h.start_redis_server(stack, workdir)) for _ in range(redis_servers_needed(args))]
-            slots = max(args.ns) if args.adapter == "chaostoolkit" else 0
-            ctk = write_ctk_experiments(toggles, workdir, slots)
             stack.callback(lambda: [target.unpause() for target in targets])
             slack_url, _fake = h.start_fake_slack(stack)
-            if args.database == "postgres":
-                database_url = stack.enter_context(h.scratch_postgres())
-                h.clear_redis_keys(args.redis_url)
-                stack.callback(h.clear_redis_keys, args.redis_url)
-            else:
-                database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
-            server = h.start_chaosbot(
-                stack,
-                workdir,
-                slack_url=slack_url,
-                database_url=database_url,
-                catalogue=catalogue(toggles, targets, ctk),
-                redis_url=args.redis_url,
-            )
-            session = Session(args, server, toggles, targets)
-            stack.callback(session.close)
-            print(f"chaosbot serve up in {time.monotonic() - began:.1f} s (log: {workdir / 'chaosbot.log'})")
-            for config in configs:
+            for redis_url in {h.redis_url_for(args.redis_url, tracing) for tracing in args.tracing} - {None}:
+                assert redis_url is not None
+                h.clear_redis_keys(redis_url)
+                stack.callback(h.clear_redis_keys, redis_url)
+            endpoint = h.start_collector(stack) if "on" in args.tracing else None
+            sides = [
+                Side(
+                    stack,
+                    args,
+                    workdir / f"tracing-{tracing}",
+                    slack_url=slack_url,
+                    targets=targets,
+                    tracing=tracing,
+                    endpoint=endpoint,
+                )
+                for tracing in args.tracing
+            ]
+            print(f"chaosbot serve up in {time.monotonic() - began:.1f} s (work directory: {workdir})")
+            for index in range(len(configs[args.tracing[0]])):
                 for round_index in range(args.rounds):
-                    if time.monotonic() - began > args.max_seconds:
-                        config.skipped_rounds += 1
-                        continue
-                    try:
-                        session.round(config, round_index)
-                    except Exception as exc:
-                        failed = True
-                        config.failures.append(f"round {round_index}: {exc}")
-                        traceback.print_exc()
-                    done = len(config.rounds_all_reverted)
-                    last = config.rounds_all_reverted[-1] * 1000 if done else float("nan")
-                    print(f"  {config.mode:4} N={config.n:<2} round {round_index + 1}: all reverted in {last:.0f} ms")
+                    turn = sides[round_index % len(sides) :] + sides[: round_index % len(sides)]
+                    for side in turn:  # the servers take turns, in an order that rotates per round
+                        failed = not play(args, side, configs[side.tracing][index], round_index, began) or failed
+            if endpoint is not None:
+                print(f"spans received by the collector: {h.spans_collected(endpoint)}")
             complete = True
     except KeyboardInterrupt:
         print("\ninterrupted: every process started was stopped; partial results follow", file=sys.stderr)
         failed = True
     finally:
-        report(args, configs, complete)
+        for tracing, measured in configs.items():
+            report(args, measured, complete, tracing)
+        compare_tracing(configs)
         if failed or args.keep:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if complete and not any(c.failures for c in configs) else 1
+    return 0 if complete and not any(c.failures for measured in configs.values() for c in measured) else 1
+
+
+def play(args: argparse.Namespace, side: Side, config: Config, round_index: int, began: float) -> bool:
+    """One round of ``config`` on ``side``'s server; False when it failed."""
+    if time.monotonic() - began > args.max_seconds:
+        config.skipped_rounds += 1
+        return True
+    ok = True
+    try:
+        side.session.round(config, round_index)
+    except Exception as exc:
+        ok = False
+        config.failures.append(f"round {round_index}: {exc}")
+        traceback.print_exc()
+    done = len(config.rounds_all_reverted)
+    last = config.rounds_all_reverted[-1] * 1000 if done else float("nan")
+    label = f"tracing {side.tracing} " if len(args.tracing) > 1 else ""
+    print(f"  {label}{config.mode:4} N={config.n:<2} round {round_index + 1}: all reverted in {last:.0f} ms")
+    return ok
 
 
 if __name__ == "__main__":

@@ -15,8 +15,12 @@ and after each turn the bench waits until both servers and the fake Slack are id
 Before the requests, after start-up and 5 s idle: the resident memory (VmRSS) of each server's gunicorn
 master plus workers, summed; the target is under 120 MB for chaosbot.
 
+``--tracing off,on`` runs two chaosbot servers side by side, interleaved like the rest (each with its own
+database): one with tracing off (no ``OTEL_EXPORTER_OTLP_ENDPOINT``), one exporting every span over OTLP/HTTP
+to a local collector in its own process (``chaosbot+otel``), and prints on over off.
+
     .venv/bin/python bench/ack_latency.py [--database sqlite|postgres] [--sequential 300]
-        [--clients 20] [--per-client 30] [--blocks 10] [--env NAME=VALUE ...]
+        [--clients 20] [--per-client 30] [--blocks 10] [--env NAME=VALUE ...] [--tracing off|on|off,on]
 """
 
 from __future__ import annotations
@@ -282,6 +286,41 @@ def start_bare(stack: contextlib.ExitStack, workdir: Path, slack_url: str) -> tu
     return process, url
 
 
+def start_server(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    workdir: Path,
+    slack_url: str,
+    endpoint: str | None,
+    tracing: str,
+) -> h.Chaosbot:
+    """``chaosbot serve`` on a database of its own, with tracing off or exporting to ``endpoint``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.database == "postgres":
+        database_url = stack.enter_context(h.scratch_postgres())
+    else:
+        database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+    return h.start_chaosbot(
+        stack,
+        workdir,
+        slack_url=slack_url,
+        database_url=database_url,
+        catalogue=CATALOGUE,
+        redis_url=h.redis_url_for(args.redis_url, tracing),
+        extra_env={**dict(item.split("=", 1) for item in args.env), **h.tracing_env(tracing, endpoint)},
+    )
+
+
+def requests_to(*, run_id: int) -> dict[str, Callable[[], wire.SignedRequest]]:
+    """The signed requests each workload sends; ``run_id``: the planned run a refused approve click names."""
+    value = RunRef(run=run_id).dump()
+    return {
+        "help": lambda: wire.slash_command("help", h.OWNER, channel_id=h.CHANNEL),
+        "status": lambda: wire.slash_command("status", h.OWNER, channel_id=h.CHANNEL),
+        "approve": lambda: wire.block_action("run.approve", value, h.OUTSIDER, channel_id=h.CHANNEL),
+    }
+
+
 def planned_run(database_url: str, workdir: Path) -> int:
     """A planned run for the refused approve clicks (planned directly through the core: not measured)."""
     db = Database(database_url)
@@ -322,7 +361,7 @@ def report(
     by_key = {(w.target, w.kind): w for w in workloads}
     ratios, ratio_rows = [], []
     for w in workloads:
-        if w.target != "chaosbot":
+        if not w.target.startswith("chaosbot"):
             continue
         reference = by_key.get(("bare", "approve" if w.kind == "approve" else "help"))
         if reference is None:
@@ -334,8 +373,18 @@ def report(
             p50 = round(ours["median_ms"] / bare["median_ms"], 2)
             p99 = round(ours["p99_ms"] / bare["p99_ms"], 2)
             within = p99 <= TARGET_RATIO
-            ratios.append({"kind": w.kind, "phase": phase, "versus": f"bare {reference.kind}", "p50": p50, "p99": p99})
-            ratio_rows.append([w.kind, phase, f"bare {reference.kind}", p50, p99, _yes(within)])
+            ratios.append(
+                {
+                    "target": w.target,
+                    "kind": w.kind,
+                    "phase": phase,
+                    "versus": f"bare {reference.kind}",
+                    "p50": p50,
+                    "p99": p99,
+                }
+            )
+            ratio_rows.append([w.target, w.kind, phase, f"bare {reference.kind}", p50, p99, _yes(within)])
+    tracing_rows, tracing_ratios = tracing_comparison(workloads)
     document: dict[str, Any] = {
         "benchmark": "ack_latency",
         "complete": complete,
@@ -357,6 +406,7 @@ def report(
         "ratios_chaosbot_over_bare": ratios,
         "idle_rss_mb": footprint,
         "target_rss_mb": TARGET_RSS_MB,
+        "tracing": {"modes": args.tracing, "on_over_off": tracing_ratios, "spans_collected": args.spans_collected},
     }
     m = document["machine"]
     if not complete:
@@ -383,10 +433,22 @@ def report(
         print()
         print(
             h.markdown_table(
-                ["chaosbot request", "phase", "versus", "p50 ratio", "p99 ratio", f"p99 <= {TARGET_RATIO}x"],
+                ["app", "request", "phase", "versus", "p50 ratio", "p99 ratio", f"p99 <= {TARGET_RATIO}x"],
                 ratio_rows,
             )
         )
+    if tracing_rows:
+        print(f"\ntracing on over off (spans received by the collector: {args.spans_collected})")
+        headers = [
+            "request",
+            "phase",
+            "p50 off / on ms",
+            "p99 off / on ms",
+            "p50 on/off",
+            "p99 on/off",
+            "CPU ms/req off / on",
+        ]
+        print(h.markdown_table(headers, tracing_rows))
     if footprint:
         print()
         rss_rows = [
@@ -396,6 +458,36 @@ def report(
         print(h.markdown_table(["app", "processes", "idle RSS MB (sum)", f"< {TARGET_RSS_MB:.0f} MB"], rss_rows))
     h.write_json(args.output, document)
     print(f"JSON: {args.output}")
+
+
+def tracing_comparison(workloads: list[Workload]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """chaosbot with tracing on over chaosbot with it off, per request and phase (when both ran)."""
+    off = {w.kind: w for w in workloads if w.target == target_name("off")}
+    rows, ratios = [], []
+    for on in (w for w in workloads if w.target == target_name("on") and w.kind in off):
+        for phase in ("sequential", "concurrent"):
+            a, b = off[on.kind].results.get(phase, {}), on.results.get(phase, {})
+            if not a.get("count") or not b.get("count"):
+                continue
+            p50, p99 = round(b["median_ms"] / a["median_ms"], 2), round(b["p99_ms"] / a["p99_ms"], 2)
+            cpu = f"{a['server_cpu_ms_per_request']} / {b['server_cpu_ms_per_request']}"
+            rows.append(
+                [
+                    on.kind,
+                    phase,
+                    f"{a['median_ms']} / {b['median_ms']}",
+                    f"{a['p99_ms']} / {b['p99_ms']}",
+                    p50,
+                    p99,
+                    cpu,
+                ]
+            )
+            ratios.append({"kind": on.kind, "phase": phase, "p50": p50, "p99": p99})
+    return rows, ratios
+
+
+def target_name(tracing: str) -> str:
+    return "chaosbot" if tracing == "off" else "chaosbot+otel"
 
 
 def _yes(met: bool) -> str:
@@ -420,7 +512,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for chaosbot serve"
     )
+    parser.add_argument("--tracing", default="off", help="off, on, or off,on: chaosbot servers side by side")
     args = parser.parse_args(argv)
+    try:
+        args.tracing = h.tracing_modes(args.tracing)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.spans_collected = {}
     if not (1 <= args.sequential <= 2000 and 1 <= args.clients <= 50 and 1 <= args.per_client <= 200):
         parser.error("keep it modest: --sequential <= 2000, --clients <= 50, --per-client <= 200")
     args.kind_list = [k for k in args.kinds.split(",") if k]
@@ -441,41 +539,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as stack:
             slack_url, fake = h.start_fake_slack(stack)
-            if args.database == "postgres":
-                database_url = stack.enter_context(h.scratch_postgres())
-                h.clear_redis_keys(args.redis_url)
-                stack.callback(h.clear_redis_keys, args.redis_url)
-            else:
-                database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+            for redis_url in {h.redis_url_for(args.redis_url, tracing) for tracing in args.tracing} - {None}:
+                assert redis_url is not None
+                h.clear_redis_keys(redis_url)
+                stack.callback(h.clear_redis_keys, redis_url)
             bare, bare_url = start_bare(stack, workdir, slack_url)
-            server = h.start_chaosbot(
-                stack,
-                workdir,
-                slack_url=slack_url,
-                database_url=database_url,
-                catalogue=CATALOGUE,
-                redis_url=args.redis_url,
-                extra_env=dict(item.split("=", 1) for item in args.env),
-            )
-            pids = [bare.pid, server.process.pid, fake.pid]
+            endpoint = h.start_collector(stack) if "on" in args.tracing else None
+            servers = {
+                target_name(mode): start_server(stack, args, workdir / f"tracing-{mode}", slack_url, endpoint, mode)
+                for mode in args.tracing
+            }
+            pids = [bare.pid, fake.pid, *(server.process.pid for server in servers.values())]
             settle(pids)
             time.sleep(IDLE_SECONDS)  # the scheduler's first jobs and the role refresher have run by then
-            footprint["bare"], footprint["chaosbot"] = tree_rss_mb(bare.pid), tree_rss_mb(server.process.pid)
-            print(f"idle RSS: bare {footprint['bare']['sum_mb']} MB, chaosbot {footprint['chaosbot']['sum_mb']} MB")
-            run_id = planned_run(database_url, workdir)
-            value = RunRef(run=run_id).dump()
-            requests: dict[str, Callable[[], wire.SignedRequest]] = {
-                "help": lambda: wire.slash_command("help", h.OWNER, channel_id=h.CHANNEL),
-                "status": lambda: wire.slash_command("status", h.OWNER, channel_id=h.CHANNEL),
-                "approve": lambda: wire.block_action("run.approve", value, h.OUTSIDER, channel_id=h.CHANNEL),
-            }
-            workloads = [Workload("bare", kind, bare_url, bare.pid, requests[kind]) for kind in ("help", "approve")]
-            workloads += [
-                Workload("chaosbot", kind, server.events_url, server.process.pid, requests[kind])
-                for kind in args.kind_list
+            footprint["bare"] = tree_rss_mb(bare.pid)
+            for name, server in servers.items():
+                footprint[name] = tree_rss_mb(server.process.pid)
+            print("idle RSS: " + ", ".join(f"{name} {sizes['sum_mb']} MB" for name, sizes in footprint.items()))
+            bare_requests = requests_to(run_id=1)  # the bare app only acks: any run will do
+            workloads = [
+                Workload("bare", kind, bare_url, bare.pid, bare_requests[kind]) for kind in ("help", "approve")
             ]
+            for name, server in servers.items():
+                requests = requests_to(run_id=planned_run(server.database_url, Path(server.process.log or ".").parent))
+                workloads += [
+                    Workload(name, kind, server.events_url, server.process.pid, requests[kind])
+                    for kind in args.kind_list
+                ]
             print(f"servers up; work directory {workdir}")
             measure(workloads, args, pids)
+            if endpoint is not None:
+                args.spans_collected = h.spans_collected(endpoint)
             complete = True
     except KeyboardInterrupt:
         print("\ninterrupted: every process started was stopped; partial results follow", file=sys.stderr)

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-_CONTEXT_FIELDS = ("run_id", "user", "request_kind", "error_id")
+_CONTEXT_FIELDS = ("run_id", "user", "request_kind", "error_id", "trace_id", "span_id")
 _context: ContextVar[dict[str, Any]] = ContextVar("chaosbot_log_context", default={})  # noqa: B039 - never mutated
 
 
@@ -56,10 +56,23 @@ class _RedactFilter(logging.Filter):
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in _context.get().items():
+        for name, value in {**_context.get(), **_span_ids()}.items():
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True
+
+
+def _span_ids() -> dict[str, str]:
+    """The current span's trace and span ids, as trace viewers print them; none outside a sampled span.
+
+    Looked up only when the tracing API is loaded: gunicorn's master imports this module and never traces."""
+    api = sys.modules.get("opentelemetry.trace")
+    if api is None:
+        return {}
+    context = api.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):  # an unsampled trace is in no viewer
+        return {}
+    return {"trace_id": api.format_trace_id(context.trace_id), "span_id": api.format_span_id(context.span_id)}
 
 
 class JsonFormatter(logging.Formatter):

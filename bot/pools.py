@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bot.interface.surface import Background
+from bot.tracing import carried
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class _Pool:
                 except Exception:
                     log.exception("background task failed")
 
-        self._executor.submit(run)
+        self._executor.submit(carried(run))  # the task's spans belong to the request that submitted it
 
     def close(self) -> None:
         """Finish what is queued (it may be an abort's record), refuse new work."""

@@ -9,11 +9,12 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opentelemetry import trace
 from sqlalchemy import DateTime, Engine, MetaData, Result, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -34,6 +35,7 @@ CONNECT_TIMEOUT_SECONDS = 3
 RACE_RETRIES = 5
 
 T = TypeVar("T")
+_tracer = trace.get_tracer("chaosbot.storage")  # a no-op unless bot.tracing installed a provider
 
 
 class Base(DeclarativeBase):
@@ -204,12 +206,21 @@ def retrying(db: Database, apply: Callable[[Session], T], *, attempts: int = RAC
     rows, so the loser gets a clear answer ("already approved by …") instead of a second change."""
     for attempt in range(attempts):
         try:
-            with db.transaction() as session:
+            with _traced_transaction(db, attempt + 1), db.transaction() as session:
                 return apply(session)
         except (StaleRow, IntegrityError):
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _traced_transaction(db: Database, attempt: int) -> AbstractContextManager[object]:
+    """A span for one try of a transaction. Its error is not recorded: a database error quotes the statement's
+    parameters, which may hold what a person typed."""
+    attributes: dict[str, str | int] = {"db.system.name": db.dialect, "chaosbot.attempt": attempt}
+    return _tracer.start_as_current_span(
+        "db.transaction", attributes=attributes, record_exception=False, set_status_on_exception=False
+    )
 
 
 def rowcount(result: Result[Any]) -> int:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from adapters.base import Adapter
 from bot.engine import applying, wording
@@ -25,6 +26,7 @@ from bot.engine.supervisor import Supervisor
 from bot.engine.writes import PendingWrites
 from bot.errors import DomainError, IllegalTransition
 from bot.runs.core import RunCore
+from bot.tracing import adapter_call, annotate, carried, span
 from bot.words import Words
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class Aborter:
     ) -> AbortResult:
         """Revert the run's faults now, then record it aborted (see ``RunEngine.abort``). ``recovering``: a
         stop condition aborted it; once reverted, its recovery is measured as after a completion."""
-        return self._abort(actor, run_id, reason, breach=breach, recovering=recovering)[0]
+        with span("engine.abort", run_id=run_id, breach=breach is not None):
+            return self._abort(actor, run_id, reason, breach=breach, recovering=recovering)[0]
 
     def _abort(
         self,
@@ -102,14 +105,20 @@ class Aborter:
 
     def abort_all(self, actor: str, reason: str = "") -> list[AbortResult]:
         """Engage the kill switch (database and Redis), abort every running run in parallel, then ``halt_all``."""
+        with span("engine.abort_all"):
+            return self._abort_all(actor, reason)
+
+    def _abort_all(self, actor: str, reason: str) -> list[AbortResult]:
         self.writes.write(applying.kill_switch_engaged(actor, reason))
         self.coordination.mirror_kill_switch(engaged=True, actor=actor, reason=reason)
         run_ids = self.rollbacks.running()
+        annotate(runs=len(run_ids))
         if not run_ids:
             return []
         workers = min(MAX_PARALLEL_ABORTS, len(run_ids))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chaosbot-abort") as pool:
-            outcomes = list(pool.map(lambda run_id: self._abort_quietly(actor, run_id, reason), run_ids))
+            aborts = [pool.submit(carried(partial(self._abort_quietly, actor, run_id, reason))) for run_id in run_ids]
+            outcomes = [abort.result() for abort in aborts]
         self._halt_all([rollback for _, rollback in outcomes if rollback is not None])
         return [result for result, _ in outcomes]
 
@@ -122,7 +131,8 @@ class Aborter:
 
     def _abort_quietly(self, actor: str, run_id: int, reason: str) -> tuple[AbortResult, Rollback | None]:
         try:
-            return self._abort(actor, run_id, reason)
+            with span("engine.abort", run_id=run_id, breach=False):
+                return self._abort(actor, run_id, reason)
         except DomainError as exc:  # ended meanwhile, or no handles anywhere
             return AbortResult(run_id, False, exc.words), None
 
@@ -136,6 +146,6 @@ class Aborter:
             try:
                 adapter = adapter_for(target)
                 if type(adapter).halt_all is not Adapter.halt_all:
-                    adapter.halt_all(adapter.validate(target.params))
+                    adapter_call(target.adapter, "halt_all", adapter.halt_all)(adapter.validate(target.params))
             except Exception:  # halt_all is a best-effort extra; every run was already reverted one by one
                 log.exception("halt_all of adapter %s failed", target.adapter)

@@ -15,6 +15,7 @@ from bot.engine.probes import Sample, take_sample
 from bot.engine.workers import Workers
 from bot.records import service as records
 from bot.records.models import MeasurementPhase
+from bot.tracing import annotate, span
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ class Prober:
         """One sample of each condition, probed in parallel."""
         http = self._http()
         if len(conditions) == 1:
-            return [take_sample(conditions[0], http)]
-        return self._probes.map(lambda condition: take_sample(condition, http), conditions)
+            return [_sampled(conditions[0], http)]
+        return self._probes.map(lambda condition: _sampled(condition, http), conditions)
 
     def save(self, run_id: int, phase: MeasurementPhase, samples: list[Sample]) -> None:
         """Store samples as measurements (dropped, with a warning, while the database is down)."""
@@ -64,3 +65,11 @@ class Prober:
             if self._own_http is None:
                 self._own_http = httpx.Client(follow_redirects=False)
             return self._own_http
+
+
+def _sampled(condition: StopCondition, http: httpx.Client) -> Sample:
+    """One sample, traced: the condition's name and probe kind, never its URL or query (they may hold secrets)."""
+    with span("probe.sample", condition=condition.name, probe=condition.probe.kind):
+        sample = take_sample(condition, http)
+        annotate(ok=sample.ok, probe_error=sample.error, value=sample.value)
+        return sample

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 from adapters.base import Adapter, AdapterParams, FaultHandle
+from bot.tracing import adapter_call
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Renewal:
             if left <= 0:
                 return
             try:
-                self.adapter.renew(self.params, self.handle, duration=timedelta(seconds=left))
+                adapter_call(self.adapter.name, "renew", self.adapter.renew)(
+                    self.params, self.handle, duration=timedelta(seconds=left)
+                )
             except Exception:  # a missed renewal only lets the fault heal early; keep trying
                 log.warning("renewal of the fault of run %s failed", self.run_id, exc_info=True)

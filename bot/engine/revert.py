@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 from adapters import registry
@@ -24,6 +25,7 @@ from bot.engine.rollbacks import FaultTarget, Rollback, RollbackStore
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
 from bot.observability import REVERT_FAILURES, REVERTS
+from bot.tracing import adapter_call, annotate, carried, span
 from bot.words import Words
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,8 @@ def revert_target(target: FaultTarget, *, attempts: int) -> TargetReverted:
     for attempt in range(max(1, attempts)):
         tries += 1
         try:
-            steps = tuple(adapter.revert(params, handle) or ())
+            with span(f"{target.adapter}.revert", adapter=target.adapter, call="revert", attempt=tries):
+                steps = tuple(adapter.revert(params, handle) or ())
             REVERTS.labels(target.adapter).inc()
             return TargetReverted(None, tries, steps)
         except AdapterError as exc:
@@ -109,7 +112,7 @@ def revert_target(target: FaultTarget, *, attempts: int) -> TargetReverted:
 
 def _already_gone(adapter: Adapter, params: AdapterParams, handle: FaultHandle, target: FaultTarget) -> bool:
     try:
-        status = adapter.status(params, handle)
+        status = adapter_call(target.adapter, "status", adapter.status)(params, handle)
     except Exception:  # status is a second opinion; its failure changes nothing, but say why it gave none
         log.warning(
             "revert of fault %s (%s) failed and its status could not be read either",
@@ -137,7 +140,8 @@ def revert_rollback(rollback: Rollback, *, attempts: int) -> RevertReport:
         results = [revert_target(t, attempts=attempts) for t in rollback.targets]
     else:
         with ThreadPoolExecutor(max_workers=len(rollback.targets), thread_name_prefix="chaosbot-revert") as pool:
-            results = list(pool.map(lambda t: revert_target(t, attempts=attempts), rollback.targets))
+            reverts = [pool.submit(carried(partial(revert_target, t, attempts=attempts))) for t in rollback.targets]
+            results = [revert.result() for revert in reverts]
     ids = [t.fault_id for t in rollback.targets]
     return RevertReport(
         {i: result.error for i, result in zip(ids, results, strict=True)},
@@ -167,7 +171,13 @@ class Reverter:
         self.silences = silences  # lifted with every revert, also a failed one: then its alerts must page
 
     def __call__(self, rollback: Rollback) -> RevertReport:
-        report = revert_rollback(rollback, attempts=self.attempts)
+        with span("engine.revert", run_id=rollback.run_id, faults=len(rollback.targets)):
+            report = revert_rollback(rollback, attempts=self.attempts)
+            annotate(reverted=report.ok)
+            return self._recorded(rollback, report)
+
+    def _recorded(self, rollback: Rollback, report: RevertReport) -> RevertReport:
+        """Lift the run's silences, record each fault's state, end the fault window; alert when it failed."""
         if self.silences is not None:
             self.silences.lift_soon(rollback.run_id)
         if any(fault_id is not None for fault_id in report.errors):

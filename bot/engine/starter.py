@@ -43,6 +43,7 @@ from bot.records.models import MeasurementPhase
 from bot.runs.core import RunCore
 from bot.runs.models import Run, RunState
 from bot.runs.transitions import FreezeOverride
+from bot.tracing import adapter_call, span
 from bot.words import Words
 from storage.db import Database
 
@@ -107,6 +108,12 @@ class Starter:
         override: FreezeOverride | None = None,
     ) -> Run:
         """Check, inject and start watching a run; returns the running run (see the module docstring)."""
+        with span("engine.start", run_id=run_id, dry_run=dry_run):
+            return self._start(actor, run_id, dry_run=dry_run, duration=duration, override=override)
+
+    def _start(
+        self, actor: str, run_id: int, *, dry_run: bool, duration: timedelta | None, override: FreezeOverride | None
+    ) -> Run:
         if self.supervisor.closed:
             raise IllegalTransition(wording.shutting_down())
         run = self.core.queries.run(run_id)
@@ -144,7 +151,7 @@ class Starter:
 
     def _preflight(self, run: Run, fault: _Fault, experiment: Experiment, *, dry_run: bool) -> Preflight:
         try:
-            result = fault.adapter.preflight(fault.params)
+            result = adapter_call(fault.name, "preflight", fault.adapter.preflight)(fault.params)
         except Exception as exc:  # an adapter bug or outage is a failed preflight, with its message
             result = Preflight(ok=False, detail=_message(exc))
         unsilenceable = None if fault.rehearsal or self.silences is None else self.silences.preflight(experiment)
@@ -166,7 +173,8 @@ class Starter:
     def _inject(self, run: Run, experiment: Experiment, fault: _Fault) -> None:
         rollback = Rollback(run.id, run.rollback_steps, experiment.rto.total_seconds())
         try:
-            handle = fault.adapter.prepare(fault.params, run_id=run.label, duration=experiment.max_duration)
+            prepare = adapter_call(fault.name, "prepare", fault.adapter.prepare)
+            handle = prepare(fault.params, run_id=run.label, duration=experiment.max_duration)
             with self.db.transaction() as session:
                 fault_id = records.add_fault(session, run_id=run.id, handle=handle)
         except Exception as exc:
@@ -175,7 +183,8 @@ class Starter:
         rollback = self.rollbacks.keep(rollback.with_target(fault.target(fault_id, handle)))
         self._silence(run, experiment, fault, rollback)
         try:
-            injected = fault.adapter.inject(fault.params, handle, duration=experiment.max_duration)
+            inject = adapter_call(fault.name, "inject", fault.adapter.inject)
+            injected = inject(fault.params, handle, duration=experiment.max_duration)
         except Exception as exc:
             report = self._fail_start(run, rollback, f"inject failed: {_message(exc)}")
             raise InjectFailed(wording.inject_failed(run.label, _message(exc), undone=report.ok)) from exc

@@ -6,7 +6,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
+
+from bot.tracing import carried
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ class Workers:
         self._in_flight: set[Future[Any]] = set()
 
     def submit(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future = self._executor.submit(work, *args, **kwargs)
+        future = self._executor.submit(carried(partial(work, *args, **kwargs)))  # the caller's span goes along
         with self._lock:
             self._in_flight.add(future)
         future.add_done_callback(self._done)

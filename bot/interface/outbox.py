@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.interface.surface import DeliveryFailed
+from bot.tracing import carried
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Outbox:
         """Deliver now, or queue it behind what waits for ``destination``; never raises for a passing outage.
 
         False, logged, when the outbox is closed: nothing is queued and no sender starts after ``close``."""
-        letter = _Letter(deliver, what, self.monotonic())
+        letter = _Letter(carried(deliver), what, self.monotonic())  # traced where it was sent, on whichever thread
         with self._wake:
             if self._closed:
                 log.warning("the outbox is closed: refused a %s for %s", what, destination)
@@ -101,7 +102,7 @@ class Outbox:
                 log.warning("the outbox is closed: refused a %s for %s", what, destination)
                 return False
             self._not_before = 0.0
-            self._enqueue(destination, _Letter(deliver, what, self.monotonic()))
+            self._enqueue(destination, _Letter(carried(deliver), what, self.monotonic()))
         return True
 
     def _tried(self, destination: str, letter: _Letter, outcome: float | None) -> None:

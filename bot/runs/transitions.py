@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -26,10 +27,12 @@ from bot.runs.queries import ended_sentence, missing_roles
 from bot.runs.rules import PlanRequest, PlanRules
 from bot.safety import killswitch
 from bot.schedule.gate import StartGate
+from bot.tracing import span
 from bot.vocabulary import format_local
 from bot.words import SYSTEM_ACTOR, Person, Words, who
 from storage.db import Database, retrying, utcnow
 
+T = TypeVar("T")
 _VERB = {RunState.COMPLETED: "complete", RunState.ABORTED: "abort", RunState.FAILED: "fail"}
 
 
@@ -147,7 +150,7 @@ class RunTransitions:
             )
             return run
 
-        return retrying(self.db, apply)
+        return self._changing("edit", run_id, apply)
 
     # -- approvals -----------------------------------------------------------------------------
 
@@ -180,7 +183,7 @@ class RunTransitions:
                 audit.append(session, actor=actor, action="run.approved", run_id=run.id)
             return Approved(run=run, role=role, complete=complete)
 
-        return retrying(self.db, apply)
+        return self._changing("approve", run_id, apply)
 
     def reject(self, actor: str, run_id: int, reason: str) -> Run:
         reason = self.rules.check_reason(reason)
@@ -198,7 +201,7 @@ class RunTransitions:
             audit.append(session, actor=actor, action="run.rejected", run_id=run.id, payload={"reason": reason})
             return run
 
-        return retrying(self.db, apply)
+        return self._changing("reject", run_id, apply)
 
     def cancel(self, actor: str, run_id: int, reason: str = "") -> Run:
         approver = self._approver_or_unknown(actor)
@@ -215,7 +218,7 @@ class RunTransitions:
             audit.append(session, actor=actor, action="run.cancelled", run_id=run.id, payload={"reason": reason})
             return run
 
-        return retrying(self.db, apply)
+        return self._changing("cancel", run_id, apply)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -300,7 +303,7 @@ class RunTransitions:
             audit.append(session, actor=actor, action="run.started", run_id=run.id, payload=payload)
             return run
 
-        return retrying(self.db, apply)
+        return self._changing("begin", run_id, apply)
 
     def finish(
         self,
@@ -330,7 +333,7 @@ class RunTransitions:
                 also(session, run)
             return run
 
-        return retrying(self.db, apply)
+        return self._changing(_VERB[result], run_id, apply)
 
     def expire_overdue(self) -> list[Run]:
         """Plans whose window passed without a start become expired (called by the scheduler)."""
@@ -355,9 +358,14 @@ class RunTransitions:
             audit.append(session, actor=SYSTEM_ACTOR, action="run.expired", run_id=run.id)
             return run
 
-        return retrying(self.db, apply)
+        return self._changing("expire", run_id, apply)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _changing(self, change: str, run_id: int, apply: Callable[[Session], T]) -> T:
+        """One state change: ``apply`` in its transaction (again after a lost race), traced as ``run.<change>``."""
+        with span(f"run.{change}", run_id=run_id):
+            return retrying(self.db, apply)
 
     def _approver_or_unknown(self, actor: str) -> bool | None:
         """Whether ``actor`` holds an approver role; None when that cannot be read now (refused only if needed)."""

@@ -19,6 +19,7 @@ from bot.interface.handlers import Handlers
 from bot.interface.surface import Request
 from bot.observability import REQUESTS
 from bot.pools import Pools
+from bot.tracing import annotate, span
 from storage.dedup import RequestLedger
 
 log = logging.getLogger(__name__)
@@ -71,29 +72,44 @@ class _Deliveries:
         self.ledger = ledger
         self.pools = pools
 
-    def after_ack(self, body: dict[str, Any], work: Callable[[], None], *, urgent: bool = False) -> None:
+    def after_ack(
+        self, body: dict[str, Any], work: Callable[[], None], *, urgent: bool = False, what: str | None = None
+    ) -> None:
+        """``what``: the command's name, the button's action id or the form's callback id, for the traces (never
+        what a person typed)."""
         key, kind = delivery_key(body), request_kind(body)
+        traced = {"slack.request_kind": kind, "slack.what": what, "slack.urgent": urgent}
+        annotate(traced)  # on the request's span, which ends with the ack
 
         def once() -> None:
-            if key is not None and not self.ledger.first_time(key):
-                REQUESTS.labels(kind, "duplicate").inc()
-                log.info("ignored a repeated delivery %s", key)
-                return
-            REQUESTS.labels(kind, "handled").inc()
-            work()
+            with span("slack.work", attributes=traced):
+                if key is not None and not self.ledger.first_time(key):
+                    REQUESTS.labels(kind, "duplicate").inc()
+                    annotate(duplicate=True)
+                    log.info("ignored a repeated delivery %s", key)
+                    return
+                REQUESTS.labels(kind, "handled").inc()
+                work()
 
         (self.pools.urgent if urgent else self.pools.work)(once)
 
 
 def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
+    routes = handlers.routes
+
     @app.command("/chaos")
     def on_command(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         request = Request(user=body["user_id"], channel=body.get("channel_id"), trigger_id=body.get("trigger_id"))
         text = body.get("text") or ""
-        deliveries.after_ack(body, lambda: handlers.command(request, text), urgent=handlers.urgent(command=text))
+        name = next(iter(text.split()), "help").lower()
+        deliveries.after_ack(
+            body,
+            lambda: handlers.command(request, text),
+            urgent=handlers.urgent(command=text),
+            what=name if name in routes.commands else "unknown",
+        )
 
-    routes = handlers.routes
     routed = "|".join(re.escape(action_id) for action_id in routes.actions)
 
     # Every routed button, and any other run button (from an older chaosbot: answered, not left spinning).
@@ -104,7 +120,10 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
         request = Request(user=body["user"]["id"], channel=channel, trigger_id=body.get("trigger_id"))
         action_id, value = action["action_id"], action.get("value") or ""
         deliveries.after_ack(
-            body, lambda: handlers.action(request, action_id, value), urgent=handlers.urgent(action_id=action_id)
+            body,
+            lambda: handlers.action(request, action_id, value),
+            urgent=handlers.urgent(action_id=action_id),
+            what=action_id,
         )
 
     @app.view(re.compile("^(" + "|".join(re.escape(form) for form in routes.forms) + ")$"))
@@ -118,11 +137,13 @@ def _register(app: App, handlers: Handlers, deliveries: _Deliveries) -> None:
             return
         ack()
         then = result.then
-        deliveries.after_ack(body, then if then is not None else lambda: None)
+        deliveries.after_ack(body, then if then is not None else lambda: None, what=view["callback_id"])
 
     @app.event("app_home_opened")
     def on_home(body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        deliveries.after_ack(body, lambda: handlers.guarded(Request(user=user), lambda: handlers.home(user)))
+        deliveries.after_ack(
+            body, lambda: handlers.guarded(Request(user=user), lambda: handlers.home(user)), what="app_home_opened"
+        )

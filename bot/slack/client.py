@@ -6,6 +6,7 @@ import logging
 import random
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -18,6 +19,7 @@ from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
 
 from bot import pools
 from bot.interface.kit import Message
@@ -25,6 +27,7 @@ from bot.interface.outbox import PASSING
 from bot.interface.render import SLACK, Renderer
 from bot.interface.surface import DeliveryFailed
 from bot.observability import SLACK_API_ERRORS, SLACK_API_RETRIES
+from bot.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +98,47 @@ class _ScaledJitter(Jitter):
         return duration + random.uniform(0.0, self.most)
 
 
+class TracedWebClient(WebClient):
+    """Every Web API call is a span ``slack.<method>``, its retries inside it. The span holds the method, the
+    HTTP status and Slack's error code: never the token, a channel's messages or what was sent."""
+
+    def api_call(
+        self,
+        api_method: str,
+        *,
+        http_verb: str = "POST",
+        files: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> SlackResponse:
+        with span(f"slack.{api_method}", kind=SpanKind.CLIENT, attributes={"slack.method": api_method}) as calling:
+            try:
+                response = super().api_call(
+                    api_method,
+                    http_verb=http_verb,
+                    files=files,
+                    data=data,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    auth=auth,
+                )
+            except SlackApiError as exc:
+                calling.set_attribute("http.response.status_code", exc.response.status_code)
+                calling.set_attribute("slack.error", str(exc.response.get("error", "unknown")))
+                raise
+            calling.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+
 def web_client(token: str, base_url: str, *, retry_backoff: float = 0.5) -> WebClient:
     """slack_sdk retries only connection errors by default; add 429 Retry-After and 5xx retries. A 5xx or a
     connection error is retried after ``retry_backoff`` seconds, then twice that, each with jitter."""
     backoff = BackoffRetryIntervalCalculator(backoff_factor=retry_backoff, jitter=_ScaledJitter(retry_backoff))
-    return WebClient(
+    return TracedWebClient(
         token=token,
         base_url=base_url,
         timeout=10,

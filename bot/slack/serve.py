@@ -69,7 +69,9 @@ def build(settings: Settings) -> tuple[Runtime, Any]:
     from bot.slack.app import create_app
     from bot.slack.client import SlackGroups, SlackSurface, web_client
     from bot.slack.files import SlackRetroOutlet
+    from bot.tracing import configure_tracing
 
+    configure_tracing()  # here, in the process that serves: the exporter's thread must not be forked away
     token, secret = require_slack(settings)
     client = web_client(token, settings.slack_api_url, retry_backoff=settings.slack_retry_seconds)
     runtime = build_runtime(
@@ -112,6 +114,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
         runtime: Runtime | None = getattr(self, "runtime", None)
         if runtime is not None:
             runtime.shut_down()
+            _flush_traces()
 
 
 def main(_args: argparse.Namespace) -> int:
@@ -171,11 +174,19 @@ def _socket_mode(settings: Settings) -> int:
         if handler is not None:
             handler.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves close() unannotated
         runtime.shut_down()
+        _flush_traces()
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(_lean_master())
+
+
+def _flush_traces() -> None:
+    """The spans of the shut-down (hand-overs, reverts) leave before the process does."""
+    from bot.tracing import flush
+
+    flush()
 
 
 def _host(address: str) -> str:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from bot.observability import ACK_SECONDS, metrics_registry
 from bot.pools import Foreground
+from bot.tracing import failed, span
 from storage.db import Database
 
 StartResponse = Callable[..., Any]
@@ -74,8 +76,8 @@ class WebApp:
         if path == "/slack/events" and method == "POST":
             started = time.perf_counter()
             try:
-                with self.foreground.answering():
-                    return self._slack_request(environ, start_response)
+                with self.foreground.answering(), span("slack.request", kind=SpanKind.SERVER) as answering:
+                    return self._slack_request(environ, _traced_status(start_response, answering))
             finally:
                 ACK_SECONDS.observe(time.perf_counter() - started)
         if path == "/healthz":
@@ -94,6 +96,19 @@ class WebApp:
         except Exception:  # a signed body of a shape Bolt cannot handle: the sender's fault, never a 500
             log.exception("could not handle a Slack request")
             return _respond(start_response, 400, b"bad request\n", "text/plain", exc_info=sys.exc_info())
+
+
+def _traced_status(start_response: StartResponse, answering: Span) -> StartResponse:
+    """The response's status on the request's span."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        code = int(status.split(" ", 1)[0])
+        answering.set_attribute("http.response.status_code", code)
+        if code >= 500:
+            failed(answering, status)
+        return start_response(status, headers, exc_info)
+
+    return start
 
 
 def _no_server_error(start_response: StartResponse) -> StartResponse:

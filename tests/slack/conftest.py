@@ -210,7 +210,8 @@ class ChaosbotServer:
         policy, catalogue = workdir / "policy.yml", workdir / "catalogue.yml"
         policy.write_text(POLICY, encoding="utf-8")
         catalogue.write_text(CATALOGUE, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAOSBOT_", "REDIS_URL"))}
+        # OTEL_*: a developer's own collector must not receive the test servers' traces (test_traces.py sets its own).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAOSBOT_", "REDIS_URL", "OTEL_"))}
         env.update(
             DATABASE_URL=database_url,
             PORT=str(self.port),
@@ -351,20 +352,22 @@ class ServerRegistry:
             return self.servers[kind]
 
     @contextlib.contextmanager
-    def own(self, kind: str) -> Iterator[ChaosbotServer]:
+    def own(self, kind: str, extra_env: dict[str, str] | None = None) -> Iterator[ChaosbotServer]:
         """A server for one module, stopped after it: its background work (user-group refreshes every few
         hundred milliseconds, alarm reminders every second) must not reach the fake Slack of later modules."""
-        server = self._start(kind)
+        server = self._start(kind, extra_env)
         try:
             yield server
         finally:
             server.stop()
 
-    def _start(self, kind: str) -> ChaosbotServer:
+    def _start(self, kind: str, extra_env: dict[str, str] | None = None) -> ChaosbotServer:
         workdir = self.factory.mktemp(f"chaosbot-{kind}")
         if kind.startswith("sqlite"):
             url = f"sqlite:///{workdir / 'chaosbot.db'}"
-            server = ChaosbotServer(kind, workdir, url, self.fake, None, EXTRA_ENV.get(kind))
+            server = ChaosbotServer(
+                kind, workdir, url, self.fake, None, {**EXTRA_ENV.get(kind, {}), **(extra_env or {})}
+            )
         else:
             redis = redis_client_or_skip(REDIS_TEST_URL)
             redis.flushdb()  # leases and delivery keys from earlier sessions must not leak into this one
