@@ -12,10 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.catalogue.models import Experiment
+
+if TYPE_CHECKING:
+    from bot.engine import RunEngine
 
 HANG_LIMIT_SECONDS = 10.0
 
@@ -232,3 +235,14 @@ def killed_controller(lab: Lab, database_url: str, experiment: Experiment, run_i
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+
+
+def handed_over(a: RunEngine, b: RunEngine, run_id: int) -> threading.Thread:
+    """A shuts down (SIGTERM) while B is alive; returns A's shutdown once B has adopted the run and A let go."""
+    a.heartbeat()
+    b.heartbeat()
+    stopping = threading.Thread(target=a.shut_down, kwargs={"handover_seconds": 10})
+    stopping.start()
+    wait_for(lambda: b.recover_orphans() == [] and b.running() == [run_id], what="B adopting the run")
+    stopping.join(timeout=15)
+    return stopping

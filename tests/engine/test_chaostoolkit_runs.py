@@ -10,7 +10,6 @@ rollback's result, shown in the retrospective (Slack, console, Markdown) and the
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,7 +30,7 @@ from bot.retro.service import build
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import Lab, fault_is_on, killed_controller, wait_for
+from tests.engine.lab import Lab, fault_is_on, handed_over, killed_controller, wait_for
 from tests.waiting import holds_for
 
 TOKEN = "s3cret-lab-token-4711"  # the rollback's bearer token: must never reach the record or a message
@@ -190,13 +189,8 @@ def test_sigterm_hands_the_run_over_and_the_other_replica_runs_the_rollbacks(ctk
     a, b = world.engine(), world.engine()
     run_id = approved(world)
     a.start(OWNER, run_id)
-    a.heartbeat()
-    b.heartbeat()
 
-    stopping = threading.Thread(target=a.shut_down, kwargs={"handover_seconds": 10})
-    stopping.start()
-    wait_for(lambda: b.recover_orphans() == [] and b.running() == [run_id], what="B adopting the run")
-    stopping.join(timeout=15)
+    handed_over(a, b, run_id)
     assert world.lab.fault_on and world.run(run_id).run_state is RunState.RUNNING
 
     assert b.abort(OWNER, run_id, "done watching").reverted

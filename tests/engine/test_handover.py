@@ -3,7 +3,6 @@ and watched), or, when the live replica never adopts it, taken back, reverted an
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from bot.runs.models import RunState
 from storage.db import Database
 from tests.engine.conftest import OWNER, World
-from tests.engine.lab import Lab, make_experiment, wait_for
+from tests.engine.lab import Lab, handed_over, make_experiment
 
 
 @pytest.fixture
@@ -28,13 +27,8 @@ def test_a_handed_over_run_is_adopted_by_the_other_replica_and_still_ends_throug
     a, b = world.engine(), world.engine()
     run_id = world.approved()
     a.start(OWNER, run_id)
-    a.heartbeat()
-    b.heartbeat()
 
-    stopping = threading.Thread(target=a.shut_down, kwargs={"handover_seconds": 10})
-    stopping.start()
-    wait_for(lambda: b.recover_orphans() == [] and b.running() == [run_id], what="B adopting the run")
-    stopping.join(timeout=15)
+    stopping = handed_over(a, b, run_id)
 
     assert not stopping.is_alive() and a.running() == []
     assert world.run(run_id).max_duration_seconds == 60
