@@ -56,21 +56,27 @@ def _psycopg_dsn(url: str) -> str:
 @contextmanager
 def scratch_postgres_database() -> Iterator[str]:
     """A new, empty PostgreSQL database for this test session, dropped at the end."""
+    name = f"chaosbot_test_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(statement: str) -> None:
+    """One statement on a connection of its own: none is held while the database is in use (a parallel run
+    holds several scratch databases per worker, and PostgreSQL allows 100 connections by default)."""
     import psycopg
 
-    name = f"chaosbot_test_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(_psycopg_dsn(POSTGRES_ADMIN_URL), autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         unavailable("PostgreSQL", str(exc).strip().splitlines()[0])
         raise  # unreachable: unavailable() skips or fails
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-        try:
-            yield f"{base}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(statement)
 
 
 def redis_client_or_skip(url: str = REDIS_TEST_URL):  # type: ignore[no-untyped-def]  # redis.Redis generic
