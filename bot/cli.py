@@ -152,7 +152,7 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     from storage.db import Database
 
     settings = load_settings()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     db.check_migrated()
     with db.transaction() as session:
         report = audit.verify(session)

@@ -30,7 +30,7 @@ def build_context(
     """Load and validate everything at start, so a bad file or an unmigrated database fails loudly now."""
     catalogue = load_catalogue(settings.catalogue_path)
     policy = load_policy(settings.policy_path)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     if check_migrated:
         db.check_migrated()
     roles = RoleDirectory(policy, members_of, ttl=settings.role_cache_seconds)

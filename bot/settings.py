@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # repr=False: these URLs may carry passwords, and settings objects end up in logs and tracebacks.
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"), repr=False)
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"), repr=False)
+    # PostgreSQL connections each process keeps open (as many more open under a burst): replicas x 2 x this
+    # must stay under the server's max_connections (100 by default).
+    db_pool_size: int = Field(10, ge=1, le=100, validation_alias=_env("CHAOSBOT_DB_POOL_SIZE"))
     catalogue_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_CATALOGUE"))
     policy_path: Path | None = Field(None, validation_alias=_env("CHAOSBOT_POLICY"))
     channel: str = Field("#reliability", validation_alias=_env("CHAOSBOT_CHANNEL"))

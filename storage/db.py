@@ -92,7 +92,10 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_db_engine(url: str) -> Engine:
+DEFAULT_POOL_SIZE = 10  # PostgreSQL connections a process keeps open; as many more may open under a burst
+
+
+def create_db_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -108,8 +111,8 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         pool_timeout=10,
         connect_args={} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
@@ -118,9 +121,9 @@ def create_db_engine(url: str) -> Engine:
 class Database:
     """The one handle the core gets to storage: an engine and transactions on it."""
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, engine: Engine | None = None, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
-        self.engine = engine or create_db_engine(url)
+        self.engine = engine or create_db_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time and every transaction here takes the write lock (BEGIN IMMEDIATE).
         # Threads of this process queue on this lock instead of sleeping in SQLite's busy handler, which

@@ -553,7 +553,7 @@ def configure_console_logging() -> None:
 
 def prepare_database(settings: Settings, out: TextIO) -> None:
     """Migrate an embedded SQLite database on first use; an unmigrated PostgreSQL raises ``NotMigratedError``."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     try:
         db.check_migrated()
         return

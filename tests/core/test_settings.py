@@ -7,6 +7,8 @@ from pydantic import SecretStr
 
 from bot.errors import ConfigurationError
 from bot.settings import load_settings
+from storage.db import Database
+from tests.services import scratch_postgres_database
 
 VARIABLES = [
     "DATABASE_URL",
@@ -22,6 +24,7 @@ VARIABLES = [
     "PORT",
     "CHAOSBOT_LOG_FORMAT",
     "CHAOSBOT_LOG_LEVEL",
+    "CHAOSBOT_DB_POOL_SIZE",
 ]
 
 
@@ -68,6 +71,7 @@ def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         ("DATABASE_URL", "mysql://x", "sqlite"),
         ("REDIS_URL", "http://x", "redis://"),
         ("SLACK_API_URL", "ftp://x", "http"),
+        ("CHAOSBOT_DB_POOL_SIZE", "0", "greater than or equal to 1"),
     ],
 )
 def test_bad_value_raises_configuration_error_naming_the_variable(
@@ -153,3 +157,21 @@ def test_serve_binds_every_interface_unless_told_otherwise(monkeypatch: pytest.M
     monkeypatch.setenv("CHAOSBOT_BIND_ADDRESS", "localhost; rm -rf /")
     with pytest.raises(ConfigurationError, match="CHAOSBOT_BIND_ADDRESS"):
         load_settings()
+
+
+def test_a_process_keeps_the_pool_size_of_postgresql_connections_open_and_as_many_more_in_a_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with scratch_postgres_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("CHAOSBOT_DB_POOL_SIZE", "2")
+        settings = load_settings()
+        engine = Database(settings.database_url, pool_size=settings.db_pool_size).engine
+        try:
+            burst = [engine.connect() for _ in range(4)]  # two kept open, two more for the burst
+            assert engine.pool.checkedout() == 4
+            for connection in burst:
+                connection.close()
+            assert engine.pool.checkedin() == 2  # what a burst opened beyond the pool is closed again
+        finally:
+            engine.dispose()

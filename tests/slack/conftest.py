@@ -225,6 +225,8 @@ class ChaosbotServer:
             CHAOSBOT_LOG_FORMAT="json",
             CHAOSBOT_LOG_LEVEL="INFO",
             CHAOSBOT_WORKERS="1",
+            # half the production pool: three or four test workers share one PostgreSQL's 100 connections
+            CHAOSBOT_DB_POOL_SIZE="5",
             # its own spool and charts, not chaosbot-data/ in the working directory other processes share
             CHAOSBOT_SPOOL_DIR=str(workdir / "spool"),
             PYTHONUNBUFFERED="1",
