@@ -154,8 +154,12 @@ class Database:
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 
+@functools.cache
 def declared_head(versions: Path = MIGRATIONS) -> str | None:
-    """The head revision of the migration scripts, read from their ``revision``/``down_revision`` lines."""
+    """The head revision of the migration scripts, read from their ``revision``/``down_revision`` lines.
+
+    Read once per process: the scripts do not change under it, and CPython 3.11's parser is not safe to run on
+    two threads at once ("AST constructor recursion depth mismatch", fixed in later releases)."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in versions.glob("*.py"):

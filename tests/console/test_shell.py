@@ -265,7 +265,7 @@ def test_thread_replies_sit_under_their_parent_and_buttons_stay_clickable() -> N
 class UnmigratedPostgres:
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int) -> None:
         self.url = url
 
     def check_migrated(self) -> None:
