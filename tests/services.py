@@ -31,7 +31,7 @@ _INDEX = int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 # Each test process has two Redis databases of its own and flushes only those: a parallel run of N workers
-# uses 2N databases from the base one up (8..13 by default for -n 3; Redis has 16 unless configured).
+# uses 2N databases from the base one up (8..15 by default for -n 4; Redis has 16 unless configured).
 # The first: the base plus the worker's index (gw2: +2).
 REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, _INDEX)
 
