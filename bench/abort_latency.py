@@ -17,8 +17,13 @@ switches the slot's toggle on over HTTP, then blocks in a process action (``slee
 switches it off. The abort comes while the method blocks; the fault counts as reverted when the rollback's
 request arrives at the toggle server: abort to rollback done, without waiting for the blocking action.
 
+``--n`` goes up to 200 with the http adapter (50 with chaostoolkit; redis needs one server per run and stays
+at 10, mixed at 20). With several N the bench ends with the growth table: median and p99 per mode against N.
+Above N=10 a configuration runs fewer rounds (``rounds_for``): one round already gives N samples.
+
     .venv/bin/python bench/abort_latency.py [--database sqlite|postgres] [--mode each|all|both]
-        [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 300]
+        [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 900]
+    .venv/bin/python bench/abort_latency.py --database postgres --adapter http --n 1,10,50,100,200
 """
 
 from __future__ import annotations
@@ -56,12 +61,21 @@ from tests.fakeslack import wire
 
 HTTP_EXPERIMENT = "CE-10"
 TARGET_P99_MS = 1000.0
-STEP_TIMEOUT = 30.0  # seconds to wait for any one step of a round (start, revert, record)
+STEP_TIMEOUT = 30.0  # seconds to wait for any one step of a round (start, revert, record), plus STEP_PER_RUN
+STEP_PER_RUN = 0.3  # more runs take longer to start and to record
 WAITER_TIMEOUT = 30.0  # socket timeout of the blocked SET: a revert that never comes fails the round
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
 
 
 BLOCKING_SECONDS = 30  # the Chaos Toolkit method's blocking action: the abort must not wait for it
+# The largest N per adapter: a redis run needs a redis-server of its own (mixed: one for every other run), a
+# Chaos Toolkit run a blocked process.
+MAX_N = {"http": 200, "chaostoolkit": 50, "mixed": 20, "redis": 10}
+FULL_ROUNDS_UP_TO = 10
+
+
+def step_timeout(n: int) -> float:
+    return STEP_TIMEOUT + STEP_PER_RUN * n
 
 
 def redis_experiment(index: int) -> str:
@@ -369,10 +383,11 @@ class Session:
         threads = h.Threads()
         for run in runs:
             threads.spawn(lambda run=run: self.command(f"start {run.label}", h.OWNER), f"start-{run.label}")
-        threads.join(STEP_TIMEOUT)
+        timeout = step_timeout(len(runs))
+        threads.join(timeout)
         for run in runs:
-            h.wait_until(lambda run=run: self.fault_on(run), STEP_TIMEOUT, f"{run.label}'s fault to be on")
-            h.wait_until(lambda run=run: self.recorded_injected(run), STEP_TIMEOUT, f"{run.label} recorded injected")
+            h.wait_until(lambda run=run: self.fault_on(run), timeout, f"{run.label}'s fault to be on")
+            h.wait_until(lambda run=run: self.recorded_injected(run), timeout, f"{run.label} recorded injected")
         time.sleep(self.args.settle)  # let the start's Slack posts and records finish: measure an idle server
         for run in runs:
             if run.target is not None:
@@ -427,7 +442,7 @@ class Session:
 
         for run in runs:
             threads.spawn(lambda run=run: abort_one(run), f"abort-{run.label}")
-        threads.join(STEP_TIMEOUT)
+        threads.join(step_timeout(len(runs)))
         return t0, acks
 
     def round(self, config: Config, round_index: int) -> None:
@@ -435,13 +450,14 @@ class Session:
         try:
             self.start(runs)
             t0, acks = self.abort(config.mode, runs)
+            timeout = step_timeout(len(runs))
             reverted = {
                 run.label: h.wait_until(
-                    lambda run=run: self.reverted_at(run), STEP_TIMEOUT, f"{run.label}'s fault to be reverted"
+                    lambda run=run: self.reverted_at(run), timeout, f"{run.label}'s fault to be reverted"
                 )
                 for run in runs
             }
-            h.wait_until(lambda: self.all_ended(runs), STEP_TIMEOUT, "every run to be recorded aborted")
+            h.wait_until(lambda: self.all_ended(runs), step_timeout(len(runs)), "every run to be recorded aborted")
             for run in runs:
                 latency = reverted[run.label] - t0[run.label]
                 config.samples.append(latency)
@@ -468,7 +484,7 @@ class Session:
             self.command("resume", h.RELIABILITY)
         h.wait_until(
             lambda: not self.kill_switch_engaged() and not self.query("SELECT id FROM runs WHERE state = 'running'"),
-            STEP_TIMEOUT,
+            step_timeout(len(runs)),
             "no running run and the kill switch released",
         )
         for run in runs:
@@ -495,24 +511,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--mode", choices=["each", "all", "both"], default="both")
-    parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (max 10)")
+    parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (see MAX_N)")
     parser.add_argument("--adapter", choices=["mixed", "http", "redis", "chaostoolkit"], default="mixed")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="skip the remaining rounds after this")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="skip the remaining rounds after this")
     parser.add_argument("--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort")
     parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
     parser.add_argument("--output", type=Path, default=h.RESULTS / "abort_latency.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
     args = parser.parse_args(argv)
     args.ns = sorted({int(n) for n in args.n.split(",")})
-    if not args.ns or min(args.ns) < 1 or max(args.ns) > 10:
-        parser.error("--n takes numbers from 1 to 10")
+    largest = MAX_N[args.adapter]
+    if not args.ns or min(args.ns) < 1 or max(args.ns) > largest:
+        parser.error(f"--n takes numbers from 1 to {largest} with --adapter {args.adapter}")
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds takes 1 to 50")
     args.modes = ["each", "all"] if args.mode == "both" else [args.mode]
     if args.database == "sqlite":
         args.redis_url = None
     return args
+
+
+def rounds_for(args: argparse.Namespace, n: int) -> int:
+    """``--rounds`` up to N=10; above it fewer (at least 2), since each round gives N samples."""
+    if n <= FULL_ROUNDS_UP_TO:
+        return int(args.rounds)
+    return min(int(args.rounds), max(2, math.ceil(args.rounds * FULL_ROUNDS_UP_TO / n)))
+
+
+def growth_table(configs: list[Config]) -> str:
+    """Median / p99 (ms) per mode against N, and the slowest round's first request to last fault reverted."""
+    ns = sorted({config.n for config in configs})
+    rows = []
+    for mode in dict.fromkeys(config.mode for config in configs):
+        by_n = {config.n: config for config in configs if config.mode == mode}
+        cells, worst = [], []
+        for n in ns:
+            config = by_n.get(n)
+            if config is None or not config.samples:
+                cells.append("-")
+                worst.append("-")
+                continue
+            stats = h.summary_ms(config.samples)
+            cells.append(f"{stats['median_ms']:.0f} / {stats['p99_ms']:.0f}")
+            worst.append(f"{h.summary_ms(config.rounds_all_reverted)['max_ms']:.0f}")
+        rows.append([mode, "median / p99", *cells])
+        rows.append([mode, "all reverted, slowest round", *worst])
+    return h.markdown_table(["mode", "ms", *(f"N={n}" for n in ns)], rows)
 
 
 def redis_servers_needed(args: argparse.Namespace) -> int:
@@ -549,11 +594,12 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
                     stats["p99_ms"],
                     stats["max_ms"],
                     rounds.get("median_ms", "-"),
+                    rounds.get("max_ms", "-"),
                     len(config.failures),
                 ]
             )
         else:
-            rows.append([config.mode, config.n, 0, "-", "-", "-", "-", "-", len(config.failures)])
+            rows.append([config.mode, config.n, 0, "-", "-", "-", "-", "-", "-", len(config.failures)])
     every = [s for c in configs for s in c.samples]
     overall = h.summary_ms(every) if every else {}
     document = {
@@ -564,6 +610,7 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
             "database": args.database,
             "adapter": args.adapter,
             "rounds": args.rounds,
+            "rounds_per_n": {str(n): rounds_for(args, n) for n in args.ns},
             "n": args.ns,
             "modes": args.modes,
             "settle_seconds": args.settle,
@@ -584,8 +631,11 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> d
     else:
         print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
-    headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
-    print(h.markdown_table(headers, rows))
+    headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms"]
+    print(h.markdown_table([*headers, "all-reverted max ms", "failed"], rows))
+    if len(args.ns) > 1:
+        print("\ngrowth with N (rounds per N: " + ", ".join(f"{n}: {rounds_for(args, n)}" for n in args.ns) + ")\n")
+        print(growth_table(configs))
     if overall:
         verdict = "met" if overall["p99_ms"] < TARGET_P99_MS else "NOT met"
         print(f"\noverall p99 {overall['p99_ms']} ms over {overall['count']} faults: target < 1000 ms {verdict}")
@@ -629,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(session.close)
             print(f"chaosbot serve up in {time.monotonic() - began:.1f} s (log: {workdir / 'chaosbot.log'})")
             for config in configs:
-                for round_index in range(args.rounds):
+                for round_index in range(rounds_for(args, config.n)):
                     if time.monotonic() - began > args.max_seconds:
                         config.skipped_rounds += 1
                         continue
