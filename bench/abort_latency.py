@@ -46,6 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import _harness as h
+import ack_latency
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -387,7 +388,10 @@ class Session:
         for run in runs:
             h.wait_until(lambda run=run: self.fault_on(run), timeout, f"{run.label}'s fault to be on")
             h.wait_until(lambda run=run: self.recorded_injected(run), timeout, f"{run.label} recorded injected")
-        time.sleep(self.args.settle)  # let the start's Slack posts and records finish: measure an idle server
+        time.sleep(self.args.settle)
+        # Measure an idle server: the starts' Slack posts and records, and the previous round's retrospectives
+        # (a chart each, about a quarter of a second of the interpreter), are done by then.
+        ack_latency.settle([self.server.process.pid])
         for run in runs:
             if run.target is not None:
                 run.waiter = Waiter(run.target, run.label)
@@ -514,7 +518,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--adapter", choices=["mixed", "http", "redis", "chaostoolkit"], default="mixed")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=900.0, help="skip the remaining rounds after this")
-    parser.add_argument("--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort")
+    parser.add_argument(
+        "--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort (then: until idle)"
+    )
     parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
     parser.add_argument("--output", type=Path, default=h.RESULTS / "abort_latency.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
