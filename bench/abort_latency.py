@@ -17,13 +17,13 @@ switches the slot's toggle on over HTTP, then blocks in a process action (``slee
 switches it off. The abort comes while the method blocks; the fault counts as reverted when the rollback's
 request arrives at the toggle server: abort to rollback done, without waiting for the blocking action.
 
-``--tracing off,on``: two servers side by side, each with its own database and toggle server, their rounds
-interleaved: one with tracing off, one exporting every span over OTLP/HTTP to a local collector (its own
-process); the figures of each, then on over off.
+``--n`` goes up to 200 with the http adapter (50 with chaostoolkit; redis needs one server per run and stays
+at 10, mixed at 20). With several N the bench ends with the growth table: median and p99 per mode against N.
+Above N=10 a configuration runs fewer rounds (``rounds_for``): one round already gives N samples.
 
     .venv/bin/python bench/abort_latency.py [--database sqlite|postgres] [--mode each|all|both]
-        [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 300]
-        [--tracing off|on|off,on]
+        [--n 1,5,10] [--adapter mixed|http|redis|chaostoolkit] [--rounds 5] [--max-seconds 900]
+    .venv/bin/python bench/abort_latency.py --database postgres --adapter http --n 1,10,50,100,200
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import _harness as h
+import ack_latency
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -61,12 +62,21 @@ from tests.fakeslack import wire
 
 HTTP_EXPERIMENT = "CE-10"
 TARGET_P99_MS = 1000.0
-STEP_TIMEOUT = 30.0  # seconds to wait for any one step of a round (start, revert, record)
+STEP_TIMEOUT = 30.0  # seconds to wait for any one step of a round (start, revert, record), plus STEP_PER_RUN
+STEP_PER_RUN = 0.3  # more runs take longer to start and to record
 WAITER_TIMEOUT = 30.0  # socket timeout of the blocked SET: a revert that never comes fails the round
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
 
 
 BLOCKING_SECONDS = 30  # the Chaos Toolkit method's blocking action: the abort must not wait for it
+# The largest N per adapter: a redis run needs a redis-server of its own (mixed: one for every other run), a
+# Chaos Toolkit run a blocked process.
+MAX_N = {"http": 200, "chaostoolkit": 50, "mixed": 20, "redis": 10}
+FULL_ROUNDS_UP_TO = 10
+
+
+def step_timeout(n: int) -> float:
+    return STEP_TIMEOUT + STEP_PER_RUN * n
 
 
 def redis_experiment(index: int) -> str:
@@ -112,8 +122,7 @@ class ToggleServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = h.BackendServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="toggles", daemon=True)
         self.thread.start()
 
@@ -310,16 +319,10 @@ def catalogue(toggles: ToggleServer, targets: list[RedisTarget], ctk: list[Path]
 
 class Session:
     def __init__(
-        self,
-        args: argparse.Namespace,
-        server: h.Chaosbot,
-        toggles: ToggleServer,
-        targets: list[RedisTarget],
-        redis_url: str | None = None,
+        self, args: argparse.Namespace, server: h.Chaosbot, toggles: ToggleServer, targets: list[RedisTarget]
     ) -> None:
         self.args = args
         self.server = server
-        self.redis_url = redis_url
         self.toggles = toggles
         self.targets = targets
         self.workdir = Path(server.process.log or ".").parent
@@ -380,11 +383,15 @@ class Session:
         threads = h.Threads()
         for run in runs:
             threads.spawn(lambda run=run: self.command(f"start {run.label}", h.OWNER), f"start-{run.label}")
-        threads.join(STEP_TIMEOUT)
+        timeout = step_timeout(len(runs))
+        threads.join(timeout)
         for run in runs:
-            h.wait_until(lambda run=run: self.fault_on(run), STEP_TIMEOUT, f"{run.label}'s fault to be on")
-            h.wait_until(lambda run=run: self.recorded_injected(run), STEP_TIMEOUT, f"{run.label} recorded injected")
-        time.sleep(self.args.settle)  # let the start's Slack posts and records finish: measure an idle server
+            h.wait_until(lambda run=run: self.fault_on(run), timeout, f"{run.label}'s fault to be on")
+            h.wait_until(lambda run=run: self.recorded_injected(run), timeout, f"{run.label} recorded injected")
+        time.sleep(self.args.settle)
+        # Measure an idle server: the starts' Slack posts and records, and the previous round's retrospectives
+        # (a chart each, about a quarter of a second of the interpreter), are done by then.
+        ack_latency.settle([self.server.process.pid])
         for run in runs:
             if run.target is not None:
                 run.waiter = Waiter(run.target, run.label)
@@ -438,7 +445,7 @@ class Session:
 
         for run in runs:
             threads.spawn(lambda run=run: abort_one(run), f"abort-{run.label}")
-        threads.join(STEP_TIMEOUT)
+        threads.join(step_timeout(len(runs)))
         return t0, acks
 
     def round(self, config: Config, round_index: int) -> None:
@@ -446,13 +453,14 @@ class Session:
         try:
             self.start(runs)
             t0, acks = self.abort(config.mode, runs)
+            timeout = step_timeout(len(runs))
             reverted = {
                 run.label: h.wait_until(
-                    lambda run=run: self.reverted_at(run), STEP_TIMEOUT, f"{run.label}'s fault to be reverted"
+                    lambda run=run: self.reverted_at(run), timeout, f"{run.label}'s fault to be reverted"
                 )
                 for run in runs
             }
-            h.wait_until(lambda: self.all_ended(runs), STEP_TIMEOUT, "every run to be recorded aborted")
+            h.wait_until(lambda: self.all_ended(runs), step_timeout(len(runs)), "every run to be recorded aborted")
             for run in runs:
                 latency = reverted[run.label] - t0[run.label]
                 config.samples.append(latency)
@@ -479,7 +487,7 @@ class Session:
             self.command("resume", h.RELIABILITY)
         h.wait_until(
             lambda: not self.kill_switch_engaged() and not self.query("SELECT id FROM runs WHERE state = 'running'"),
-            STEP_TIMEOUT,
+            step_timeout(len(runs)),
             "no running run and the kill switch released",
         )
         for run in runs:
@@ -490,8 +498,8 @@ class Session:
 
     def kill_switch_engaged(self) -> bool:
         engaged = any(bool(value) for (value,) in self.query("SELECT engaged FROM kill_switch"))
-        if self.redis_url:
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        if self.args.redis_url:
+            client = redis.Redis.from_url(self.args.redis_url, socket_timeout=2)
             try:
                 engaged = engaged or bool(client.exists("chaosbot:killswitch"))
             finally:
@@ -506,23 +514,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--mode", choices=["each", "all", "both"], default="both")
-    parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (max 10)")
+    parser.add_argument("--n", default="1,5,10", help="comma-separated numbers of concurrent runs (see MAX_N)")
     parser.add_argument("--adapter", choices=["mixed", "http", "redis", "chaostoolkit"], default="mixed")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="skip the remaining rounds after this")
-    parser.add_argument("--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="skip the remaining rounds after this")
+    parser.add_argument(
+        "--settle", type=float, default=0.5, help="seconds between 'all faults on' and the abort (then: until idle)"
+    )
     parser.add_argument("--redis-url", default=REDIS_BENCH_URL, help="REDIS_URL of chaosbot with --database postgres")
     parser.add_argument("--output", type=Path, default=h.RESULTS / "abort_latency.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
-    parser.add_argument("--tracing", default="off", help="off, on, or off,on: servers side by side")
+    parser.add_argument(
+        "--tracing",
+        type=h.tracing_modes,
+        default=["off"],
+        help="off, on or off,on: with off,on the whole bench runs once per mode, each on a server of its own",
+    )
     args = parser.parse_args(argv)
-    try:
-        args.tracing = h.tracing_modes(args.tracing)
-    except ValueError as exc:
-        parser.error(str(exc))
     args.ns = sorted({int(n) for n in args.n.split(",")})
-    if not args.ns or min(args.ns) < 1 or max(args.ns) > 10:
-        parser.error("--n takes numbers from 1 to 10")
+    largest = MAX_N[args.adapter]
+    if not args.ns or min(args.ns) < 1 or max(args.ns) > largest:
+        parser.error(f"--n takes numbers from 1 to {largest} with --adapter {args.adapter}")
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds takes 1 to 50")
     args.modes = ["each", "all"] if args.mode == "both" else [args.mode]
@@ -531,12 +543,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def rounds_for(args: argparse.Namespace, n: int) -> int:
+    """``--rounds`` up to N=10; above it fewer (at least 2), since each round gives N samples."""
+    if n <= FULL_ROUNDS_UP_TO:
+        return int(args.rounds)
+    return min(int(args.rounds), max(2, math.ceil(args.rounds * FULL_ROUNDS_UP_TO / n)))
+
+
+def growth_table(configs: list[Config]) -> str:
+    """Median / p99 (ms) per mode against N, and the slowest round's first request to last fault reverted."""
+    ns = sorted({config.n for config in configs})
+    rows = []
+    for mode in dict.fromkeys(config.mode for config in configs):
+        by_n = {config.n: config for config in configs if config.mode == mode}
+        cells, worst = [], []
+        for n in ns:
+            config = by_n.get(n)
+            if config is None or not config.samples:
+                cells.append("-")
+                worst.append("-")
+                continue
+            stats = h.summary_ms(config.samples)
+            cells.append(f"{stats['median_ms']:.0f} / {stats['p99_ms']:.0f}")
+            worst.append(f"{h.summary_ms(config.rounds_all_reverted)['max_ms']:.0f}")
+        rows.append([mode, "median / p99", *cells])
+        rows.append([mode, "all reverted, slowest round", *worst])
+    return h.markdown_table(["mode", "ms", *(f"N={n}" for n in ns)], rows)
+
+
 def redis_servers_needed(args: argparse.Namespace) -> int:
     largest = max(args.ns)
     return {"http": 0, "redis": largest, "mixed": math.ceil(largest / 2), "chaostoolkit": 0}[args.adapter]
 
 
-def report(args: argparse.Namespace, configs: list[Config], complete: bool, tracing: str = "off") -> dict[str, Any]:
+def report(args: argparse.Namespace, configs: list[Config], complete: bool) -> dict[str, Any]:
     rows, results = [], []
     for config in configs:
         stats = h.summary_ms(config.samples) if config.samples else {"count": 0}
@@ -565,11 +605,12 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool, trac
                     stats["p99_ms"],
                     stats["max_ms"],
                     rounds.get("median_ms", "-"),
+                    rounds.get("max_ms", "-"),
                     len(config.failures),
                 ]
             )
         else:
-            rows.append([config.mode, config.n, 0, "-", "-", "-", "-", "-", len(config.failures)])
+            rows.append([config.mode, config.n, 0, "-", "-", "-", "-", "-", "-", len(config.failures)])
     every = [s for c in configs for s in c.samples]
     overall = h.summary_ms(every) if every else {}
     document = {
@@ -580,11 +621,11 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool, trac
             "database": args.database,
             "adapter": args.adapter,
             "rounds": args.rounds,
+            "rounds_per_n": {str(n): rounds_for(args, n) for n in args.ns},
             "n": args.ns,
             "modes": args.modes,
             "settle_seconds": args.settle,
             "server": "chaosbot serve, gunicorn gthread 1 worker x 8 threads (defaults)",
-            "tracing": tracing,
         },
         "measured": "client monotonic time just before the abort request is sent -> revert reaches the backend"
         + (" (the experiment's rollback, while its method blocks)" if args.adapter == "chaostoolkit" else ""),
@@ -599,71 +640,77 @@ def report(args: argparse.Namespace, configs: list[Config], complete: bool, trac
         blocked = f"method blocked in a {BLOCKING_SECONDS} s action"
         print(f"\nabort -> rollback done ({blocked}), Chaos Toolkit experiments, {args.database}, {args.rounds} rounds")
     else:
-        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds, tracing {tracing}")
+        print(f"\nabort -> reverted, {args.adapter} adapters, {args.database}, {args.rounds} rounds")
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}\n")
-    headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms", "failed"]
-    print(h.markdown_table(headers, rows))
+    headers = ["mode", "N", "count", "median ms", "p90 ms", "p99 ms", "max ms", "all-reverted median ms"]
+    print(h.markdown_table([*headers, "all-reverted max ms", "failed"], rows))
+    if len(args.ns) > 1:
+        print("\ngrowth with N (rounds per N: " + ", ".join(f"{n}: {rounds_for(args, n)}" for n in args.ns) + ")\n")
+        print(growth_table(configs))
     if overall:
         verdict = "met" if overall["p99_ms"] < TARGET_P99_MS else "NOT met"
         print(f"\noverall p99 {overall['p99_ms']} ms over {overall['count']} faults: target < 1000 ms {verdict}")
-    output = args.output if args.tracing == ["off"] else args.output.with_stem(f"{args.output.stem}_tracing_{tracing}")
-    h.write_json(output, document)
-    print(f"JSON: {output}")
+    h.write_json(args.output, document)
+    print(f"JSON: {args.output}")
     return document
 
 
-def compare_tracing(configs: dict[str, list[Config]]) -> None:
-    """Tracing on over off, per (mode, N), when both ran."""
-    if set(configs) != {"off", "on"}:
-        return
-    rows = []
-    for off, on in zip(configs["off"], configs["on"], strict=True):
-        if not off.samples or not on.samples:
-            continue
-        a, b = h.summary_ms(off.samples), h.summary_ms(on.samples)
-        ratio = (round(b["median_ms"] / a["median_ms"], 2), round(b["p99_ms"] / a["p99_ms"], 2))
-        row = [off.mode, off.n, f"{a['median_ms']} / {b['median_ms']}", f"{a['p99_ms']} / {b['p99_ms']}", *ratio]
-        rows.append(row)
-    print("\nabort -> reverted, tracing on over off (the same rounds, interleaved)\n")
-    print(h.markdown_table(["mode", "N", "median off / on ms", "p99 off / on ms", "median on/off", "p99 on/off"], rows))
+def serve(
+    stack: contextlib.ExitStack, args: argparse.Namespace, workdir: Path, tracing: str, fixtures: Fixtures
+) -> Session:
+    """One ``chaosbot serve`` with its own database, Redis database and toggle server, tracing ``tracing``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    toggles = ToggleServer()  # its own: both servers number their runs from RUN-1
+    stack.callback(toggles.close)
+    ctk = write_ctk_experiments(toggles, workdir, max(args.ns) if args.adapter == "chaostoolkit" else 0)
+    redis_url = h.redis_url_for(args.redis_url, tracing)
+    if args.database == "postgres":
+        database_url = stack.enter_context(h.scratch_postgres())
+        h.clear_redis_keys(redis_url)
+        stack.callback(h.clear_redis_keys, redis_url)
+    else:
+        database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
+    server = h.start_chaosbot(
+        stack,
+        workdir,
+        slack_url=fixtures.slack_url,
+        database_url=database_url,
+        catalogue=catalogue(toggles, fixtures.targets, ctk),
+        redis_url=redis_url,
+        extra_env=h.tracing_env(tracing, fixtures.endpoint),
+    )
+    session = Session(args, server, toggles, fixtures.targets)
+    stack.callback(session.close)
+    return session
 
 
-class Side:
-    """One server of the comparison: its toggle server, its ``chaosbot serve`` and the session driving it."""
+@dataclass
+class Fixtures:
+    """What every server of the run shares: the Redis targets, the fake Slack, the collector."""
 
-    def __init__(
-        self,
-        stack: contextlib.ExitStack,
-        args: argparse.Namespace,
-        workdir: Path,
-        *,
-        slack_url: str,
-        targets: list[RedisTarget],
-        tracing: str,
-        endpoint: str | None,
-    ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.tracing = tracing
-        self.toggles = ToggleServer()
-        stack.callback(self.toggles.close)
-        slots = max(args.ns) if args.adapter == "chaostoolkit" else 0
-        ctk = write_ctk_experiments(self.toggles, workdir, slots)
-        if args.database == "postgres":
-            database_url = stack.enter_context(h.scratch_postgres())
-        else:
-            database_url = f"sqlite:///{workdir / 'chaosbot.db'}"
-        redis_url = h.redis_url_for(args.redis_url, tracing)
-        self.server = h.start_chaosbot(
-            stack,
-            workdir,
-            slack_url=slack_url,
-            database_url=database_url,
-            catalogue=catalogue(self.toggles, targets, ctk),
-            redis_url=redis_url,
-            extra_env=h.tracing_env(tracing, endpoint),
-        )
-        self.session = Session(args, self.server, self.toggles, targets, redis_url)
-        stack.callback(self.session.close)
+    targets: list[RedisTarget]
+    slack_url: str
+    endpoint: str | None
+
+
+def play(args: argparse.Namespace, session: Session, configs: list[Config], began: float) -> bool:
+    """Every round of every configuration on one server; False when a round failed."""
+    ok = True
+    for config in configs:
+        for round_index in range(rounds_for(args, config.n)):
+            if time.monotonic() - began > args.max_seconds:
+                config.skipped_rounds += 1
+                continue
+            try:
+                session.round(config, round_index)
+            except Exception as exc:
+                ok = False
+                config.failures.append(f"round {round_index}: {exc}")
+                traceback.print_exc()
+            done = len(config.rounds_all_reverted)
+            last = config.rounds_all_reverted[-1] * 1000 if done else float("nan")
+            print(f"  {config.mode:4} N={config.n:<2} round {round_index + 1}: all reverted in {last:.0f} ms")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -679,29 +726,12 @@ def main(argv: list[str] | None = None) -> int:
             targets = [RedisTarget(h.start_redis_server(stack, workdir)) for _ in range(redis_servers_needed(args))]
             stack.callback(lambda: [target.unpause() for target in targets])
             slack_url, _fake = h.start_fake_slack(stack)
-            for redis_url in {h.redis_url_for(args.redis_url, tracing) for tracing in args.tracing} - {None}:
-                assert redis_url is not None
-                h.clear_redis_keys(redis_url)
-                stack.callback(h.clear_redis_keys, redis_url)
             endpoint = h.start_collector(stack) if "on" in args.tracing else None
-            sides = [
-                Side(
-                    stack,
-                    args,
-                    workdir / f"tracing-{tracing}",
-                    slack_url=slack_url,
-                    targets=targets,
-                    tracing=tracing,
-                    endpoint=endpoint,
-                )
-                for tracing in args.tracing
-            ]
-            print(f"chaosbot serve up in {time.monotonic() - began:.1f} s (work directory: {workdir})")
-            for index in range(len(configs[args.tracing[0]])):
-                for round_index in range(args.rounds):
-                    turn = sides[round_index % len(sides) :] + sides[: round_index % len(sides)]
-                    for side in turn:  # the servers take turns, in an order that rotates per round
-                        failed = not play(args, side, configs[side.tracing][index], round_index, began) or failed
+            fixtures = Fixtures(targets, slack_url, endpoint)
+            for tracing in args.tracing:
+                session = serve(stack, args, workdir / f"tracing-{tracing}", tracing, fixtures)
+                print(f"chaosbot serve (tracing {tracing}) up after {time.monotonic() - began:.1f} s")
+                failed = not play(args, session, configs[tracing], began) or failed
             if endpoint is not None:
                 print(f"spans received by the collector: {h.spans_collected(endpoint)}")
             complete = True
@@ -710,32 +740,18 @@ def main(argv: list[str] | None = None) -> int:
         failed = True
     finally:
         for tracing, measured in configs.items():
-            report(args, measured, complete, tracing)
-        compare_tracing(configs)
+            output = (
+                args.output
+                if len(configs) == 1
+                else args.output.with_name(f"{args.output.stem}_tracing_{tracing}.json")
+            )
+            print(f"\n-- tracing {tracing}")
+            report(argparse.Namespace(**{**vars(args), "output": output}), measured, complete)
         if failed or args.keep:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0 if complete and not any(c.failures for measured in configs.values() for c in measured) else 1
-
-
-def play(args: argparse.Namespace, side: Side, config: Config, round_index: int, began: float) -> bool:
-    """One round of ``config`` on ``side``'s server; False when it failed."""
-    if time.monotonic() - began > args.max_seconds:
-        config.skipped_rounds += 1
-        return True
-    ok = True
-    try:
-        side.session.round(config, round_index)
-    except Exception as exc:
-        ok = False
-        config.failures.append(f"round {round_index}: {exc}")
-        traceback.print_exc()
-    done = len(config.rounds_all_reverted)
-    last = config.rounds_all_reverted[-1] * 1000 if done else float("nan")
-    label = f"tracing {side.tracing} " if len(args.tracing) > 1 else ""
-    print(f"  {label}{config.mode:4} N={config.n:<2} round {round_index + 1}: all reverted in {last:.0f} ms")
-    return ok
 
 
 if __name__ == "__main__":

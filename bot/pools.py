@@ -137,10 +137,14 @@ class Pools:
             pool.close()
 
 
-def worker_pools(work: int = 2, urgent: int = 16, sleepers: int = 16, quiet_gap: float = QUIET_GAP_SECONDS) -> Pools:
+def worker_pools(work: int = 2, urgent: int = 256, sleepers: int = 16, quiet_gap: float = QUIET_GAP_SECONDS) -> Pools:
     """Two tasks after an ack running at once, on purpose: request threads share the interpreter with them, and
     every extra one takes the GIL from acks under a burst (measured in bench/README.md). Up to ``sleepers``
-    more threads wait out Slack's ``Retry-After`` without a turn. Aborts get their own threads and never wait."""
+    more threads wait out Slack's ``Retry-After`` without a turn. Aborts get their own threads and never wait:
+    up to ``urgent`` at once (a thread is started only when every one is busy), because an abort's bookkeeping
+    waits for the other aborts' reverts (``bot.engine.aborter.RevertsFirst``) and keeps its thread meanwhile;
+    with 16 (and then 64) threads, the 17th (65th) of many simultaneous aborts waited for a thread until an
+    earlier abort's records were written (bench/README.md: N=100 p99 2.5 s with 64)."""
     foreground = Foreground(gap=quiet_gap)
     work_pool = _Pool(work, "chaosbot-work", foreground, threads=work + sleepers)
     urgent_pool = _Pool(urgent, "chaosbot-urgent")

@@ -6,6 +6,7 @@ It composes the pieces and holds no logic of its own:
 - ``Aborter`` (aborter.py): one run, every run (the kill switch), resume.
 - ``OrphanRecovery`` (orphans.py): the dead man's switch.
 - ``Supervisor`` (supervisor.py): this process's leases, watchers and fault renewals.
+- ``Timetable`` (timetable.py): one thread handing every run's due samples and renewals to their pools.
 - ``Prober`` (prober.py): samples stop conditions and stores the measurements.
 - ``Completion`` and ``OutcomeRecorder`` (outcomes.py): the maximum duration, the recovery, the recorded end;
   every way a run ends is decided by an ``Ending`` constructor (endings.py).
@@ -50,6 +51,7 @@ from bot.engine.shutdown import HANDOVER_SECONDS, Shutdown
 from bot.engine.spool import DEFAULT_SPOOL_DIR, Spool, spool_folder
 from bot.engine.starter import ANNOUNCE_TIMEOUT_SECONDS, Starter
 from bot.engine.supervisor import Supervisor
+from bot.engine.timetable import Timetable
 from bot.engine.writes import PendingWrites
 from bot.notify import Notifier
 from bot.runs.core import RunCore
@@ -120,8 +122,9 @@ class RunEngine:
             marker=marker,
             silences=silences,
         )
-        recorder = self._recorder = OutcomeRecorder(self._writes, clock)
-        prober = self._prober = Prober(self.db, clock, http=http)
+        self._timetable = Timetable()
+        prober = self._prober = Prober(self.db, clock, self._timetable, http=http)
+        recorder = self._recorder = OutcomeRecorder(self._writes, clock, before_end=prober.flush)
         self._after_abort = AfterAbort(prober, self._recovered_after_abort)
         self._supervisor = Supervisor(
             core,
@@ -131,6 +134,7 @@ class RunEngine:
             announcer,
             completion=lambda holding: Completion(holding, rollbacks, revert, recorder, announcer),
             abort=self._abort_for_supervisor,
+            timetable=self._timetable,
             holder=self.holder,
             lease_ttl=lease_ttl,
             lease_renewal=lease_renewal,
@@ -255,6 +259,7 @@ class RunEngine:
             return
         self._closed = True
         self._supervisor.close()
+        self._timetable.close()
         self._after_abort.close()
         self._prober.close()
         self._rollbacks.close()

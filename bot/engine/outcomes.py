@@ -21,15 +21,20 @@ from bot.words import Words
 class OutcomeRecorder:
     """Finish runs with their outcome. A database outage leaves the record to the spool (``PendingWrites``)."""
 
-    def __init__(self, writes: PendingWrites, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, writes: PendingWrites, clock: Callable[[], datetime], *, before_end: Callable[[], None] = lambda: None
+    ) -> None:
+        """``before_end``: stores what must be stored before an end (``Prober.flush``: the batched samples)."""
         self.writes = writes
         self.clock = clock
+        self.before_end = before_end
 
     def finish(self, run_id: int, ending: Ending) -> Words:
         """Record the end; returns nothing to say, or a sentence to append when the record is spooled.
 
         Raises ``IllegalTransition`` when someone else ended the run first (they announce it, not us).
         """
+        self.before_end()  # the retrospective, posted once the end is recorded, reads every sample
         if self.writes.write(applying.run_ended(run_id, ending, self.clock())):
             return Words()
         return wording.record_pending()

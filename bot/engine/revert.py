@@ -171,13 +171,19 @@ class Reverter:
         self.silences = silences  # lifted with every revert, also a failed one: then its alerts must page
 
     def __call__(self, rollback: Rollback) -> RevertReport:
+        report = self.revert_only(rollback)
+        self.note(rollback, report)
+        return report
+
+    def revert_only(self, rollback: Rollback) -> RevertReport:
+        """The backend calls alone: what an abort does first, before any record (``note``)."""
         with span("engine.revert", run_id=rollback.run_id, faults=len(rollback.targets)):
             report = revert_rollback(rollback, attempts=self.attempts)
             annotate(reverted=report.ok)
-            return self._recorded(rollback, report)
+            return report
 
-    def _recorded(self, rollback: Rollback, report: RevertReport) -> RevertReport:
-        """Lift the run's silences, record each fault's state, end the fault window; alert when it failed."""
+    def note(self, rollback: Rollback, report: RevertReport) -> None:
+        """After the revert: lift the silences, record each fault's state, update the kept copy, alert on failure."""
         if self.silences is not None:
             self.silences.lift_soon(rollback.run_id)
         if any(fault_id is not None for fault_id in report.errors):
@@ -189,4 +195,3 @@ class Reverter:
         else:
             alert = wording.revert_alert(rollback.run_id, report.failures(), report.most_tries, rollback.rollback_steps)
             self.notify(lambda n: n.alert(rollback.run_id, alert))
-        return report

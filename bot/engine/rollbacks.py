@@ -7,12 +7,15 @@ abort reads it first and uses the copies only when it misses ``READ_DEADLINE_SEC
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import Any
+
+from sqlalchemy import select
 
 from bot.catalogue.models import Experiment
 from bot.engine import wording
@@ -156,6 +159,35 @@ class RollbackStore:
             if isinstance(exc, FutureTimeout):
                 return future.result()  # slow, not down, and no copy: the database is all we have
             raise AbortImpossible(wording.cannot_abort_blind(run_id)) from exc
+
+    def for_abort_all(self, run_ids: Sequence[int]) -> dict[int, Rollback | Words]:
+        """``for_abort`` of many runs in one read: each run's rollback, or why it cannot be aborted."""
+        future = self._reads.submit(self._stored_all, run_ids)
+        try:
+            return future.result(timeout=READ_DEADLINE_SECONDS)
+        except _MISSED as exc:
+            log.warning("database did not answer (%r); reverting every run from copied handles", exc)
+            copies = {run_id: self.copy(run_id) for run_id in run_ids}
+            stored: dict[int, Rollback | Words] = {}
+            if isinstance(exc, FutureTimeout) and None in copies.values():
+                with contextlib.suppress(*DB_UNAVAILABLE):  # slow, not down: for the runs with no copy
+                    stored = future.result()
+            return {
+                run_id: copies[run_id] or stored.get(run_id) or wording.cannot_abort_blind(run_id) for run_id in run_ids
+            }
+
+    def _stored_all(self, run_ids: Sequence[int]) -> dict[int, Rollback | Words]:
+        with self.db.transaction() as session:
+            found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(run_ids)))}
+            faults: dict[int, list[FaultRecord]] = {}
+            for fault in records.unreverted_faults(session, run_ids=run_ids):
+                faults.setdefault(fault.run_id, []).append(fault)
+            return {
+                run_id: rollback_of(run, faults.get(run_id, []))
+                if run.run_state is RunState.RUNNING
+                else self._not_running(run)
+                for run_id, run in found.items()
+            }
 
     def running(self) -> list[int]:
         """Running run ids: the database's within the deadline, else every run with a copy."""

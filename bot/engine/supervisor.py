@@ -1,5 +1,8 @@
 """What this process holds while runs run: their leases, watchers and fault renewals.
 
+Watchers and renewals hold no thread of their own: their steps are entries on the engine's ``Timetable``.
+Whether a run still runs is read for every watcher at once (``RunningNow``), not once per step.
+
 The ``Supervisor`` is the watchers' host (``WatcherHost``): a breach or a watcher crash arrives here, never
 on ``RunEngine``'s public face. Sampling is the ``Prober``'s; the maximum duration and the measured recovery
 go to ``Completion`` (outcomes.py), which the supervisor builds and hands to each watcher.
@@ -29,10 +32,11 @@ from bot.engine.prober import Prober
 from bot.engine.recovery import Recovering
 from bot.engine.renewal import Renewal
 from bot.engine.rollbacks import RollbackStore
+from bot.engine.running import RunningNow
+from bot.engine.timetable import Timetable
 from bot.engine.watcher import Watcher
 from bot.errors import DomainError
 from bot.runs.core import RunCore
-from bot.runs.models import RunState
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class Supervisor:
         *,
         completion: Callable[[Supervisor], Completion],
         abort: Abort,
+        timetable: Timetable,
         holder: str,
         lease_ttl: timedelta,
         lease_renewal: timedelta | None = None,
@@ -75,6 +80,8 @@ class Supervisor:
         self.core, self.coordination, self.rollbacks, self.prober = core, coordination, rollbacks, prober
         self.announcer = announcer
         self.abort = abort
+        self.timetable = timetable
+        self._running = RunningNow(core)
         self.holder, self.lease_ttl = holder, lease_ttl
         self._lock = threading.RLock()
         self._watchers: dict[int, Watcher] = {}
@@ -119,13 +126,24 @@ class Supervisor:
         ``at`` is when the fault went in (``time.monotonic()``; in the past for an adopted run). ``recovering``:
         the fault is already reverted and the watcher only measures the recovery (``injected`` is then None).
         """
-        watcher = Watcher(self, self.prober, self.completion, run_id, experiment, injected_at=at, rehearsal=rehearsal)
+        watcher = Watcher(
+            self,
+            self.prober,
+            self.completion,
+            run_id,
+            experiment,
+            steps=self.timetable,
+            injected_at=at,
+            rehearsal=rehearsal,
+        )
         if recovering:
             watcher.recovering_since(time.monotonic())
         renewal = None
         if injected is not None and injected.adapter.renew_every is not None:
             until = at + experiment.max_duration.total_seconds()
-            renewal = Renewal(run_id, injected.adapter, injected.params, injected.handle, until=until)
+            renewal = Renewal(
+                run_id, injected.adapter, injected.params, injected.handle, until=until, renewals=self.timetable
+            )
         with self._lock:
             self._watchers[run_id] = watcher
             if renewal is not None:
@@ -164,7 +182,7 @@ class Supervisor:
         if renewal is not None:
             renewal.stop()
         if watcher is not None:
-            watcher.stop.set()
+            watcher.halt()
 
     def let_go(self, run_id: int) -> None:
         """Forget the run here: stop its watcher and renewals, release its lease, drop its rollback copies."""
@@ -225,12 +243,8 @@ class Supervisor:
         for renewal in renewals:
             renewal.stop()
         for watcher in watchers:
-            watcher.stop.set()
+            watcher.halt()
         self._leases.close()
-        for watcher in watchers:
-            watcher.thread.join(timeout=0.5)
-        for renewal in renewals:
-            renewal.thread.join(timeout=0.5)
 
     def _lease_lost(self, run_id: int) -> None:
         self.stop(run_id)
@@ -242,10 +256,7 @@ class Supervisor:
 
     def still_running(self, run_id: int) -> bool:
         """Whether the database still says running (True when it cannot be read: keep watching)."""
-        try:
-            return self.core.queries.run(run_id).run_state is RunState.RUNNING
-        except DB_UNAVAILABLE:
-            return True
+        return self._running.includes(run_id)
 
     def breached(self, run_id: int, reason: str) -> None:
         """A stop condition was breached: abort as chaosbot, recording the breach, then measure the recovery."""
@@ -271,7 +282,7 @@ class Supervisor:
             log.info("run %s not aborted after the watcher crash: %s", run_id, exc.message)
 
     def detach(self, run_id: int, *, ended_elsewhere: bool) -> None:
-        """The watcher thread ends; when another process ended the run, stop holding its lease here."""
+        """The watcher is over; when another process ended the run, stop holding its lease here."""
         with self._lock:
             self._watchers.pop(run_id, None)
             closed = self._closed

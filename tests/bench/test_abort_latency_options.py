@@ -45,3 +45,13 @@ def test_the_chaostoolkit_option_benches_experiments_whose_method_blocks(bench: 
     assert method[1]["provider"] == {"type": "process", "path": "sleep", "arguments": str(bench.BLOCKING_SECONDS)}
     [rollback] = json.loads(paths[2].read_text())["rollbacks"]
     assert rollback["provider"]["url"].endswith("/flags/ctk-2/off")
+
+
+def test_the_http_adapter_takes_up_to_200_runs_and_redis_stays_at_10(bench: ModuleType) -> None:
+    args = bench.parse_args(["--adapter", "http", "--n", "1,10,50,100,200"])
+    assert args.ns == [1, 10, 50, 100, 200] and bench.redis_servers_needed(args) == 0
+    assert [bench.rounds_for(args, n) for n in args.ns] == [5, 5, 2, 2, 2]  # each round of N=200 gives 200 samples
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--adapter", "redis", "--n", "11"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--adapter", "http", "--n", "201"])
