@@ -106,7 +106,32 @@ def slash_command(
     **signing: Unpack[Signing],
 ) -> SignedRequest:
     """A slash command invocation, form-encoded with every field Slack sends."""
-    fields = {
+    fields = slash_command_fields(
+        text,
+        user_id,
+        command=command,
+        user_name=user_name,
+        channel_id=channel_id,
+        channel_name=channel_name,
+        response_url=response_url,
+        trigger=trigger,
+    )
+    return _form(fields, signing)
+
+
+def slash_command_fields(
+    text: str,
+    user_id: str = identity.DEFAULT_USER_ID,
+    *,
+    command: str = "/chaos",
+    user_name: str | None = None,
+    channel_id: str = identity.DEFAULT_CHANNEL_ID,
+    channel_name: str = identity.DEFAULT_CHANNEL_NAME,
+    response_url: str | None = None,
+    trigger: str | None = None,
+) -> dict[str, str]:
+    """Every field Slack sends with a slash command, before it is form-encoded."""
+    return {
         "token": identity.VERIFICATION_TOKEN,
         "team_id": identity.TEAM_ID,
         "team_domain": identity.TEAM_DOMAIN,
@@ -121,7 +146,6 @@ def slash_command(
         "response_url": response_url or _hook("commands"),
         "trigger_id": trigger or trigger_id(),
     }
-    return _form(fields, signing)
 
 
 # -- block actions -----------------------------------------------------------------------------------
