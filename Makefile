@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 # The suite mostly waits (servers starting, background jobs, timeouts), so it runs in TEST_WORKERS processes
 # (pytest-xdist), each with its own PostgreSQL scratch databases, Redis database (CHAOSBOT_TEST_REDIS_URL's
 # number plus the worker's index, and one more for replica groups), ports and temporary directories. PYTEST_ARGS adds options (`-x`, `-k ...`).
-# 4: on the 2-core machine most of the suite waits; four workers peak at about 50 PostgreSQL connections (the
-# tests' servers keep 5 each) and use Redis databases 8-15 by default.
-TEST_WORKERS ?= 4
+# 5: on the 2-core machine a third of the suite's time is waiting; five workers peak at about 50 PostgreSQL
+# connections (the tests' servers keep 5 each) and use Redis databases 4-13 by default.
+TEST_WORKERS ?= 5
 PYTEST = $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 $(STAMP): pyproject.toml

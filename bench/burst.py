@@ -58,7 +58,7 @@ from storage.db import Database
 from tests.fakeslack import wire
 from tests.fakeslack.server import FakeSlack, _Failure, _failure_reply, _Reply
 
-REDIS_BENCH_URL = "redis://127.0.0.1:6379/8"
+REDIS_BENCH_URL = "redis://127.0.0.1:6379/15"
 ACK_TARGET_SECONDS = 3.0
 RETRY_AFTER_SECONDS = 1
 RETRY_TOLERANCE_SECONDS = 0.05  # Retry-After is whole seconds; the client's clock and ours are the same here

@@ -19,7 +19,7 @@ second against a local target (``/probe/<i>``, one path per run). For each N, fr
 It prints a table and writes ``bench/results/many_runs.json`` and ``many_runs.png`` (the curves against N).
 
     .venv/bin/python bench/many_runs.py [--levels 10,50,100,200] [--window 10] [--quick]
-        [--redis-url redis://127.0.0.1:6379/12] [--keep]
+        [--redis-url redis://127.0.0.1:6379/15] [--keep]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from bot.runs.rules import PlanRequest
 from storage.db import Database
 from tests.fakeslack import wire
 
-REDIS_BENCH_URL = "redis://127.0.0.1:6379/12"
+REDIS_BENCH_URL = "redis://127.0.0.1:6379/15"
 PROBE_INTERVAL = 1.0
 TARGETS = {"probe_lag_p99_ms": 200.0, "ack_p99_ratio": 1.0, "rss_mb_per_run": 1.0, "abort_all_ms": 1000.0}
 START_CLIENTS = 8  # concurrent /chaos start requests while a level is set up

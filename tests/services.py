@@ -25,13 +25,13 @@ def _redis_db(base: str, offset: int) -> str:
     return f"{head}/{int(db) + offset}"
 
 
-_BASE_REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+_BASE_REDIS_URL = os.environ.get("CHAOSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest -n N
 _INDEX = int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 # Each test process has two Redis databases of its own and flushes only those: a parallel run of N workers
-# uses 2N databases from the base one up (8..15 by default for -n 4; Redis has 16 unless configured).
+# uses 2N databases from the base one up (4..13 by default for -n 5; Redis has 16 unless configured).
 # The first: the base plus the worker's index (gw2: +2).
 REDIS_TEST_URL = _redis_db(_BASE_REDIS_URL, _INDEX)
 
