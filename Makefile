@@ -32,11 +32,12 @@ serve: $(STAMP)  ## the Slack app on 127.0.0.1 (needs SLACK_BOT_TOKEN, SLACK_SIG
 	$(BIN)/chaosbot db upgrade
 	CHAOSBOT_BIND_ADDRESS=$${CHAOSBOT_BIND_ADDRESS:-127.0.0.1} $(BIN)/chaosbot serve
 
-# mypy (half a minute on a fresh clone) checks types while the tests run: most of the suite waits, not computes.
+# mypy (half a minute on a fresh clone) checks types while the tests run, at a lower priority: it takes the
+# CPU the tests leave while they wait, not theirs.
 test: $(STAMP)  ## lint, then types beside every test, longest modules first (PostgreSQL and Redis on 127.0.0.1 are used when present)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@$(BIN)/mypy > .mypy-output 2>&1 & mypy=$$!; \
+	@nice -n 10 $(BIN)/mypy > .mypy-output 2>&1 & mypy=$$!; \
 	$(PYTEST) $(PYTEST_ARGS); tests=$$?; \
 	wait $$mypy; types=$$?; echo "mypy:"; cat .mypy-output; rm -f .mypy-output; \
 	test $$tests -eq 0 && test $$types -eq 0

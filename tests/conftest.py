@@ -120,9 +120,35 @@ HEAVY_FIRST = (
 )
 
 
+# Modules that keep a core busy (thousands of fuzz examples through a real server) rather than wait. Two such
+# tests at once fill the 2-core machine; started on every worker together, each ran five times slower.
+CPU_BOUND = ("tests/slack/test_fuzz.py",)
+CPU_SHARE = 0.4  # of the tests handed out first: about two CPU-bound tests in flight for five workers
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The CPU-bound tests spread among the waiting ones, in their order, at about ``CPU_SHARE``."""
+    busy = [item for item in items if _module(item) in CPU_BOUND]
+    waiting = [item for item in items if _module(item) not in CPU_BOUND]
+    ordered: list[pytest.Item] = []
+    taken = 0
+    while busy or waiting:
+        if busy and (not waiting or taken < CPU_SHARE * (len(ordered) + 1)):
+            ordered.append(busy.pop(0))
+            taken += 1
+        else:
+            ordered.append(waiting.pop(0))
+    return ordered
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {module: place for place, module in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(HEAVY_FIRST)))
+    items.sort(key=lambda item: rank.get(_module(item), len(HEAVY_FIRST)))
+    items[:] = _interleaved(items)
 
 
 @pytest.hookimpl(wrapper=True)
