@@ -129,7 +129,7 @@ class Publisher:
                 self._post(channel, message, thread)
                 delivered.set()
 
-        if not self.outbox.queue(f"{channel}/{thread or ''}", post, "start announcement"):
+        if not self.outbox.queue(_line(channel, thread), post, "start announcement"):
             return False
         if not delivered.wait(within):
             withdrawn.set()
@@ -140,7 +140,7 @@ class Publisher:
         by the outbox's sender: a scheduler firing never waits for Slack, and a Slack that took the thread's
         copy but not the channel's is retried for the channel's only (no copy is posted twice)."""
         for channel, thread in ((where.channel_id, where.message_ts), (self.channel, None)):
-            self.outbox.queue(f"{channel}/{thread or ''}", partial(self._post, channel, message, thread), what)
+            self.outbox.queue(_line(channel, thread), partial(self._post, channel, message, thread), what)
 
     def alert(self, run_id: int | None, text: Words) -> None:
         try:
@@ -169,7 +169,7 @@ class Publisher:
 
     def _send(self, channel: str, message: Message, thread_ts: str | None, what: str) -> None:
         """Post now, or after what already waits for the same channel or thread (in order)."""
-        destination = f"{channel}/{thread_ts or ''}"
+        destination = _line(channel, thread_ts)
         self.outbox.send(destination, lambda: self._post(channel, message, thread_ts), what)
 
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
@@ -288,3 +288,8 @@ class Publisher:
             while len(self._slots) > self.tracked:
                 self._slots.popitem(last=False)
             return slot
+
+
+def _line(channel: str, thread_ts: str | None) -> str:
+    """The outbox line of a channel or a thread: what goes there is delivered in order."""
+    return f"{channel}/{thread_ts or ''}"

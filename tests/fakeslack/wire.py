@@ -12,7 +12,7 @@ import itertools
 import json
 import secrets
 import time
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import identity
@@ -93,58 +93,48 @@ def _team() -> JSON:
 # -- slash commands ----------------------------------------------------------------------------------
 
 
+class CommandOptions(TypedDict, total=False):
+    """The fields of a slash command a test may set; the rest are the workspace's."""
+
+    command: str  # defaults to /chaos
+    user_name: str
+    channel_id: str
+    channel_name: str
+    response_url: str
+    trigger: str
+
+
+class SlashCommandOptions(CommandOptions, Signing, total=False):
+    pass
+
+
 def slash_command(
-    text: str,
-    user_id: str = identity.DEFAULT_USER_ID,
-    *,
-    command: str = "/chaos",
-    user_name: str | None = None,
-    channel_id: str = identity.DEFAULT_CHANNEL_ID,
-    channel_name: str = identity.DEFAULT_CHANNEL_NAME,
-    response_url: str | None = None,
-    trigger: str | None = None,
-    **signing: Unpack[Signing],
+    text: str, user_id: str = identity.DEFAULT_USER_ID, **options: Unpack[SlashCommandOptions]
 ) -> SignedRequest:
     """A slash command invocation, form-encoded with every field Slack sends."""
-    fields = slash_command_fields(
-        text,
-        user_id,
-        command=command,
-        user_name=user_name,
-        channel_id=channel_id,
-        channel_name=channel_name,
-        response_url=response_url,
-        trigger=trigger,
-    )
-    return _form(fields, signing)
+    signing = cast(Signing, {key: value for key, value in options.items() if key in Signing.__annotations__})
+    fields = cast(CommandOptions, {key: value for key, value in options.items() if key not in signing})
+    return _form(slash_command_fields(text, user_id, **fields), signing)
 
 
 def slash_command_fields(
-    text: str,
-    user_id: str = identity.DEFAULT_USER_ID,
-    *,
-    command: str = "/chaos",
-    user_name: str | None = None,
-    channel_id: str = identity.DEFAULT_CHANNEL_ID,
-    channel_name: str = identity.DEFAULT_CHANNEL_NAME,
-    response_url: str | None = None,
-    trigger: str | None = None,
+    text: str, user_id: str = identity.DEFAULT_USER_ID, **options: Unpack[CommandOptions]
 ) -> dict[str, str]:
     """Every field Slack sends with a slash command, before it is form-encoded."""
     return {
         "token": identity.VERIFICATION_TOKEN,
         "team_id": identity.TEAM_ID,
         "team_domain": identity.TEAM_DOMAIN,
-        "channel_id": channel_id,
-        "channel_name": channel_name,
+        "channel_id": options.get("channel_id", identity.DEFAULT_CHANNEL_ID),
+        "channel_name": options.get("channel_name", identity.DEFAULT_CHANNEL_NAME),
         "user_id": user_id,
-        "user_name": user_name or user_id.lower(),
-        "command": command,
+        "user_name": options.get("user_name") or user_id.lower(),
+        "command": options.get("command", "/chaos"),
         "text": text,
         "api_app_id": identity.APP_ID,
         "is_enterprise_install": "false",
-        "response_url": response_url or _hook("commands"),
-        "trigger_id": trigger or trigger_id(),
+        "response_url": options.get("response_url") or _hook("commands"),
+        "trigger_id": options.get("trigger") or trigger_id(),
     }
 
 
