@@ -167,7 +167,15 @@ class RunEngine:
             self._after_abort,
         )
         self._orphans = OrphanRecovery(
-            self.db, coordination, self._supervisor, rollbacks, revert, recorder, announcer, clock=clock
+            self.db,
+            coordination,
+            self._supervisor,
+            rollbacks,
+            revert,
+            recorder,
+            announcer,
+            clock=clock,
+            records_landed=self._writes.landed,
         )
 
     def _abort_for_supervisor(

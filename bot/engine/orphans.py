@@ -49,15 +49,22 @@ class OrphanRecovery:
         announcer: Announcer,
         *,
         clock: Callable[[], datetime],
+        records_landed: Callable[[], bool],
     ) -> None:
+        """``records_landed``: True when no record of an outage still waits in the spool (replaying it first)."""
         self.db, self.coordination, self.supervisor = db, coordination, supervisor
         self.rollbacks, self.revert, self.recorder, self.announcer = rollbacks, revert, recorder, announcer
-        self.clock = clock
+        self.clock, self.records_landed = clock, records_landed
 
     def sweep(self) -> list[int]:
         """Adopt every handed-over run and recover every orphaned one this process can take the lease of;
         returns the ids of the runs recovered (reverted and aborted)."""
         if self.supervisor.closed:  # shutting down: this process takes nothing on
+            return []
+        # An abort spooled during a database outage released its run's lease in Redis while the database one
+        # lapsed: until its end lands, the run looks orphaned. Judge on the records, never ahead of them.
+        if not self.records_landed():
+            log.info("dead man's switch waits for the spooled records of a database outage to land")
             return []
         with self.db.transaction() as session:
             running = [run.id for run in records.running_runs(session)]

@@ -84,6 +84,10 @@ class PendingWrites:
         """Replay the spool now; True when it is empty afterwards."""
         return self.spool.replay(self._replay_one)
 
+    def landed(self) -> bool:
+        """True when no record waits in the spool, replaying it first when one does (and it can be applied)."""
+        return not self.spool.waiting() or (self._apply is not None and self.replay())
+
     def close(self, *, deadline_seconds: float = 5.0) -> None:
         """Stop the background replay, try the spool until the deadline; what remains stays spooled."""
         with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from bot.audit import service as audit
 from bot.audit.models import AuditEvent
 from bot.engine import applying
 from bot.engine.applying import RecordWriter
+from bot.engine.coordination import DatabaseCoordination
 from bot.engine.models import SpoolApplied
 from bot.engine.spool import Spool, SpoolRecord, spool_folder
 from bot.engine.writes import PendingWrites
@@ -90,6 +92,34 @@ def test_an_abort_during_an_outage_lands_once_after_a_restart(
     assert ended_at is not None and aborting <= ended_at <= aborted, "the run is dated when it ended, not replayed"
     assert aborted_events(db, run_id) == 1
     assert chain_ok(db)
+
+
+def test_the_dead_mans_switch_never_takes_a_run_whose_spooled_abort_has_not_landed_yet(
+    proxied: tuple[Database, TcpProxy], postgres_db: Database, make_world: Callable[..., World]
+) -> None:
+    """The outage outlasts the run's lease: once the database is back, the sweep must find the abort's end in
+    the records (replaying the spool first), not revert the run a second time and call it "controller lost"."""
+    db, proxy = proxied
+    world = make_world(db)
+    assert world.spool_dir is not None
+    # The background replay, having failed once in the outage, waits a minute: only the sweep can land the records.
+    writes = PendingWrites(Spool(spool_folder(world.spool_dir, db.url)), delays=(60,))
+    engine = world.engine(lease_ttl=timedelta(seconds=1), writes=writes)
+    run_id = world.approved()
+    engine.start(OWNER, run_id)
+    proxy.cut()
+    assert engine.abort(OWNER, run_id, "outage drill").reverted and not world.lab.fault_on
+    past_the_proxy = DatabaseCoordination(postgres_db)
+    wait_for(lambda: past_the_proxy.expired([run_id]) == [run_id], what="the run's lease lapsed in the outage")
+    proxy.restore()
+    assert world.run(run_id).run_state is RunState.RUNNING  # only the spool knows the run ended
+
+    assert engine.recover_orphans() == []
+
+    run = world.run(run_id)
+    assert (run.run_state, run.end_reason) == (RunState.ABORTED, "outage drill")
+    assert len(world.lab.times("revert")) == 1
+    assert aborted_events(db, run_id) == 1
 
 
 def test_a_replay_interrupted_midway_and_repeated_applies_nothing_twice(
