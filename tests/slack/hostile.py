@@ -7,6 +7,7 @@ so any of them appearing as live markup in what the bot posted came from typed t
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -86,6 +87,7 @@ WORD = st.text(
 CONTROL = st.sampled_from(["\x00", "\x07", "\x08", "\x1b[31m", "\u202e", "\u200b", "\ufeff", "\r", "\x0b", "\t"])
 
 
+@functools.cache  # one strategy per size: hypothesis works out a strategy's properties once per object
 def words_with_markup(max_words: int = 8) -> st.SearchStrategy[str]:
     """Space-separated words, about half of them Slack markup; never empty, never starting with a run id."""
     part = st.one_of(st.sampled_from(MARKUP), WORD)
@@ -99,6 +101,7 @@ def _repeated(markup: str, times: int) -> str:
     return (markup + " ") * min(times, SLACK_MESSAGE_LIMIT // (len(markup) + 1))
 
 
+@functools.cache
 def hostile_text(max_words: int = 8) -> st.SearchStrategy[str]:
     """Anything a person can type: markup, control characters, odd unicode, and now and then a lot of it (one
     piece of markup repeated up to Slack's message limit, far past every limit the bot clips to)."""

@@ -122,22 +122,29 @@ CONTENT_TYPES = st.sampled_from(
 )
 
 
+# Built once, not per example: a strategy object works out its properties the first time it is drawn from.
+SHAPES = st.sampled_from(["bytes", "form", "payload", "json", "command"])
+ANY_BYTES = st.binary(max_size=3000)
+FORMS = st.dictionaries(FIELD_NAMES, st.text(max_size=200), max_size=6)
+PAYLOADS = st.one_of(st.text(max_size=300), JSON_VALUES.map(json.dumps))
+COMMAND_FIELDS = sorted(wire.slash_command_fields(""))
+SOME_COMMAND_FIELDS = st.lists(st.sampled_from(COMMAND_FIELDS), unique=True)
+
+
 @st.composite
 def malformed_bodies(draw: st.DrawFn) -> wire.SignedRequest:
-    shape = draw(st.sampled_from(["bytes", "form", "payload", "json", "command"]))
+    shape = draw(SHAPES)
     if shape == "bytes":
-        body = draw(st.binary(max_size=3000))
+        body = draw(ANY_BYTES)
     elif shape == "form":
-        body = urlencode(draw(st.dictionaries(FIELD_NAMES, st.text(max_size=200), max_size=6))).encode()
+        body = urlencode(draw(FORMS)).encode()
     elif shape == "payload":
-        raw = draw(st.one_of(st.text(max_size=300), JSON_VALUES.map(json.dumps)))
-        body = urlencode({"payload": raw}).encode()
+        body = urlencode({"payload": draw(PAYLOADS)}).encode()
     elif shape == "json":
         body = json.dumps(draw(JSON_VALUES)).encode()
     else:  # a slash command missing some of its fields
         full = wire.slash_command_fields(draw(hostile_text()), forged_user())
-        keep = draw(st.lists(st.sampled_from(sorted(full)), unique=True))
-        fields = {key: full[key] for key in keep}
+        fields = {key: full[key] for key in draw(SOME_COMMAND_FIELDS)}
         body = urlencode(fields).encode()
     return signed(body, draw(CONTENT_TYPES))
 
@@ -197,9 +204,14 @@ def _templates() -> dict[str, dict[str, Any]]:
     return {"block_actions": click, "view_submission": submission, "reject": reject.payload(), "event": event}
 
 
+@functools.cache
+def _template_choices() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+    return st.sampled_from(sorted(_templates().items()))
+
+
 @st.composite
 def wrong_shapes(draw: st.DrawFn) -> wire.SignedRequest:
-    kind, template = draw(st.sampled_from(sorted(_templates().items())))
+    kind, template = draw(_template_choices())
     # A fresh delivery each time, or the ledger would drop every example after the first as a repeat.
     fresh = {"event_id": f"Ev{next(_forged_users):08d}"} if kind == "event" else {"trigger_id": wire.trigger_id()}
     document = {**template, **fresh}
@@ -263,10 +275,18 @@ VERBS = st.sampled_from(
 WORDS_AS_VERBS = hostile_text(1)
 
 
+COMMAND_VERBS = VERBS | WORDS_AS_VERBS
+
+
+@functools.cache
+def command_arguments(target: str) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.one_of(st.just(target), st.just("RUN-999999"), hostile_text(3)), max_size=4)
+
+
 @st.composite
 def command_texts(draw: st.DrawFn, target: str) -> str:
-    verb = draw(VERBS | WORDS_AS_VERBS)
-    args = draw(st.lists(st.one_of(st.just(target), st.just("RUN-999999"), hostile_text(3)), max_size=4))
+    verb = draw(COMMAND_VERBS)
+    args = draw(command_arguments(target))
     text = " ".join([verb, *args])[:SLACK_MESSAGE_LIMIT]
     words = text.lower().split()
     if words[:2] in (["abort", "all"], ["abort"]) or words[:1] == ["plan"]:
