@@ -388,12 +388,18 @@ class RedisCoordination(Coordination):
         if time.monotonic() < self._down_until:
             raise _RedisDown
         try:
-            return call(self.client)
+            answer = call(self.client)
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.cooldown_seconds
-            log.warning("Redis unavailable (%s); using the database for %.0f s", exc, self.cooldown_seconds)
+            log.warning("Redis unavailable (%s); using the database for %g s", exc, self.cooldown_seconds)
             raise _RedisDown from exc
+        if self._down_until:
+            with self._lock:
+                recovered, self._down_until = bool(self._down_until), 0.0
+            if recovered:
+                log.info("Redis answers again: leases and mirrors use it from now on")
+        return answer
 
     def _quietly(self, call: Callable[[Any], T]) -> T | None:
         try:

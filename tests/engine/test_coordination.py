@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -9,7 +10,9 @@ from datetime import timedelta
 import pytest
 
 from bot.engine import DatabaseCoordination, RedisCoordination, build_coordination
+from bot.engine.coordination import connect_redis
 from storage.db import Database
+from tests.engine.redis_server import RedisServer
 from tests.services import REDIS_TEST_URL
 from tests.waiting import wait_until
 
@@ -101,3 +104,26 @@ def test_redis_down_falls_back_to_the_database_quickly(sqlite_db: Database, clos
 
 def test_without_redis_coordination_is_the_database(sqlite_db: Database) -> None:
     assert isinstance(build_coordination(None, sqlite_db), DatabaseCoordination)
+
+
+def test_after_redis_restarts_a_lease_taken_meanwhile_returns_to_redis_at_its_next_renewal(
+    sqlite_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine.coordination")
+    own = RedisServer()
+    own.start()
+    try:
+        coordination = RedisCoordination(
+            connect_redis(own.url), DatabaseCoordination(sqlite_db), cooldown_seconds=0.3, owns_client=True
+        )
+        assert coordination.acquire(7, "a", TTL) and own.keys("chaosbot:lease:7")
+        own.stop()
+        assert coordination.renew(7, "a", TTL)  # in the database alone; Redis is left alone for the cool-down
+        own.start()
+        assert coordination.acquire(8, "a", TTL) and not own.keys("chaosbot:lease:8")  # still cooling down
+
+        wait_until(lambda: coordination.renew(8, "a", TTL) and own.keys("chaosbot:lease:8"), what="lease 8 in Redis")
+        assert "Redis answers again" in caplog.text
+        coordination.close()
+    finally:
+        own.stop()
