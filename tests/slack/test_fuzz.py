@@ -314,12 +314,19 @@ def test_commands_from_someone_with_no_role_are_refused_as_text(
 
 
 def _shown_as_text(bot: Bot, started: float, typed: str) -> None:
-    """``typed`` reached a message escaped, and nothing posted since ``started`` carries live typed markup."""
-    calls = calls_since(bot.slack, started)
-    leaked = live_markup_from_typing(calls)
-    assert not leaked, f"typed markup posted live: {leaked}"
+    """``typed`` reached a message escaped, and nothing posted since ``started`` carries live typed markup.
+
+    The message carrying it goes out after the state change is committed, so under load it can come a moment
+    after the run's new state is visible: wait for it rather than for a quiet spell."""
     expected = escaped(" ".join(typed.split())).rstrip(".")
-    assert expected in posted_text(calls), f"{expected!r} is not shown (escaped) in any message: {posted_text(calls)}"
+    try:
+        wait_until(lambda: expected in posted_text(calls_since(bot.slack, started)), timeout=10, what="the text shown")
+    except AssertionError:
+        shown = posted_text(calls_since(bot.slack, started))
+        raise AssertionError(f"{expected!r} is not shown (escaped) in any message: {shown}") from None
+    bot.settle(quiet=0.15)
+    leaked = live_markup_from_typing(calls_since(bot.slack, started))
+    assert not leaked, f"typed markup posted live: {leaked}"
 
 
 def _plan_with(bot: Bot, view: dict[str, Any], notes: str, rollback: str) -> None:
@@ -355,7 +362,6 @@ def test_cancel_and_reject_reasons_are_shown_as_text(bot: Bot, reason: str, how:
         values = {"reason": {"value": wire.text_value(reason)}}
         assert bot.submit(view, values, RELIABILITY).status == 200
         wait_until(lambda: bot.server.run_state(run.id) == "rejected", what=f"{run.label} rejected")
-    bot.settle(quiet=0.15)
     _shown_as_text(bot, started, reason)
 
 
@@ -367,7 +373,6 @@ def test_abort_reasons_are_shown_as_text(bot: Bot, reason: str) -> None:
     started = time.time()
     assert bot.command(f"abort {run.label} {reason}", SECURITY).status == 200
     wait_until(lambda: bot.server.run_state(run.id) == "aborted", timeout=10, what=f"{run.label} aborted")
-    bot.settle(quiet=0.15)
     _shown_as_text(bot, started, reason)
 
 
@@ -380,11 +385,14 @@ def test_the_reported_escape_is_closed(sqlite_bot: Bot) -> None:
     started = time.time()
     assert bot.command(f"abort {run.label} {typed}", RELIABILITY).status == 200
     wait_until(lambda: bot.server.run_state(run.id) == "aborted", timeout=10, what=f"{run.label} aborted")
+
+    def texts() -> list[str]:
+        return [text for call in calls_since(bot.slack, started) for text in mrkdwn_texts(call)]
+
+    wait_until(lambda: any("&lt;!channel&gt; heads up" in text for text in texts()), what="the reason shown escaped")
     bot.settle(quiet=0.2)
-    texts = [text for call in calls_since(bot.slack, started) for text in mrkdwn_texts(call)]
-    assert any("&lt;!channel&gt; heads up" in text for text in texts), texts
-    assert not any("<!channel>" in text or "<https://evil.example" in text for text in texts), texts
-    assert not any(f"<@{STAKEHOLDER}> see" in text for text in texts), texts
+    assert not any("<!channel>" in text or "<https://evil.example" in text for text in texts()), texts()
+    assert not any(f"<@{STAKEHOLDER}> see" in text for text in texts()), texts()
 
     asked = time.time()
     assert bot.command("report", STAKEHOLDER).status == 200
