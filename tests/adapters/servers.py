@@ -94,7 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             payload, kind = json.dumps(reply.body).encode(), "application/json"
         self.send_response(reply.status)
-        self.send_header("Content-Type", kind)
+        if not any(key.lower() == "content-type" for key in reply.headers):
+            self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in reply.headers.items():
             self.send_header(key, value)
