@@ -1,8 +1,9 @@
 """The retrospective's chart: each stop condition's samples over time against its threshold, the fault
 window shaded, and the moments that matter (start, breach, abort or revert, recovered) marked.
 
-matplotlib is imported inside ``draw`` (tens of MB the idle server never needs), and only its object API
-with the Agg canvas is used: no pyplot global state, so charts can be drawn from several threads.
+matplotlib is imported inside ``draw``, which the server calls through ``bot.chart_process`` (in a helper
+process: tens of MB the server never holds). Only its object API with the Agg canvas is used: no pyplot global
+state, so ``draw`` is also safe to call from several threads.
 """
 
 from __future__ import annotations

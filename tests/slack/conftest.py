@@ -284,6 +284,19 @@ class ChaosbotServer:
             os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the master and its worker only
             self.process.wait(timeout=5)
 
+    def processes(self) -> dict[int, str]:
+        """Its session's live processes (the gunicorn master, its worker, their helpers): pid -> command line."""
+        assert self.process is not None
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                state, _, _, session = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
+                if int(session) == self.process.pid and state != "Z":
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        return found
+
     # -- talking to it ---------------------------------------------------------------------------------
 
     def send(self, request: wire.SignedRequest, timeout: float = 10.0) -> Response:

@@ -81,6 +81,21 @@ def assert_chart_in_thread(bot: Bot, run: RunHandle) -> None:
     )
 
 
+def assert_drawn_outside_the_server(bot: Bot) -> None:
+    """matplotlib is mapped by the chart helper only: the server's own processes never load it."""
+
+    def maps_matplotlib(pid: int) -> bool:
+        try:
+            return "/matplotlib/" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+
+    processes = bot.server.processes()
+    helpers = [pid for pid, command in processes.items() if "bot.chart_process" in command]
+    assert helpers and all(maps_matplotlib(pid) for pid in helpers), processes
+    assert [command for pid, command in processes.items() if pid not in helpers and maps_matplotlib(pid)] == []
+
+
 def assert_posted_once(bot: Bot, run: RunHandle) -> None:
     wait_until(
         lambda: bot.server.query("SELECT run_id FROM retrospectives WHERE run_id = :id", id=run.id),
@@ -128,6 +143,7 @@ def test_a_completed_run_gets_its_retrospective_and_chart_in_its_thread(bot: Bot
     retro = retrospective(bot, run)
     assert "completed" in retro.params["text"] and "hypothesis" in retro.params["text"]
     assert_chart_in_thread(bot, run)
+    assert_drawn_outside_the_server(bot)
     ts = str(retro.response["ts"])
     assert f"p{ts.replace('.', '')}" in channel_line(bot, run).params["text"]
     assert "retro.add_action" in buttons(bot.slack.message(CHANNEL, ts))

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from bot import chart_process
 from bot.actions.flows import ItemView
 from bot.actions.models import WHAT_MAX
 from bot.interface import ids
@@ -88,7 +89,7 @@ def retro_renderers(render: Renderer = SLACK, *, with_chart: bool = True) -> Ret
     return RetroRenderers(
         message=lambda retro, missing: retrospective_message(retro, render, chart_missing=missing),
         summary=lambda retro, link: summary_line(retro, render, link=link),
-        chart=(lambda retro: draw(retro).png) if with_chart else None,
+        chart=(lambda retro: chart_process.draw(draw, retro).png) if with_chart else None,
         alt_text=chart_alt_text,
     )
 

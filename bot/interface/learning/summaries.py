@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import chart_process
 from bot.interface.conversation import Conversation
 from bot.interface.kit import Message
 from bot.interface.learning.messages import summary_message
@@ -70,19 +71,24 @@ class Summaries:
         """Post the summary of ``period`` in ``channel``; a quarter's trend chart goes in its thread."""
         summary = self.summary(period)
         where, ts = self.outlet.post(channel, summary_message(summary, self.zone, self.render))
-        if summary.trend:
-            trend = chart.draw(summary)
-            uploaded = self.outlet.upload(
-                where,
-                ts,
-                trend.png,
-                filename=f"chaos-{period.label}-trend.png",
-                title=f"Chaos experiments, {period.title}: the quarter's trend",
-                alt_text=f"Runs by outcome, hypotheses refuted and action items opened per month of {period.title}",
-            )
-            if not uploaded:
-                self.outlet.post(where, Message(text="The trend chart could not be attached."), thread_ts=ts)
+        if summary.trend and not self._attach_trend(summary, period, where, ts):
+            self.outlet.post(where, Message(text="The trend chart could not be attached."), thread_ts=ts)
         return where, ts
+
+    def _attach_trend(self, summary: Summary, period: Period, where: str, ts: str) -> bool:
+        try:
+            trend = chart_process.draw(chart.draw, summary)
+        except Exception:  # a drawing that fails must not cost the summary its thread's explanation
+            log.exception("could not draw the trend chart of %s", period.label)
+            return False
+        return self.outlet.upload(
+            where,
+            ts,
+            trend.png,
+            filename=f"chaos-{period.label}-trend.png",
+            title=f"Chaos experiments, {period.title}: the quarter's trend",
+            alt_text=f"Runs by outcome, hypotheses refuted and action items opened per month of {period.title}",
+        )
 
     def post_due(self) -> list[str]:
         """Post the scheduled summaries that are due (every minute, every replica); the keys this one posted."""
