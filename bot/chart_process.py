@@ -12,6 +12,7 @@ length. The function must be importable by name (a module-level function, such a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -112,7 +113,8 @@ class ChartProcess:
             process.kill()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # a request left unflushed in a broken pipe
+                    stream.close()
         try:
             process.wait(timeout=5)  # its input closed, an idle helper exits at once
         except subprocess.TimeoutExpired:
