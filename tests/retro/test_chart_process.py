@@ -104,3 +104,11 @@ def test_the_helper_exits_when_the_process_that_started_it_is_killed() -> None:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     wait_until(lambda: not alive(helper_pid), timeout=10, what="the orphaned helper to exit")
+
+
+def test_a_request_that_races_the_helper_s_idle_exit_is_drawn_by_a_fresh_helper() -> None:
+    helper = ChartProcess(idle_seconds=0, timeout_seconds=20)  # it exits the moment it has nothing to do
+    try:
+        assert [helper.draw(drawings.sleeps, float(i) / 1000) for i in range(15)] == [i / 1000 for i in range(15)]
+    finally:
+        helper.close()
