@@ -66,12 +66,14 @@ def test_a_helper_that_dies_while_drawing_is_reported_and_replaced(helper: Chart
 
 
 def test_a_drawing_that_takes_too_long_is_given_up_and_its_helper_stopped() -> None:
-    helper = ChartProcess(idle_seconds=30, timeout_seconds=0.5)
+    helper = ChartProcess(idle_seconds=30, timeout_seconds=20)
     try:
-        stuck = helper.draw(drawings.helper_pid, None)
+        stuck = helper.draw(drawings.helper_pid, None)  # started: its start-up does not count against 0.5 s
+        helper.timeout_seconds = 0.5
         with pytest.raises(ChartProcessError, match=r"longer than 0\.5 s"):
             helper.draw(drawings.sleeps, 30.0)
         assert not alive(stuck) and helper.pid is None
+        helper.timeout_seconds = 20
         assert helper.draw(drawings.sleeps, 0.0) == 0.0
     finally:
         helper.close()
