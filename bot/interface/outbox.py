@@ -3,7 +3,9 @@ here and are delivered later, in order per destination (a channel, or one run's 
 
 A message is sent at once on the caller's thread when nothing waits before it for the same destination;
 otherwise, or when that first try fails for a passing reason, it queues behind the others. One sender
-thread retries the head of each queue with backoff, honouring ``Retry-After``. The outbox is bounded: when
+thread retries the head of each queue with backoff, honouring ``Retry-After``: a refusal of the platform's
+(429, 5xx, unreachable) holds every line back, ``message_pending`` (one run's message still being posted by
+another replica) only its own. The outbox is bounded: when
 full, the oldest waiting message is dropped (logged and counted), never the caller blocked. A refusal that
 retrying cannot fix (``not_in_channel``, ``invalid_blocks``...) is logged and dropped at once. After
 ``close`` the outbox refuses new messages (``send`` returns False, logged) and starts no sender.
@@ -30,6 +32,13 @@ MESSAGE_PENDING = "message_pending"  # ours: a run's message is being posted by 
 PASSING = frozenset(
     {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout", MESSAGE_PENDING}
 )
+ONE_LINE = frozenset({MESSAGE_PENDING})  # passing refusals about one destination, not the platform
+
+
+@dataclass(frozen=True)
+class _Retry:
+    after: float  # seconds the platform asked for (Retry-After), 0 when it did not say
+    platform: bool  # the platform is refusing (every line waits), or only this line must
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Outbox:
         self._sender: threading.Thread | None = None
         self._backoff = first_backoff
         self._not_before = 0.0
+        self._held: dict[str, tuple[float, float]] = {}  # destination -> (not before, its next back-off)
 
     def waits_for(self, destination: str) -> bool:
         """Whether a letter for ``destination`` waits that has not begun. One the sender is trying now may have
@@ -86,7 +96,7 @@ class Outbox:
                 self._enqueue(destination, letter)
                 return True
             self._busy.add(destination)
-        outcome: float | None = None
+        outcome: _Retry | None = None
         try:
             outcome = _attempt(letter)
         finally:
@@ -102,10 +112,11 @@ class Outbox:
                 log.warning("the outbox is closed: refused a %s for %s", what, destination)
                 return False
             self._not_before = 0.0
+            self._held.pop(destination, None)
             self._enqueue(destination, _Letter(carried(deliver), what, self.monotonic()))
         return True
 
-    def _tried(self, destination: str, letter: _Letter, outcome: float | None) -> None:
+    def _tried(self, destination: str, letter: _Letter, outcome: _Retry | None) -> None:
         """After a first try on the caller's thread: a passing failure waits first in its line."""
         with self._wake:
             self._busy.discard(destination)
@@ -114,7 +125,7 @@ class Outbox:
             elif outcome is not None:
                 self._queues.setdefault(destination, deque()).appendleft(letter)  # first in its line
                 self._trim()
-                self._delay(outcome)
+                self._delay(destination, outcome)
             self._kick()
 
     def close(self, *, deadline_seconds: float = 3.0) -> None:
@@ -122,6 +133,7 @@ class Outbox:
         with self._wake:
             self._closed = True
             self._not_before = 0.0
+            self._held.clear()
             self._wake.notify_all()
         if self._sender is not None:
             self._sender.join(timeout=deadline_seconds)
@@ -147,10 +159,16 @@ class Outbox:
             log.error("outbox full: dropped an undelivered %s for %s", lost.what, destination)
             if not queue:
                 del self._queues[destination]
+                self._held.pop(destination, None)
 
-    def _delay(self, retry_after: float) -> None:
-        self._not_before = self.monotonic() + max(retry_after, self._backoff)
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+    def _delay(self, destination: str, retry: _Retry) -> None:
+        now = self.monotonic()
+        if retry.platform:
+            self._not_before = now + max(retry.after, self._backoff)
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+            return
+        backoff = self._held.get(destination, (0.0, self.first_backoff))[1]
+        self._held[destination] = (now + max(retry.after, backoff), min(backoff * 2, MAX_BACKOFF))
 
     def _kick(self) -> None:
         if not self._queues:
@@ -171,7 +189,7 @@ class Outbox:
                     if not self._queues:
                         self._sender = None  # the next message starts a new sender
                         return
-                    self._wake.wait(timeout=max(0.05, self._not_before - self.monotonic()))
+                    self._wake.wait(timeout=max(0.05, self._next_try_at() - self.monotonic()))
                     head = self._next_head()
                 destination, letter = head
                 self._busy.add(destination)
@@ -183,12 +201,13 @@ class Outbox:
                 queue = self._queues.get(destination)
                 if outcome is None:
                     self._backoff = self.first_backoff
+                    self._held.pop(destination, None)
                     if queue and queue[0] is letter:
                         queue.popleft()
                     if queue is not None and not queue:
                         del self._queues[destination]
                 else:
-                    self._delay(outcome)
+                    self._delay(destination, outcome)
 
     def _too_old(self, letter: _Letter) -> bool:
         if self.monotonic() - letter.queued_at < self.give_up_after:
@@ -197,18 +216,25 @@ class Outbox:
         log.error("gave up on a %s undelivered for %.0f s", letter.what, self.give_up_after)
         return True
 
-    def _next_head(self) -> tuple[str, _Letter] | None:
+    def _next_try_at(self) -> float:
+        """When a line may be tried next: after the platform's back-off, else its earliest held line."""
         if self.monotonic() < self._not_before:
+            return self._not_before
+        return min((until for until, _ in self._held.values()), default=0.0)
+
+    def _next_head(self) -> tuple[str, _Letter] | None:
+        now = self.monotonic()
+        if now < self._not_before:
             return None
         for destination, queue in self._queues.items():
-            if queue and destination not in self._busy:
+            if queue and destination not in self._busy and self._held.get(destination, (0.0, 0.0))[0] <= now:
                 self._queues.move_to_end(destination)  # round robin between destinations
                 return destination, queue[0]
         return None
 
 
-def _attempt(letter: _Letter) -> float | None:
-    """Deliver; None when done (or dropped for good), else how long to wait before the next try."""
+def _attempt(letter: _Letter) -> _Retry | None:
+    """Deliver; None when done (or dropped for good), else when and how widely to wait before the next try."""
     try:
         letter.deliver()
         return None
@@ -216,7 +242,7 @@ def _attempt(letter: _Letter) -> float | None:
         if exc.reason not in PASSING:
             log.error("the chat platform refused a %s for good (%s): dropped", letter.what, exc.reason)
             return None
-        return float(getattr(exc, "retry_after", None) or 0.0)
+        return _Retry(float(exc.retry_after or 0.0), platform=exc.reason not in ONE_LINE)
     except Exception:  # connection refused, timeouts: the platform is unreachable for now
         log.warning("could not deliver a %s yet; it waits in the outbox", letter.what, exc_info=True)
-        return 0.0
+        return _Retry(0.0, platform=True)
