@@ -5,10 +5,10 @@ A message is sent at once on the caller's thread when nothing waits before it fo
 otherwise, or when that first try fails for a passing reason, it queues behind the others. One sender
 thread retries the head of each queue with backoff, honouring ``Retry-After``: a refusal of the platform's
 (429, 5xx, unreachable) holds every line back, ``message_pending`` (one run's message still being posted by
-another replica) only its own. The outbox is bounded: when
-full, the oldest waiting message is dropped (logged and counted), never the caller blocked. A refusal that
-retrying cannot fix (``not_in_channel``, ``invalid_blocks``...) is logged and dropped at once. After
-``close`` the outbox refuses new messages (``send`` returns False, logged) and starts no sender.
+another replica) only its own. The outbox is bounded: when full, the oldest waiting message is dropped
+(logged and counted), never the caller blocked. A refusal that retrying cannot fix (``not_in_channel``,
+``invalid_blocks``...) is logged and dropped at once. After ``close`` the outbox refuses new messages
+(``send`` returns False, logged) and starts no sender.
 """
 
 from __future__ import annotations
